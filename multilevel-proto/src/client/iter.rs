@@ -1,0 +1,153 @@
+//! One iterator as the client sees it: what it buffered, where it resumes, and its credit.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use super::config::RequestError;
+use crate::message::{ClientMessage, IterOptions, WireEntry, entry_cost};
+use crate::range::KeyRange;
+
+/// What reading an iterator gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IterPoll {
+    /// The next entry; key and value are present as the iterator's options asked.
+    Entry(WireEntry),
+    /// Nothing yet: wait for [`ClientEvent::IteratorReadable`](super::ClientEvent).
+    Pending,
+    /// Every entry was read.
+    End,
+    /// The iterator failed; it yields nothing more.
+    Error(RequestError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    Active,
+    Ended,
+    Failed(RequestError),
+}
+
+#[derive(Debug)]
+pub(super) struct ClientIterator {
+    options: IterOptions,
+    /// What the server has still to send: the original range narrowed past the last key
+    /// received (not consumed: buffered entries are kept across a reconnect).
+    range: KeyRange,
+    yielded: u64,
+    buffer: VecDeque<WireEntry>,
+    buffered_bytes: u64,
+    /// Bytes consumed since credit was last granted.
+    consumed: u64,
+    epoch: u32,
+    state: State,
+    /// The current connection has this iterator open.
+    pub(super) on_server: bool,
+}
+
+impl ClientIterator {
+    pub(super) fn new(options: IterOptions) -> Self {
+        Self {
+            range: options.range.clone(),
+            options,
+            yielded: 0,
+            buffer: VecDeque::new(),
+            buffered_bytes: 0,
+            consumed: 0,
+            epoch: 0,
+            state: State::Active,
+            on_server: false,
+        }
+    }
+
+    /// Whether the server must be asked for more on a new connection.
+    pub(super) fn needs_server(&self) -> bool {
+        self.state == State::Active
+    }
+
+    fn remaining_limit(&self) -> Option<u64> {
+        self.options.limit.map(|limit| limit.saturating_sub(self.yielded + self.buffer.len() as u64))
+    }
+
+    /// The frame that opens this iterator where it stands, with credit for what the buffer
+    /// leaves of the window.
+    pub(super) fn open_message(&mut self, id: u64, window: u64) -> ClientMessage {
+        self.consumed = 0;
+        self.on_server = true;
+        let options = IterOptions { range: self.range.clone(), limit: self.remaining_limit(), ..self.options.clone() };
+        ClientMessage::IterOpen { id, options, credit: window.saturating_sub(self.buffered_bytes) }
+    }
+
+    pub(super) fn handle_data(&mut self, epoch: u32, entries: Vec<WireEntry>, last_key: Bytes) {
+        if epoch != self.epoch || self.state != State::Active {
+            return; // sent before a seek, or after the iterator failed
+        }
+        for entry in entries {
+            self.buffered_bytes += entry_cost(&entry);
+            self.buffer.push_back(entry);
+        }
+        self.range = if self.options.reverse { self.range.before(&last_key) } else { self.range.after(&last_key) };
+    }
+
+    pub(super) fn handle_end(&mut self, epoch: u32) {
+        if epoch == self.epoch && self.state == State::Active {
+            self.state = State::Ended;
+        }
+    }
+
+    pub(super) fn fail(&mut self, error: RequestError) {
+        if self.state == State::Active {
+            self.state = State::Failed(error);
+        }
+    }
+
+    /// Takes the next entry. Returns, beside it, credit to grant the server, if due.
+    pub(super) fn next(&mut self, window: u64) -> (IterPoll, Option<u64>) {
+        if self.options.limit.is_some_and(|limit| self.yielded >= limit) {
+            return (IterPoll::End, None);
+        }
+        let Some(entry) = self.buffer.pop_front() else {
+            let poll = match &self.state {
+                State::Active => IterPoll::Pending,
+                State::Ended => IterPoll::End,
+                State::Failed(err) => IterPoll::Error(err.clone()),
+            };
+            return (poll, None);
+        };
+        let cost = entry_cost(&entry);
+        self.yielded += 1;
+        self.buffered_bytes -= cost;
+        self.consumed += cost;
+        // Grant in chunks to save frames, but at once when the buffer runs dry so a server
+        // waiting on a large entry's overshoot never stalls.
+        let grant =
+            (self.state == State::Active && self.on_server) && (self.consumed >= window / 2 || self.buffer.is_empty());
+        let credit = grant.then(|| std::mem::take(&mut self.consumed));
+        (IterPoll::Entry(entry), credit)
+    }
+
+    /// Moves to `target`: drops what was buffered and returns the frame to send if the server
+    /// knows this iterator (otherwise it is reopened by [`open_message`](Self::open_message)).
+    pub(super) fn seek(&mut self, id: u64, target: Bytes, window: u64) -> Option<ClientMessage> {
+        if matches!(self.state, State::Failed(_)) {
+            return None;
+        }
+        self.epoch = self.epoch.wrapping_add(1);
+        self.buffer.clear();
+        self.buffered_bytes = 0;
+        self.consumed = 0;
+        self.state = State::Active;
+        self.range = if self.options.reverse {
+            self.options.range.to_key(&target)
+        } else {
+            self.options.range.from_key(&target)
+        };
+        self.on_server.then(|| ClientMessage::IterSeek {
+            id,
+            epoch: self.epoch,
+            target,
+            limit: self.remaining_limit(),
+            credit: window,
+        })
+    }
+}

@@ -1,0 +1,481 @@
+//! The client, as a state machine with no I/O.
+//!
+//! # Driving it
+//!
+//! ```text
+//! transport came up        -> handle_connected(now)
+//! bytes arrived            -> handle_input(bytes, now)
+//! transport ended          -> handle_disconnected(now)
+//! timer fired              -> handle_timeout(now)
+//! caller wants something   -> issue(request, now) / open_iterator / iterator_next / seek / close_iterator
+//! after any of the above   -> drain poll_transmit() to the transport, drain poll_event() to callers,
+//!                             and re-arm the timer with poll_timeout()
+//! ClientEvent::Disconnected -> close the transport; with retry on, connect again
+//! ```
+//!
+//! Requests issued while no transport is up wait for one. Request and iterator ids share one
+//! counter and are never reused.
+
+mod config;
+mod iter;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+
+pub use config::{ClientConfig, ClientEvent, ConnectionError, IssueError, Request, RequestError, Response};
+use iter::ClientIterator;
+pub use iter::IterPoll;
+
+use crate::frame::FrameDecoder;
+use crate::message::{
+    ClientHello, ClientMessage, ErrorCode, Goodbye, GoodbyeReason, IterOptions, MAGIC, PROTOCOL_VERSION, RemoteError,
+    ServerHello, ServerMessage, decode, encode, encoded_len,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Disconnected,
+    Handshaking,
+    Connected,
+    Closed,
+}
+
+#[derive(Debug)]
+struct PendingRequest {
+    request: Request,
+    deadline: Option<Instant>,
+}
+
+/// The client state machine. See the [module docs](self) for how to drive it.
+#[derive(Debug)]
+pub struct Client {
+    config: ClientConfig,
+    phase: Phase,
+    decoder: FrameDecoder,
+    out: BytesMut,
+    events: VecDeque<ClientEvent>,
+    next_id: u64,
+    requests: BTreeMap<u64, PendingRequest>,
+    iterators: BTreeMap<u64, ClientIterator>,
+    server: Option<ServerHello>,
+    last_heard: Instant,
+    ping_outstanding: bool,
+    next_nonce: u64,
+    queue_full: bool,
+}
+
+impl Client {
+    /// A client with no transport yet.
+    pub fn new(config: ClientConfig, now: Instant) -> Self {
+        Self {
+            decoder: FrameDecoder::new(config.max_frame),
+            config,
+            phase: Phase::Disconnected,
+            out: BytesMut::new(),
+            events: VecDeque::new(),
+            next_id: 1,
+            requests: BTreeMap::new(),
+            iterators: BTreeMap::new(),
+            server: None,
+            last_heard: now,
+            ping_outstanding: false,
+            next_nonce: 0,
+            queue_full: false,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// Whether the handshake on the current transport has completed.
+    pub fn is_connected(&self) -> bool {
+        self.phase == Phase::Connected
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    /// What the server announced in its last handshake.
+    pub fn server(&self) -> Option<&ServerHello> {
+        self.server.as_ref()
+    }
+
+    /// Requests waiting for an answer.
+    pub fn pending(&self) -> usize {
+        self.requests.len()
+    }
+
+    /// Whether [`issue`](Self::issue) would currently fail with [`IssueError::QueueFull`].
+    pub fn is_queue_full(&self) -> bool {
+        self.requests.len() >= self.config.max_pending
+    }
+
+    /// Issues a request with the configured default deadline. Returns its id; the answer
+    /// comes as [`ClientEvent::Response`] with that id.
+    pub fn issue(&mut self, request: Request, now: Instant) -> Result<u64, IssueError> {
+        let deadline = self.config.request_timeout.map(|t| now + t);
+        self.issue_with_deadline(request, deadline)
+    }
+
+    /// Issues a request that fails with [`RequestError::TimedOut`] if not answered by
+    /// `deadline`.
+    pub fn issue_with_deadline(&mut self, request: Request, deadline: Option<Instant>) -> Result<u64, IssueError> {
+        if self.phase == Phase::Closed {
+            return Err(IssueError::Closed);
+        }
+        if self.is_queue_full() {
+            self.queue_full = true;
+            return Err(IssueError::QueueFull);
+        }
+        let id = self.next_id;
+        let msg = request_message(id, &request);
+        self.check_limits(request.keys().into_iter(), &msg)?;
+        self.next_id += 1;
+        if self.phase == Phase::Connected {
+            encode(&msg, &mut self.out);
+        }
+        self.requests.insert(id, PendingRequest { request, deadline });
+        Ok(id)
+    }
+
+    fn check_limits<'a>(&self, keys: impl Iterator<Item = &'a Bytes>, msg: &ClientMessage) -> Result<(), IssueError> {
+        let Some(server) = &self.server else { return Ok(()) };
+        let max = server.max_key_size as usize;
+        if let Some(key) = keys.into_iter().find(|k| k.len() > max) {
+            return Err(IssueError::KeyTooLarge { len: key.len(), max });
+        }
+        let len = encoded_len(msg);
+        if len > server.max_frame as usize {
+            return Err(IssueError::TooLarge { len, max: server.max_frame as usize });
+        }
+        Ok(())
+    }
+
+    /// Opens an iterator. Read it with [`iterator_next`](Self::iterator_next); close it with
+    /// [`close_iterator`](Self::close_iterator) when done, which releases its server snapshot.
+    pub fn open_iterator(&mut self, options: IterOptions) -> Result<u64, IssueError> {
+        if self.phase == Phase::Closed {
+            return Err(IssueError::Closed);
+        }
+        let id = self.next_id;
+        let mut iter = ClientIterator::new(options);
+        let msg = iter.open_message(id, self.config.iterator_window);
+        self.check_limits(std::iter::empty(), &msg)?;
+        self.next_id += 1;
+        if self.phase == Phase::Connected {
+            encode(&msg, &mut self.out);
+        } else {
+            iter.on_server = false;
+        }
+        self.iterators.insert(id, iter);
+        Ok(id)
+    }
+
+    /// Takes the next entry of an iterator. Unknown (closed) iterators read as ended.
+    pub fn iterator_next(&mut self, id: u64) -> IterPoll {
+        let Some(iter) = self.iterators.get_mut(&id) else { return IterPoll::End };
+        let (poll, credit) = iter.next(self.config.iterator_window);
+        if let Some(bytes) = credit
+            && self.phase == Phase::Connected
+        {
+            encode(&ClientMessage::IterCredit { id, bytes }, &mut self.out);
+        }
+        poll
+    }
+
+    /// Moves an iterator to the first key at or after `target` (at or before, in reverse),
+    /// within its range. Entries buffered from before the seek are dropped.
+    pub fn seek(&mut self, id: u64, target: Bytes) {
+        let window = self.config.iterator_window;
+        let Some(iter) = self.iterators.get_mut(&id) else { return };
+        let msg = iter.seek(id, target, window);
+        if self.phase != Phase::Connected {
+            return; // reopened where it stands on the next connection
+        }
+        let msg = match msg {
+            Some(msg) => msg,
+            None if iter.needs_server() => iter.open_message(id, window),
+            None => return,
+        };
+        encode(&msg, &mut self.out);
+    }
+
+    /// Closes an iterator and releases its snapshot on the server.
+    pub fn close_iterator(&mut self, id: u64) {
+        if let Some(iter) = self.iterators.remove(&id)
+            && iter.on_server
+            && self.phase == Phase::Connected
+        {
+            encode(&ClientMessage::IterClose { id }, &mut self.out);
+        }
+    }
+
+    /// Says a new transport is up. The handshake goes out at once; pending requests follow
+    /// once the server answers it.
+    pub fn handle_connected(&mut self, now: Instant) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.phase = Phase::Handshaking;
+        self.decoder = FrameDecoder::new(self.config.max_frame);
+        self.out.clear();
+        self.last_heard = now;
+        self.ping_outstanding = false;
+        for iter in self.iterators.values_mut() {
+            iter.on_server = false;
+        }
+        let hello = ClientHello {
+            magic: MAGIC,
+            version: PROTOCOL_VERSION,
+            features: 0,
+            session: self.config.session,
+            max_frame: self.config.max_frame,
+        };
+        encode(&ClientMessage::Hello(hello), &mut self.out);
+    }
+
+    /// Says the transport ended. Without retry, pending requests and open iterators fail with
+    /// [`RequestError::ConnectionLost`]; with retry they wait for the next transport.
+    pub fn handle_disconnected(&mut self, _now: Instant) {
+        if matches!(self.phase, Phase::Handshaking | Phase::Connected) {
+            self.lose(ConnectionError::TransportClosed);
+        }
+    }
+
+    /// Feeds bytes read from the transport.
+    ///
+    /// An error means this connection is given up ([`ClientEvent::Disconnected`] says so too):
+    /// close the transport.
+    pub fn handle_input(&mut self, bytes: &[u8], now: Instant) -> Result<(), ConnectionError> {
+        if !matches!(self.phase, Phase::Handshaking | Phase::Connected) {
+            return Ok(());
+        }
+        self.last_heard = now;
+        self.ping_outstanding = false;
+        self.decoder.push(bytes);
+        loop {
+            let frame = match self.decoder.next_frame() {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Ok(()),
+                Err(err) => return Err(self.lose(err.into())),
+            };
+            let result =
+                decode::<ServerMessage>(&frame).map_err(ConnectionError::from).and_then(|msg| self.handle_message(msg));
+            if let Err(err) = result {
+                return Err(self.lose(err));
+            }
+            if !matches!(self.phase, Phase::Handshaking | Phase::Connected) {
+                return Ok(());
+            }
+        }
+    }
+
+    fn handle_message(&mut self, msg: ServerMessage) -> Result<(), ConnectionError> {
+        if self.phase == Phase::Handshaking {
+            return match msg {
+                ServerMessage::Hello(hello) => self.handle_hello(hello),
+                ServerMessage::Goodbye(goodbye) => Err(goodbye_error(goodbye)),
+                _ => Err(ConnectionError::Protocol("a message before the handshake answer".into())),
+            };
+        }
+        match msg {
+            ServerMessage::Hello(_) => return Err(ConnectionError::Protocol("a second handshake".into())),
+            ServerMessage::Goodbye(goodbye) => return Err(goodbye_error(goodbye)),
+            ServerMessage::Ping { nonce } => encode(&ClientMessage::Pong { nonce }, &mut self.out),
+            ServerMessage::Pong { .. } => {}
+            ServerMessage::Value { id, value } => self.finish(id, Ok(Response::Value(value))),
+            ServerMessage::Values { id, values } => self.finish(id, Ok(Response::Values(values))),
+            ServerMessage::Done { id } => self.finish(id, Ok(Response::Done)),
+            ServerMessage::Error { id, error } => self.finish(id, Err(RequestError::Remote(error))),
+            ServerMessage::IterData { id, epoch, entries, last_key } => {
+                if let Some(iter) = self.iterators.get_mut(&id) {
+                    iter.handle_data(epoch, entries, last_key);
+                    self.events.push_back(ClientEvent::IteratorReadable { id });
+                }
+            }
+            ServerMessage::IterEnd { id, epoch } => {
+                if let Some(iter) = self.iterators.get_mut(&id) {
+                    iter.handle_end(epoch);
+                    self.events.push_back(ClientEvent::IteratorReadable { id });
+                }
+            }
+            ServerMessage::IterError { id, error } => {
+                if let Some(iter) = self.iterators.get_mut(&id) {
+                    iter.on_server = false;
+                    iter.fail(RequestError::Remote(error));
+                    self.events.push_back(ClientEvent::IteratorReadable { id });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn handle_hello(&mut self, hello: ServerHello) -> Result<(), ConnectionError> {
+        if hello.magic != MAGIC {
+            return Err(ConnectionError::Incompatible("the server is not a multilevel server".into()));
+        }
+        if hello.version != PROTOCOL_VERSION {
+            return Err(ConnectionError::Incompatible(format!(
+                "server speaks protocol version {}, this client {}",
+                hello.version, PROTOCOL_VERSION
+            )));
+        }
+        self.phase = Phase::Connected;
+        self.server = Some(hello.clone());
+        self.events.push_back(ClientEvent::Connected(hello));
+        self.replay();
+        Ok(())
+    }
+
+    /// Sends every pending request and every unfinished iterator, in issue order.
+    fn replay(&mut self) {
+        let window = self.config.iterator_window;
+        let mut ids: Vec<u64> = self.requests.keys().copied().collect();
+        ids.extend(self.iterators.iter().filter(|(_, it)| it.needs_server()).map(|(id, _)| *id));
+        ids.sort_unstable();
+        for id in ids {
+            if let Some(pending) = self.requests.get(&id) {
+                let msg = request_message(id, &pending.request);
+                match self.check_limits(pending.request.keys().into_iter(), &msg) {
+                    Ok(()) => encode(&msg, &mut self.out),
+                    Err(err) => {
+                        let code = match err {
+                            IssueError::KeyTooLarge { .. } => ErrorCode::KeyTooLarge,
+                            _ => ErrorCode::TooLarge,
+                        };
+                        self.finish(id, Err(RequestError::Remote(RemoteError::new(code, err.to_string()))));
+                    }
+                }
+            } else if let Some(iter) = self.iterators.get_mut(&id) {
+                let msg = iter.open_message(id, window);
+                encode(&msg, &mut self.out);
+            }
+        }
+    }
+
+    fn finish(&mut self, id: u64, result: Result<Response, RequestError>) {
+        if self.requests.remove(&id).is_none() {
+            return; // timed out earlier, or a duplicate answer
+        }
+        self.events.push_back(ClientEvent::Response { id, result });
+        if self.queue_full && !self.is_queue_full() {
+            self.queue_full = false;
+            self.events.push_back(ClientEvent::QueueAvailable);
+        }
+    }
+
+    /// Gives up the current connection.
+    fn lose(&mut self, error: ConnectionError) -> ConnectionError {
+        self.phase = Phase::Disconnected;
+        self.out.clear();
+        self.events.push_back(ClientEvent::Disconnected(error.clone()));
+        let failure = if let ConnectionError::Incompatible(message) = &error {
+            Some(RequestError::Incompatible(message.clone()))
+        } else if !self.config.retry {
+            Some(RequestError::ConnectionLost)
+        } else {
+            None
+        };
+        for iter in self.iterators.values_mut() {
+            iter.on_server = false;
+        }
+        if let Some(failure) = failure {
+            self.fail_all(failure);
+        }
+        error
+    }
+
+    fn fail_all(&mut self, error: RequestError) {
+        let ids: Vec<u64> = self.requests.keys().copied().collect();
+        for id in ids {
+            self.finish(id, Err(error.clone()));
+        }
+        for (id, iter) in &mut self.iterators {
+            if iter.needs_server() {
+                iter.fail(error.clone());
+                self.events.push_back(ClientEvent::IteratorReadable { id: *id });
+            }
+        }
+    }
+
+    /// Tells the machine the time; call it when [`poll_timeout`](Self::poll_timeout) passes.
+    /// Fails requests past their deadline, sends keepalive pings and gives up a silent server.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let expired: Vec<u64> =
+            self.requests.iter().filter(|(_, p)| p.deadline.is_some_and(|d| d <= now)).map(|(id, _)| *id).collect();
+        for id in expired {
+            self.finish(id, Err(RequestError::TimedOut));
+        }
+        if !matches!(self.phase, Phase::Handshaking | Phase::Connected) {
+            return;
+        }
+        let silent = now.saturating_duration_since(self.last_heard);
+        if silent >= self.config.keepalive_timeout {
+            self.lose(ConnectionError::KeepaliveTimeout(self.config.keepalive_timeout));
+        } else if self.phase == Phase::Connected && silent >= self.config.keepalive_interval && !self.ping_outstanding {
+            self.ping_outstanding = true;
+            self.next_nonce += 1;
+            encode(&ClientMessage::Ping { nonce: self.next_nonce }, &mut self.out);
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called, if ever.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let deadline = self.requests.values().filter_map(|p| p.deadline).min();
+        let keepalive = match self.phase {
+            Phase::Connected if !self.ping_outstanding => Some(self.last_heard + self.config.keepalive_interval),
+            Phase::Connected | Phase::Handshaking => Some(self.last_heard + self.config.keepalive_timeout),
+            Phase::Disconnected | Phase::Closed => None,
+        };
+        [deadline, keepalive].into_iter().flatten().min()
+    }
+
+    /// Bytes to write to the transport, if any.
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        (!self.out.is_empty()).then(|| self.out.split().freeze())
+    }
+
+    /// The next event for the adapter.
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+
+    /// Closes the client: says goodbye if connected, and fails everything pending with
+    /// [`RequestError::Closed`]. Send what [`poll_transmit`](Self::poll_transmit) returns, then
+    /// close the transport.
+    pub fn close(&mut self) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        if self.phase == Phase::Connected {
+            let goodbye = Goodbye { reason: GoodbyeReason::Normal, message: "client closed".into() };
+            encode(&ClientMessage::Goodbye(goodbye), &mut self.out);
+        }
+        self.phase = Phase::Closed;
+        self.fail_all(RequestError::Closed);
+    }
+}
+
+fn goodbye_error(goodbye: Goodbye) -> ConnectionError {
+    match goodbye.reason {
+        GoodbyeReason::BadMagic | GoodbyeReason::VersionMismatch => ConnectionError::Incompatible(goodbye.message),
+        _ => ConnectionError::Goodbye(goodbye),
+    }
+}
+
+fn request_message(id: u64, request: &Request) -> ClientMessage {
+    match request.clone() {
+        Request::Get { key } => ClientMessage::Get { id, key },
+        Request::GetMany { keys } => ClientMessage::GetMany { id, keys },
+        Request::Put { key, value } => ClientMessage::Put { id, key, value },
+        Request::Del { key } => ClientMessage::Del { id, key },
+        Request::Batch { ops } => ClientMessage::Batch { id, ops },
+        Request::Clear { range, reverse, limit } => ClientMessage::Clear { id, range, reverse, limit },
+    }
+}

@@ -1,0 +1,174 @@
+//! An in-memory store that keeps the [store contract](crate::store): the reference the model
+//! tests and fuzz targets check the protocol against, and a stand-in for tests of code built on
+//! this crate.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::message::{BatchOp, SessionId};
+use crate::range::KeyRange;
+use crate::store::{BatchRead, Outcome, ReplayCheck, SessionRecord, StoreError, StoreRequest, WriteOp, WriteRequest};
+
+type Map = BTreeMap<Bytes, Bytes>;
+
+/// Outcomes remembered per session by default; see [`SessionRecord`].
+pub const DEFAULT_OUTCOMES_PER_SESSION: usize = 4096;
+
+/// An ordered map with at-most-once writes and snapshot iterators.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    data: Arc<Map>,
+    sessions: HashMap<SessionId, SessionRecord>,
+    applied: Vec<(SessionId, u64)>,
+    readonly: bool,
+}
+
+/// The iterator snapshots of one connection.
+#[derive(Debug, Default)]
+pub struct MemorySnapshots {
+    open: HashMap<u64, Arc<Map>>,
+}
+
+impl MemorySnapshots {
+    /// Releases an iterator's snapshot ([`ServerEvent::CloseIterator`](crate::ServerEvent)).
+    pub fn close(&mut self, iterator: u64) {
+        self.open.remove(&iterator);
+    }
+
+    /// How many snapshots are open.
+    pub fn len(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Whether no snapshot is open.
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes the store refuse writes, as a read-only database would.
+    pub fn set_readonly(&mut self, readonly: bool) {
+        self.readonly = readonly;
+    }
+
+    /// The current contents.
+    pub fn data(&self) -> &BTreeMap<Bytes, Bytes> {
+        &self.data
+    }
+
+    /// Every `(session, request)` applied so far, in order; a write applied twice would show
+    /// twice.
+    pub fn applied(&self) -> &[(SessionId, u64)] {
+        &self.applied
+    }
+
+    /// Carries out one request, with `snapshots` being those of the requesting connection.
+    pub fn execute(&mut self, snapshots: &mut MemorySnapshots, request: StoreRequest) -> Result<Outcome, StoreError> {
+        match request {
+            StoreRequest::Get { key } => Ok(Outcome::Value(self.data.get(&key).cloned())),
+            StoreRequest::GetMany { keys } => {
+                Ok(Outcome::Values(keys.iter().map(|k| self.data.get(k).cloned()).collect()))
+            }
+            StoreRequest::Write(write) => self.write(write).map(|()| Outcome::Written),
+            StoreRequest::OpenIterator { iterator } => {
+                snapshots.open.insert(iterator, Arc::clone(&self.data));
+                Ok(Outcome::IteratorOpened)
+            }
+            StoreRequest::ReadBatch(read) => {
+                let snapshot = snapshots.open.get(&read.iterator).ok_or(StoreError::UnknownIterator)?;
+                Ok(read_batch(snapshot, &read))
+            }
+        }
+    }
+
+    fn write(&mut self, write: WriteRequest) -> Result<(), StoreError> {
+        let record = self.sessions.entry(write.session).or_default();
+        match record.check(write.request) {
+            ReplayCheck::Replay(outcome) => return outcome,
+            ReplayCheck::Expired => return Err(StoreError::ReplayExpired { request: write.request }),
+            ReplayCheck::New => {}
+        }
+        let outcome = if self.readonly { Err(StoreError::ReadOnly) } else { Ok(()) };
+        if outcome.is_ok() {
+            apply(Arc::make_mut(&mut self.data), write.op);
+            self.applied.push((write.session, write.request));
+        }
+        record.record(write.request, outcome.clone(), DEFAULT_OUTCOMES_PER_SESSION, 0);
+        outcome
+    }
+}
+
+fn apply(data: &mut Map, op: WriteOp) {
+    match op {
+        WriteOp::Put { key, value } => {
+            data.insert(key, value);
+        }
+        WriteOp::Del { key } => {
+            data.remove(&key);
+        }
+        WriteOp::Batch(ops) => {
+            for op in ops {
+                match op {
+                    BatchOp::Put { key, value } => {
+                        data.insert(key, value);
+                    }
+                    BatchOp::Del { key } => {
+                        data.remove(&key);
+                    }
+                }
+            }
+        }
+        WriteOp::Clear { range, reverse, limit } => {
+            let keys: Vec<Bytes> = {
+                let iter = range_iter(data, &range);
+                let limit = limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+                if reverse {
+                    iter.rev().take(limit).map(|(k, _)| k.clone()).collect()
+                } else {
+                    iter.take(limit).map(|(k, _)| k.clone()).collect()
+                }
+            };
+            for key in keys {
+                data.remove(&key);
+            }
+        }
+    }
+}
+
+/// The entries of `range`, in order; empty for an empty range, on which `BTreeMap::range`
+/// would panic.
+fn range_iter<'a>(data: &'a Map, range: &KeyRange) -> impl DoubleEndedIterator<Item = (&'a Bytes, &'a Bytes)> {
+    let bounds: (Bound<Bytes>, Bound<Bytes>) = (range.lower.clone(), range.upper.clone());
+    (!range.is_empty()).then(|| data.range::<Bytes, _>(bounds)).into_iter().flatten()
+}
+
+/// Reads one iterator batch from an ordered map, honouring the entry and byte caps.
+pub fn read_batch(data: &BTreeMap<Bytes, Bytes>, read: &BatchRead) -> Outcome {
+    let mut entries = Vec::new();
+    let mut bytes = 0u64;
+    let mut iter: Box<dyn Iterator<Item = (&Bytes, &Bytes)>> = if read.reverse {
+        Box::new(range_iter(data, &read.range).rev())
+    } else {
+        Box::new(range_iter(data, &read.range))
+    };
+    loop {
+        if entries.len() as u64 >= read.max_entries || bytes >= read.max_bytes {
+            let exhausted = iter.next().is_none();
+            return Outcome::Batch { entries, exhausted };
+        }
+        let Some((key, value)) = iter.next() else {
+            return Outcome::Batch { entries, exhausted: true };
+        };
+        bytes += (key.len() + if read.values { value.len() } else { 0 }) as u64;
+        entries.push((key.clone(), read.values.then(|| value.clone())));
+    }
+}

@@ -1,0 +1,133 @@
+//! One iterator as the server sees it: where it stands, its credit and its limit.
+
+use bytes::Bytes;
+
+use super::ServerConfig;
+use crate::message::{IterOptions, ServerMessage, WireEntry, entry_cost};
+use crate::range::KeyRange;
+use crate::store::BatchRead;
+
+#[derive(Debug)]
+pub(super) struct ServerIterator {
+    options: IterOptions,
+    /// What is left to visit: the original range narrowed past every key sent.
+    range: KeyRange,
+    /// Entries still allowed by the limit, if there is one.
+    remaining: Option<u64>,
+    pub(super) credit: u64,
+    pub(super) epoch: u32,
+    /// The store has taken the snapshot.
+    open: bool,
+    /// A batch read is outstanding.
+    pub(super) reading: bool,
+    /// Everything up to the range's end or the limit was sent.
+    ended: bool,
+    /// The client was told the iterator ended.
+    end_sent: bool,
+}
+
+/// What an iterator needs next.
+#[derive(Debug)]
+pub(super) enum Step {
+    /// Ask the store for this batch.
+    Read(BatchRead),
+    /// Tell the client the iterator ended.
+    End,
+}
+
+impl ServerIterator {
+    pub(super) fn new(options: IterOptions, credit: u64) -> Self {
+        let ended = options.range.is_empty() || options.limit == Some(0);
+        Self {
+            range: options.range.clone(),
+            remaining: options.limit,
+            options,
+            credit,
+            epoch: 0,
+            open: false,
+            reading: false,
+            ended,
+            end_sent: false,
+        }
+    }
+
+    pub(super) fn opened(&mut self) {
+        self.open = true;
+    }
+
+    /// Moves to `target` within the original range, with a fresh limit and credit.
+    pub(super) fn seek(&mut self, epoch: u32, target: &Bytes, limit: Option<u64>, credit: u64) {
+        self.epoch = epoch;
+        self.range =
+            if self.options.reverse { self.options.range.to_key(target) } else { self.options.range.from_key(target) };
+        self.remaining = limit;
+        self.credit = credit;
+        self.ended = self.range.is_empty() || limit == Some(0);
+        self.end_sent = false;
+    }
+
+    /// What to do next for this iterator, if anything is due.
+    pub(super) fn next_step(&mut self, id: u64, config: &ServerConfig) -> Option<Step> {
+        if !self.open || self.reading {
+            return None;
+        }
+        if self.ended {
+            if self.end_sent {
+                return None;
+            }
+            self.end_sent = true;
+            return Some(Step::End);
+        }
+        if self.credit == 0 {
+            return None;
+        }
+        let max_entries = self.remaining.unwrap_or(u64::MAX).min(config.max_batch_entries).max(1);
+        self.reading = true;
+        Some(Step::Read(BatchRead {
+            iterator: id,
+            range: self.range.clone(),
+            reverse: self.options.reverse,
+            max_entries,
+            max_bytes: self.credit.min(config.max_batch_bytes).max(1),
+            values: self.options.values,
+        }))
+    }
+
+    /// Turns a batch from the store into the frame to send, if it holds any entry. Never lets
+    /// more entries through than the limit allows; whether the iterator ended shows in the
+    /// next [`next_step`](Self::next_step).
+    pub(super) fn take_batch(
+        &mut self,
+        id: u64,
+        mut entries: Vec<(Bytes, Option<Bytes>)>,
+        exhausted: bool,
+    ) -> Option<ServerMessage> {
+        self.reading = false;
+        if let Some(remaining) = self.remaining {
+            entries.truncate(usize::try_from(remaining).unwrap_or(usize::MAX));
+        }
+        let count = entries.len() as u64;
+        let mut ended = exhausted;
+        if let Some(remaining) = &mut self.remaining {
+            *remaining -= count;
+            ended |= *remaining == 0;
+        }
+        let Some(last_key) = entries.last().map(|(key, _)| key.clone()) else {
+            self.ended = true;
+            return None;
+        };
+        self.range = if self.options.reverse { self.range.before(&last_key) } else { self.range.after(&last_key) };
+        ended |= self.range.is_empty();
+        let wire: Vec<WireEntry> = entries
+            .into_iter()
+            .map(|(key, value)| WireEntry {
+                key: self.options.keys.then_some(key),
+                value: if self.options.values { Some(value.unwrap_or_default()) } else { None },
+            })
+            .collect();
+        let cost: u64 = wire.iter().map(entry_cost).sum();
+        self.credit = self.credit.saturating_sub(cost);
+        self.ended = ended;
+        Some(ServerMessage::IterData { id, epoch: self.epoch, entries: wire, last_key })
+    }
+}

@@ -1,0 +1,499 @@
+//! The server side of one connection, as a state machine with no I/O.
+//!
+//! # Driving it
+//!
+//! ```text
+//! loop {
+//!     bytes arrived        -> handle_input(bytes, now)          (only while wants_input())
+//!     timer fired          -> handle_timeout(now)
+//!     drain poll_event()   -> execute each StoreRequest, then handle_outcome(op, result, now)
+//!     drain poll_transmit()-> write the bytes to the transport
+//!     is_closed() and nothing left to transmit -> close the transport
+//!     sleep until input, an outcome, writability, or poll_timeout()
+//! }
+//! ```
+//!
+//! After any call, drain `poll_event` and `poll_transmit` until they return `None`.
+
+mod config;
+mod iter;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+
+pub use config::{OpId, ServerConfig, ServerError, ServerEvent};
+use iter::{ServerIterator, Step};
+
+use crate::frame::FrameDecoder;
+use crate::message::{
+    ClientMessage, ErrorCode, Goodbye, GoodbyeReason, MAGIC, PROTOCOL_VERSION, RemoteError, ServerHello, ServerMessage,
+    SessionId, decode, decode_prefix, encode,
+};
+use crate::store::{Outcome, StoreError, StoreRequest, WriteOp, WriteRequest};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    AwaitingHello,
+    Open { session: SessionId },
+    Closed,
+}
+
+/// What an outstanding store request is for.
+#[derive(Debug, Clone, Copy)]
+enum Pending {
+    Get { id: u64 },
+    GetMany { id: u64 },
+    Write { id: u64 },
+    OpenIterator { id: u64 },
+    ReadBatch { id: u64, epoch: u32 },
+}
+
+/// A request decoded but not yet handed to the store: it waits for earlier writes (if it is a
+/// read) or earlier reads (if it is a write), so one connection's operations apply in order.
+#[derive(Debug)]
+struct Queued {
+    pending: Pending,
+    request: StoreRequest,
+}
+
+/// The server state machine of one connection. See the [module docs](self) for how to drive it.
+#[derive(Debug)]
+pub struct ServerConnection {
+    config: ServerConfig,
+    phase: Phase,
+    decoder: FrameDecoder,
+    out: BytesMut,
+    events: VecDeque<ServerEvent>,
+    next_op: u64,
+    outstanding: HashMap<OpId, Pending>,
+    queued: VecDeque<Queued>,
+    reads_in_flight: usize,
+    writes_in_flight: usize,
+    last_request_id: u64,
+    iterators: BTreeMap<u64, ServerIterator>,
+    last_input: Instant,
+    error: Option<ServerError>,
+}
+
+impl ServerConnection {
+    /// A connection that just came up at `now`; it expects the client's handshake first.
+    pub fn new(config: ServerConfig, now: Instant) -> Self {
+        Self {
+            decoder: FrameDecoder::new(config.max_frame),
+            config,
+            phase: Phase::AwaitingHello,
+            out: BytesMut::new(),
+            events: VecDeque::new(),
+            next_op: 0,
+            outstanding: HashMap::new(),
+            queued: VecDeque::new(),
+            reads_in_flight: 0,
+            writes_in_flight: 0,
+            last_request_id: 0,
+            iterators: BTreeMap::new(),
+            last_input: now,
+            error: None,
+        }
+    }
+
+    /// The client's session, once the handshake is done.
+    pub fn session(&self) -> Option<SessionId> {
+        match self.phase {
+            Phase::Open { session } => Some(session),
+            _ => None,
+        }
+    }
+
+    /// Whether the adapter should read more bytes from the transport now.
+    ///
+    /// False while the in-flight cap is reached or output is backed up: leave the bytes in
+    /// the transport, which pushes back on the client.
+    pub fn wants_input(&self) -> bool {
+        self.phase != Phase::Closed
+            && self.out.len() < self.config.output_high_water
+            && self.in_flight() < self.config.max_in_flight as usize
+    }
+
+    /// Whether the connection is finished. Send what [`poll_transmit`](Self::poll_transmit)
+    /// still returns (a goodbye), then close the transport.
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    /// Why the connection closed, if it closed because of an error.
+    pub fn error(&self) -> Option<&ServerError> {
+        self.error.as_ref()
+    }
+
+    fn in_flight(&self) -> usize {
+        self.queued.len() + self.reads_in_flight + self.writes_in_flight
+    }
+
+    /// Feeds bytes read from the transport. Call it only while [`wants_input`](Self::wants_input)
+    /// is true; the bytes are buffered and worked on as the in-flight cap allows.
+    ///
+    /// An error means the connection must close: a goodbye saying why is queued for
+    /// [`poll_transmit`](Self::poll_transmit).
+    pub fn handle_input(&mut self, bytes: &[u8], now: Instant) -> Result<(), ServerError> {
+        if self.phase == Phase::Closed {
+            return Ok(());
+        }
+        self.last_input = now;
+        self.decoder.push(bytes);
+        self.process_buffered()
+    }
+
+    /// Decodes and acts on buffered frames while the in-flight cap allows.
+    fn process_buffered(&mut self) -> Result<(), ServerError> {
+        while self.phase != Phase::Closed && self.in_flight() < self.config.max_in_flight as usize {
+            let frame = match self.decoder.next_frame() {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(err) => return Err(self.fail(err.into())),
+            };
+            if let Err(err) = self.process_frame(&frame) {
+                return Err(self.fail(err));
+            }
+        }
+        Ok(())
+    }
+
+    fn process_frame(&mut self, frame: &Bytes) -> Result<(), ServerError> {
+        let Phase::Open { .. } = self.phase else {
+            return self.process_hello(frame);
+        };
+        let msg = decode::<ClientMessage>(frame)?;
+        match msg {
+            ClientMessage::Hello(_) => return Err(ServerError::Unexpected("a second handshake")),
+            ClientMessage::Goodbye(_) => {
+                self.phase = Phase::Closed;
+                self.release_iterators();
+            }
+            ClientMessage::Ping { nonce } => self.send(&ServerMessage::Pong { nonce }),
+            ClientMessage::Pong { .. } => {}
+            ClientMessage::Get { id, key } => {
+                self.check_id(id)?;
+                if self.check_keys(id, [&key]) {
+                    self.enqueue(Pending::Get { id }, StoreRequest::Get { key });
+                }
+            }
+            ClientMessage::GetMany { id, keys } => {
+                self.check_id(id)?;
+                if self.check_keys(id, &keys) {
+                    self.enqueue(Pending::GetMany { id }, StoreRequest::GetMany { keys });
+                }
+            }
+            ClientMessage::Put { id, key, value } => {
+                self.check_id(id)?;
+                if self.check_keys(id, [&key]) {
+                    self.enqueue_write(id, WriteOp::Put { key, value });
+                }
+            }
+            ClientMessage::Del { id, key } => {
+                self.check_id(id)?;
+                if self.check_keys(id, [&key]) {
+                    self.enqueue_write(id, WriteOp::Del { key });
+                }
+            }
+            ClientMessage::Batch { id, ops } => {
+                self.check_id(id)?;
+                if self.check_keys(id, ops.iter().map(|op| op.key())) {
+                    self.enqueue_write(id, WriteOp::Batch(ops));
+                }
+            }
+            ClientMessage::Clear { id, range, reverse, limit } => {
+                self.check_id(id)?;
+                self.enqueue_write(id, WriteOp::Clear { range, reverse, limit });
+            }
+            ClientMessage::IterOpen { id, options, credit } => {
+                if self.iterators.contains_key(&id) {
+                    return Err(ServerError::IteratorIdInUse(id));
+                }
+                if self.iterators.len() >= self.config.max_iterators as usize {
+                    let message = format!("at most {} iterators may be open per connection", self.config.max_iterators);
+                    self.send(&ServerMessage::IterError {
+                        id,
+                        error: RemoteError::new(ErrorCode::TooManyIterators, message),
+                    });
+                    return Ok(());
+                }
+                self.iterators.insert(id, ServerIterator::new(options, credit));
+                self.enqueue(Pending::OpenIterator { id }, StoreRequest::OpenIterator { iterator: id });
+            }
+            ClientMessage::IterCredit { id, bytes } => {
+                if let Some(iter) = self.iterators.get_mut(&id) {
+                    iter.credit = iter.credit.saturating_add(bytes);
+                    self.read_next_batch(id);
+                }
+            }
+            ClientMessage::IterSeek { id, epoch, target, limit, credit } => {
+                if let Some(iter) = self.iterators.get_mut(&id) {
+                    iter.seek(epoch, &target, limit, credit);
+                    self.read_next_batch(id);
+                }
+            }
+            ClientMessage::IterClose { id } => {
+                if self.iterators.remove(&id).is_some() {
+                    self.events.push_back(ServerEvent::CloseIterator { iterator: id });
+                }
+            }
+        }
+        self.dispatch();
+        Ok(())
+    }
+
+    fn process_hello(&mut self, frame: &Bytes) -> Result<(), ServerError> {
+        // Lenient about trailing bytes so a newer client's longer hello still gets a clear
+        // version error rather than a parse error.
+        let hello = match decode_prefix::<ClientMessage>(frame) {
+            Ok((ClientMessage::Hello(hello), rest)) => {
+                if hello.magic == MAGIC && hello.version == PROTOCOL_VERSION && !rest.is_empty() {
+                    return Err(crate::message::DecodeError::TrailingBytes(rest.len()).into());
+                }
+                hello
+            }
+            Ok(_) => return Err(ServerError::Unexpected("a request before the handshake")),
+            Err(_) => return Err(ServerError::BadMagic),
+        };
+        if hello.magic != MAGIC {
+            return Err(ServerError::BadMagic);
+        }
+        if hello.version != PROTOCOL_VERSION {
+            return Err(ServerError::VersionMismatch { client: hello.version, server: PROTOCOL_VERSION });
+        }
+        self.phase = Phase::Open { session: hello.session };
+        self.send(&ServerMessage::Hello(ServerHello {
+            magic: MAGIC,
+            version: PROTOCOL_VERSION,
+            features: 0,
+            max_frame: self.config.max_frame,
+            max_key_size: self.config.max_key_size,
+            max_in_flight: self.config.max_in_flight,
+            max_iterators: self.config.max_iterators,
+            readonly: self.config.readonly,
+        }));
+        Ok(())
+    }
+
+    fn check_id(&mut self, id: u64) -> Result<(), ServerError> {
+        if id <= self.last_request_id {
+            return Err(ServerError::IdNotIncreasing { id, previous: self.last_request_id });
+        }
+        self.last_request_id = id;
+        Ok(())
+    }
+
+    /// Answers an oversized key with an error; returns whether all keys are acceptable.
+    fn check_keys<'a>(&mut self, id: u64, keys: impl IntoIterator<Item = &'a Bytes>) -> bool {
+        let max = self.config.max_key_size as usize;
+        if let Some(key) = keys.into_iter().find(|k| k.len() > max) {
+            let error = StoreError::KeyTooLarge { len: key.len(), max }.to_remote();
+            self.send(&ServerMessage::Error { id, error });
+            return false;
+        }
+        true
+    }
+
+    fn enqueue_write(&mut self, id: u64, op: WriteOp) {
+        if self.config.readonly {
+            self.send(&ServerMessage::Error { id, error: StoreError::ReadOnly.to_remote() });
+            return;
+        }
+        let Phase::Open { session } = self.phase else { return };
+        let request = StoreRequest::Write(WriteRequest { session, request: id, op });
+        self.enqueue(Pending::Write { id }, request);
+    }
+
+    fn enqueue(&mut self, pending: Pending, request: StoreRequest) {
+        self.queued.push_back(Queued { pending, request });
+    }
+
+    /// Hands queued requests to the store in order: reads wait for earlier writes and writes
+    /// for earlier reads, so a client reads its own writes.
+    fn dispatch(&mut self) {
+        while let Some(front) = self.queued.front() {
+            let is_write = front.request.is_write();
+            if (is_write && self.reads_in_flight > 0) || (!is_write && self.writes_in_flight > 0) {
+                break;
+            }
+            let Queued { pending, request } = self.queued.pop_front().expect("front exists");
+            if is_write {
+                self.writes_in_flight += 1;
+            } else {
+                self.reads_in_flight += 1;
+            }
+            self.emit(pending, request);
+        }
+    }
+
+    fn emit(&mut self, pending: Pending, request: StoreRequest) {
+        let op = OpId(self.next_op);
+        self.next_op += 1;
+        self.outstanding.insert(op, pending);
+        self.events.push_back(ServerEvent::Store { op, request });
+    }
+
+    /// Asks the store for an iterator's next batch if it has credit and no read outstanding,
+    /// or tells the client it ended.
+    fn read_next_batch(&mut self, id: u64) {
+        if self.out.len() >= self.config.output_high_water {
+            return; // resumed from poll_transmit once the output drains
+        }
+        let Some(iter) = self.iterators.get_mut(&id) else { return };
+        let epoch = iter.epoch;
+        match iter.next_step(id, &self.config) {
+            Some(Step::Read(read)) => self.emit(Pending::ReadBatch { id, epoch }, StoreRequest::ReadBatch(read)),
+            Some(Step::End) => self.send(&ServerMessage::IterEnd { id, epoch }),
+            None => {}
+        }
+    }
+
+    /// Passes the store's answer to the request emitted with `op`.
+    ///
+    /// Call it once per [`ServerEvent::Store`], in any order. Outcomes that arrive after the
+    /// connection closed are ignored.
+    pub fn handle_outcome(
+        &mut self,
+        op: OpId,
+        result: Result<Outcome, StoreError>,
+        _now: Instant,
+    ) -> Result<(), ServerError> {
+        let Some(pending) = self.outstanding.remove(&op) else { return Ok(()) };
+        match pending {
+            Pending::Write { .. } => self.writes_in_flight -= 1,
+            Pending::ReadBatch { .. } => {}
+            _ => self.reads_in_flight -= 1,
+        }
+        if self.phase == Phase::Closed {
+            return Ok(());
+        }
+        match (pending, result) {
+            (Pending::Get { id }, Ok(Outcome::Value(value))) => self.send(&ServerMessage::Value { id, value }),
+            (Pending::GetMany { id }, Ok(Outcome::Values(values))) => self.send(&ServerMessage::Values { id, values }),
+            (Pending::Write { id }, Ok(Outcome::Written)) => self.send(&ServerMessage::Done { id }),
+            (Pending::Get { id } | Pending::GetMany { id } | Pending::Write { id }, Err(err)) => {
+                self.send(&ServerMessage::Error { id, error: err.to_remote() });
+            }
+            (Pending::OpenIterator { id }, Ok(Outcome::IteratorOpened)) => {
+                if let Some(iter) = self.iterators.get_mut(&id) {
+                    iter.opened();
+                    self.read_next_batch(id);
+                }
+            }
+            (Pending::ReadBatch { id, epoch }, Ok(Outcome::Batch { entries, exhausted })) => {
+                self.handle_batch(id, epoch, entries, exhausted);
+            }
+            (Pending::OpenIterator { id } | Pending::ReadBatch { id, .. }, Err(err)) => {
+                if self.iterators.remove(&id).is_some() {
+                    self.events.push_back(ServerEvent::CloseIterator { iterator: id });
+                    self.send(&ServerMessage::IterError { id, error: err.to_remote() });
+                }
+            }
+            (pending, Ok(outcome)) => {
+                let message = format!("store answered {pending:?} with {outcome:?}");
+                let id = match pending {
+                    Pending::Get { id }
+                    | Pending::GetMany { id }
+                    | Pending::Write { id }
+                    | Pending::OpenIterator { id }
+                    | Pending::ReadBatch { id, .. } => id,
+                };
+                let error = RemoteError::new(ErrorCode::Internal, message);
+                if matches!(pending, Pending::OpenIterator { .. } | Pending::ReadBatch { .. }) {
+                    self.iterators.remove(&id);
+                    self.events.push_back(ServerEvent::CloseIterator { iterator: id });
+                    self.send(&ServerMessage::IterError { id, error });
+                } else {
+                    self.send(&ServerMessage::Error { id, error });
+                }
+            }
+        }
+        self.dispatch();
+        self.process_buffered()
+    }
+
+    fn handle_batch(&mut self, id: u64, epoch: u32, entries: Vec<(Bytes, Option<Bytes>)>, exhausted: bool) {
+        let Some(iter) = self.iterators.get_mut(&id) else { return };
+        if epoch != iter.epoch {
+            // A seek arrived while this batch was read; it belongs to the old position.
+            iter.reading = false;
+        } else if let Some(data) = iter.take_batch(id, entries, exhausted) {
+            self.send(&data);
+        }
+        self.read_next_batch(id);
+    }
+
+    /// Tells the machine the time; call it when [`poll_timeout`](Self::poll_timeout) passes.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        let idle = now.saturating_duration_since(self.last_input);
+        if idle >= self.config.idle_timeout {
+            self.fail(ServerError::IdleTimeout(self.config.idle_timeout));
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        (self.phase != Phase::Closed).then(|| self.last_input + self.config.idle_timeout)
+    }
+
+    /// The next thing the adapter must do for the store.
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        self.events.pop_front()
+    }
+
+    /// Bytes to write to the transport, if any. Call it whenever the transport can take more;
+    /// iterators paused by backed-up output resume as it drains.
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        if self.out.is_empty() {
+            return None;
+        }
+        let bytes = self.out.split().freeze();
+        if self.phase != Phase::Closed {
+            let ids: Vec<u64> = self.iterators.keys().copied().collect();
+            for id in ids {
+                self.read_next_batch(id);
+            }
+        }
+        Some(bytes)
+    }
+
+    /// Starts an orderly close, e.g. on server shutdown: says goodbye and releases iterators.
+    /// Outcomes of requests already handed to the store are still accepted but not sent.
+    pub fn close(&mut self, reason: GoodbyeReason, message: &str) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.send(&ServerMessage::Goodbye(Goodbye { reason, message: message.to_owned() }));
+        self.phase = Phase::Closed;
+        self.release_iterators();
+    }
+
+    /// Closes after a protocol error, telling the client why.
+    fn fail(&mut self, err: ServerError) -> ServerError {
+        let reason = match err {
+            ServerError::BadMagic => GoodbyeReason::BadMagic,
+            ServerError::VersionMismatch { .. } => GoodbyeReason::VersionMismatch,
+            ServerError::IdleTimeout(_) => GoodbyeReason::IdleTimeout,
+            _ => GoodbyeReason::ProtocolViolation,
+        };
+        self.close(reason, &err.to_string());
+        self.error = Some(err.clone());
+        err
+    }
+
+    fn release_iterators(&mut self) {
+        for id in std::mem::take(&mut self.iterators).into_keys() {
+            self.events.push_back(ServerEvent::CloseIterator { iterator: id });
+        }
+        self.queued.clear();
+    }
+
+    fn send(&mut self, msg: &ServerMessage) {
+        encode(msg, &mut self.out);
+    }
+}

@@ -1,0 +1,270 @@
+//! The contract between the server state machine and a store.
+//!
+//! The server machine never touches storage. It emits [`StoreRequest`]s through
+//! [`ServerConnection::poll_event`](crate::ServerConnection::poll_event); the adapter executes
+//! each against its store and hands the result back with
+//! [`ServerConnection::handle_outcome`](crate::ServerConnection::handle_outcome).
+//!
+//! # At-most-once writes
+//!
+//! Every write carries the client's [`SessionId`] and the request id the client gave it. A store
+//! must apply a given `(session, request)` pair at most once, and answer a replay of it with the
+//! outcome of the original, including after a restart. [`SessionRecord`] is the bookkeeping for
+//! one session; a durable store persists it in the same transaction as the write it records.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::message::{BatchOp, ErrorCode, RemoteError, SessionId};
+use crate::range::KeyRange;
+
+/// A write to apply at most once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteRequest {
+    /// The client session that issued it.
+    pub session: SessionId,
+    /// The client's request id, increasing within the session.
+    pub request: u64,
+    /// What to write.
+    pub op: WriteOp,
+}
+
+/// The writes a store executes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOp {
+    /// Set a key.
+    Put {
+        /// The key.
+        key: Bytes,
+        /// The value.
+        value: Bytes,
+    },
+    /// Remove a key.
+    Del {
+        /// The key.
+        key: Bytes,
+    },
+    /// Apply the operations atomically, in order.
+    Batch(Vec<BatchOp>),
+    /// Remove the keys of a range.
+    Clear {
+        /// The keys to remove.
+        range: KeyRange,
+        /// Count `limit` from the highest key down.
+        reverse: bool,
+        /// Remove at most this many keys.
+        limit: Option<u64>,
+    },
+}
+
+/// One batch of an open iterator to read from its snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchRead {
+    /// The iterator, as opened with [`StoreRequest::OpenIterator`].
+    pub iterator: u64,
+    /// The keys still to visit; already narrowed past everything sent before.
+    pub range: KeyRange,
+    /// Walk from the highest key down.
+    pub reverse: bool,
+    /// Return at most this many entries (at least one).
+    pub max_entries: u64,
+    /// Stop after the entry that makes the returned keys and values reach this many bytes.
+    pub max_bytes: u64,
+    /// Return values, not only keys.
+    pub values: bool,
+}
+
+/// Work for the store, emitted by the server state machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreRequest {
+    /// Read one key. Answer [`Outcome::Value`].
+    Get {
+        /// The key.
+        key: Bytes,
+    },
+    /// Read several keys. Answer [`Outcome::Values`], one slot per key.
+    GetMany {
+        /// The keys.
+        keys: Vec<Bytes>,
+    },
+    /// Apply a write at most once. Answer [`Outcome::Written`].
+    Write(WriteRequest),
+    /// Take the snapshot an iterator will read. Answer [`Outcome::IteratorOpened`].
+    OpenIterator {
+        /// The iterator's id, unique within the connection.
+        iterator: u64,
+    },
+    /// Read a batch from an iterator's snapshot. Answer [`Outcome::Batch`].
+    ReadBatch(BatchRead),
+}
+
+impl StoreRequest {
+    /// Whether this request changes the store.
+    pub fn is_write(&self) -> bool {
+        matches!(self, StoreRequest::Write(_))
+    }
+}
+
+/// A successful answer to a [`StoreRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Answer to `Get`.
+    Value(Option<Bytes>),
+    /// Answer to `GetMany`.
+    Values(Vec<Option<Bytes>>),
+    /// Answer to `Write`: applied now, or applied before and replayed.
+    Written,
+    /// Answer to `OpenIterator`.
+    IteratorOpened,
+    /// Answer to `ReadBatch`.
+    Batch {
+        /// `(key, value)` pairs in iteration order; values are `None` when not asked for.
+        entries: Vec<(Bytes, Option<Bytes>)>,
+        /// Whether the range holds nothing after the last entry.
+        exhausted: bool,
+    },
+}
+
+/// Why a store could not carry out a request. Each maps to an [`ErrorCode`] for the client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store is read-only.
+    #[error("the database is read-only")]
+    ReadOnly,
+    /// A hook rejected the write.
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// The database is full and could not grow.
+    #[error("storage full: {0}")]
+    StorageFull(String),
+    /// A key is too long for the store.
+    #[error("key of {len} bytes exceeds the maximum of {max} bytes")]
+    KeyTooLarge {
+        /// The key's length.
+        len: usize,
+        /// The store's maximum.
+        max: usize,
+    },
+    /// No snapshot could be taken for a new iterator.
+    #[error("too many open iterator snapshots ({0} allowed)")]
+    TooManySnapshots(usize),
+    /// The iterator's snapshot was closed, e.g. after idling too long.
+    #[error("iterator snapshot expired or unknown")]
+    UnknownIterator,
+    /// A replayed write is older than the outcomes the store remembers.
+    #[error("replayed write {request} is older than the outcomes remembered for this session")]
+    ReplayExpired {
+        /// The replayed request id.
+        request: u64,
+    },
+    /// Anything else; the message has details.
+    #[error("internal store error: {0}")]
+    Internal(String),
+}
+
+impl StoreError {
+    /// The code the client sees.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            StoreError::ReadOnly => ErrorCode::ReadOnly,
+            StoreError::Rejected(_) => ErrorCode::Rejected,
+            StoreError::StorageFull(_) => ErrorCode::StorageFull,
+            StoreError::KeyTooLarge { .. } => ErrorCode::KeyTooLarge,
+            StoreError::TooManySnapshots(_) => ErrorCode::TooManySnapshots,
+            StoreError::UnknownIterator => ErrorCode::UnknownIterator,
+            StoreError::ReplayExpired { .. } => ErrorCode::ReplayExpired,
+            StoreError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// The error as the client receives it. A hook's rejection keeps its message verbatim.
+    pub fn to_remote(&self) -> RemoteError {
+        let message = match self {
+            StoreError::Rejected(message) => message.clone(),
+            other => other.to_string(),
+        };
+        RemoteError::new(self.code(), message)
+    }
+}
+
+/// What a replay check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplayCheck {
+    /// The write was never applied: apply it and [`record`](SessionRecord::record) the outcome.
+    New,
+    /// The write was handled before with this outcome: return it, do not apply again.
+    Replay(Result<(), StoreError>),
+    /// The write was handled before, but its outcome is no longer remembered.
+    Expired,
+}
+
+/// What a store remembers about one session's writes.
+///
+/// Clients send a session's writes with increasing request ids and replay them in that order,
+/// so everything at or below `high_water` was handled. The outcomes of the last `capacity`
+/// writes are kept so a replay gets the original answer; a client never has more writes in
+/// flight than its queue holds, so a capacity at least that large always suffices.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// The highest request id handled.
+    pub high_water: u64,
+    /// `(request, outcome)` of the most recent writes, oldest first.
+    pub recent: VecDeque<(u64, Result<(), StoreError>)>,
+    /// When the session last wrote, in the store's own clock (e.g. seconds since the epoch).
+    pub last_seen: u64,
+}
+
+impl SessionRecord {
+    /// Whether `request` was handled before, and how.
+    pub fn check(&self, request: u64) -> ReplayCheck {
+        if self.recent.is_empty() && self.high_water == 0 {
+            return ReplayCheck::New;
+        }
+        if request > self.high_water {
+            return ReplayCheck::New;
+        }
+        match self.recent.iter().rev().find(|(id, _)| *id == request) {
+            Some((_, outcome)) => ReplayCheck::Replay(outcome.clone()),
+            None => ReplayCheck::Expired,
+        }
+    }
+
+    /// Remembers the outcome of a newly handled write, keeping at most `capacity` outcomes.
+    pub fn record(&mut self, request: u64, outcome: Result<(), StoreError>, capacity: usize, now: u64) {
+        self.high_water = self.high_water.max(request);
+        self.recent.push_back((request, outcome));
+        while self.recent.len() > capacity.max(1) {
+            self.recent.pop_front();
+        }
+        self.last_seen = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replays_get_the_original_outcome_and_old_ones_expire() {
+        let mut rec = SessionRecord::default();
+        assert_eq!(rec.check(1), ReplayCheck::New);
+        rec.record(1, Ok(()), 2, 0);
+        rec.record(3, Err(StoreError::Rejected("no".into())), 2, 0);
+        assert_eq!(rec.check(3), ReplayCheck::Replay(Err(StoreError::Rejected("no".into()))));
+        assert_eq!(rec.check(1), ReplayCheck::Replay(Ok(())));
+        assert_eq!(rec.check(4), ReplayCheck::New);
+        rec.record(4, Ok(()), 2, 0);
+        assert_eq!(rec.check(1), ReplayCheck::Expired);
+        assert_eq!(rec.check(2), ReplayCheck::Expired);
+    }
+
+    #[test]
+    fn rejection_message_reaches_the_client_verbatim() {
+        let remote = StoreError::Rejected("keys must start with a letter".into()).to_remote();
+        assert_eq!(remote.code, ErrorCode::Rejected);
+        assert_eq!(remote.message, "keys must start with a letter");
+    }
+}
