@@ -265,14 +265,15 @@ pub enum ClientMessage {
         /// Extra bytes allowed.
         bytes: u64,
     },
-    /// Move an open iterator to `target`; data of earlier epochs is discarded by the client.
+    /// Move an open iterator; data of earlier epochs is discarded by the client.
     IterSeek {
         /// Iterator id.
         id: u64,
         /// The new epoch; later data carries it.
         epoch: u32,
-        /// First key at or after (reverse: at or before) which to continue.
-        target: Bytes,
+        /// What is left to visit from the seek target on: the client clips its original range
+        /// at the target, so the server needs no memory of earlier positions.
+        range: KeyRange,
         /// Entries still allowed from here on, replacing what was left of the limit.
         limit: Option<u64>,
         /// The credit, replacing what was left.
@@ -495,7 +496,7 @@ mod tests {
             ClientMessage::Clear { id: 6, range: KeyRange::all().gt([1]).lte([9]), reverse: true, limit: Some(3) },
             ClientMessage::IterOpen { id: 7, options: IterOptions::default(), credit: 65536 },
             ClientMessage::IterCredit { id: 7, bytes: 100 },
-            ClientMessage::IterSeek { id: 7, epoch: 1, target: copy(b"m"), limit: None, credit: 10 },
+            ClientMessage::IterSeek { id: 7, epoch: 1, range: KeyRange::all().gte(b"m"), limit: None, credit: 10 },
             ClientMessage::IterClose { id: 7 },
         ]
     }

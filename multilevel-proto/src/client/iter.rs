@@ -43,6 +43,8 @@ pub(super) struct ClientIterator {
     state: State,
     /// The current connection has this iterator open.
     pub(super) on_server: bool,
+    /// Entries the server may still send in this epoch, by the limit it was given.
+    allowed: Option<u64>,
 }
 
 impl ClientIterator {
@@ -57,6 +59,7 @@ impl ClientIterator {
             epoch: 0,
             state: State::Active,
             on_server: false,
+            allowed: None,
         }
     }
 
@@ -74,19 +77,34 @@ impl ClientIterator {
     pub(super) fn open_message(&mut self, id: u64, window: u64) -> ClientMessage {
         self.consumed = 0;
         self.on_server = true;
-        let options = IterOptions { range: self.range.clone(), limit: self.remaining_limit(), ..self.options.clone() };
+        // The server starts a newly opened iterator at epoch 0; nothing of older epochs can
+        // arrive for it on a connection that did not have it open.
+        self.epoch = 0;
+        self.allowed = self.remaining_limit();
+        let options = IterOptions { range: self.range.clone(), limit: self.allowed, ..self.options.clone() };
         ClientMessage::IterOpen { id, options, credit: window.saturating_sub(self.buffered_bytes) }
     }
 
-    pub(super) fn handle_data(&mut self, epoch: u32, entries: Vec<WireEntry>, last_key: Bytes) {
+    /// Takes a batch of entries. Fails if the server sent more than the limit allows, or
+    /// entries outside what was asked.
+    pub(super) fn handle_data(&mut self, epoch: u32, entries: Vec<WireEntry>, last_key: Bytes) -> Result<(), String> {
         if epoch != self.epoch || self.state != State::Active {
-            return; // sent before a seek, or after the iterator failed
+            return Ok(()); // sent before a seek, or after the iterator failed
+        }
+        if let Some(allowed) = &mut self.allowed {
+            *allowed = allowed
+                .checked_sub(entries.len() as u64)
+                .ok_or_else(|| "the server sent more iterator entries than the limit allows".to_owned())?;
+        }
+        if !self.range.contains(&last_key) {
+            return Err("the server sent an iterator entry outside the range left to visit".into());
         }
         for entry in entries {
             self.buffered_bytes += entry_cost(&entry);
             self.buffer.push_back(entry);
         }
         self.range = if self.options.reverse { self.range.before(&last_key) } else { self.range.after(&last_key) };
+        Ok(())
     }
 
     pub(super) fn handle_end(&mut self, epoch: u32) {
@@ -129,24 +147,25 @@ impl ClientIterator {
     /// Moves to `target`: drops what was buffered and returns the frame to send if the server
     /// knows this iterator (otherwise it is reopened by [`open_message`](Self::open_message)).
     pub(super) fn seek(&mut self, id: u64, target: Bytes, window: u64) -> Option<ClientMessage> {
-        if matches!(self.state, State::Failed(_)) {
-            return None;
-        }
-        self.epoch = self.epoch.wrapping_add(1);
         self.buffer.clear();
         self.buffered_bytes = 0;
         self.consumed = 0;
+        if matches!(self.state, State::Failed(_)) {
+            return None; // a failed iterator stays failed
+        }
+        self.epoch = self.epoch.wrapping_add(1);
         self.state = State::Active;
         self.range = if self.options.reverse {
             self.options.range.to_key(&target)
         } else {
             self.options.range.from_key(&target)
         };
+        self.allowed = self.remaining_limit();
         self.on_server.then(|| ClientMessage::IterSeek {
             id,
             epoch: self.epoch,
-            target,
-            limit: self.remaining_limit(),
+            range: self.range.clone(),
+            limit: self.allowed,
             credit: window,
         })
     }

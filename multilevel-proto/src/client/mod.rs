@@ -295,7 +295,7 @@ impl Client {
             ServerMessage::Error { id, error } => self.finish(id, Err(RequestError::Remote(error))),
             ServerMessage::IterData { id, epoch, entries, last_key } => {
                 if let Some(iter) = self.iterators.get_mut(&id) {
-                    iter.handle_data(epoch, entries, last_key);
+                    iter.handle_data(epoch, entries, last_key).map_err(ConnectionError::Protocol)?;
                     self.events.push_back(ClientEvent::IteratorReadable { id });
                 }
             }

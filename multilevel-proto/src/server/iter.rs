@@ -55,11 +55,11 @@ impl ServerIterator {
         self.open = true;
     }
 
-    /// Moves to `target` within the original range, with a fresh limit and credit.
-    pub(super) fn seek(&mut self, epoch: u32, target: &Bytes, limit: Option<u64>, credit: u64) {
+    /// Moves to a new position, given as the range left to visit (the client clips its
+    /// original range at the seek target), with a fresh limit and credit.
+    pub(super) fn seek(&mut self, epoch: u32, range: KeyRange, limit: Option<u64>, credit: u64) {
         self.epoch = epoch;
-        self.range =
-            if self.options.reverse { self.options.range.to_key(target) } else { self.options.range.from_key(target) };
+        self.range = range;
         self.remaining = limit;
         self.credit = credit;
         self.ended = self.range.is_empty() || limit == Some(0);

@@ -228,9 +228,9 @@ impl ServerConnection {
                     self.read_next_batch(id);
                 }
             }
-            ClientMessage::IterSeek { id, epoch, target, limit, credit } => {
+            ClientMessage::IterSeek { id, epoch, range, limit, credit } => {
                 if let Some(iter) = self.iterators.get_mut(&id) {
-                    iter.seek(epoch, &target, limit, credit);
+                    iter.seek(epoch, range, limit, credit);
                     self.read_next_batch(id);
                 }
             }
