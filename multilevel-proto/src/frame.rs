@@ -112,6 +112,18 @@ impl FrameDecoder {
         }
     }
 
+    /// The body bytes of the frame being received that have arrived so far, if its length
+    /// prefix is complete. Lets a receiver reject a peer early, e.g. on a bad handshake.
+    pub fn partial_body(&self) -> Option<&[u8]> {
+        match read_prefix(&self.buf) {
+            Ok(Prefix::Complete(head, len)) => {
+                let end = self.buf.len().min(head.saturating_add(usize::try_from(len).unwrap_or(usize::MAX)));
+                Some(&self.buf[head..end])
+            }
+            _ => None,
+        }
+    }
+
     fn fail(&mut self, err: FrameError) -> FrameError {
         self.buf = BytesMut::new();
         self.failed = Some(err.clone());

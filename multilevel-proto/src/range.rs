@@ -180,7 +180,7 @@ mod tests {
         assert_eq!(r.after(&b(&[3])), r);
         assert_eq!(r.from_key(&b(&[5])).lower, Bound::Excluded(b(&[5])));
         assert_eq!(r.to_key(&b(&[10])), r);
-        assert!(r.before(&b(&[5, 0])).after(&b(&[5])).contains(&[5, 0, 0]) == false);
+        assert!(!r.before(&b(&[5, 0])).after(&b(&[5])).contains(&[5, 0, 0]));
     }
 
     #[test]

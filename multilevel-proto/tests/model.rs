@@ -417,7 +417,7 @@ impl StateMachineTest for Sut {
         assert_eq!(sut.sim.answers.len(), issued, "every request gets exactly one answer");
 
         let applied: BTreeSet<u64> = sut.applied().into_iter().collect();
-        for (id, _) in &sut.writes {
+        for id in sut.writes.keys() {
             match &sut.sim.answers[id].result {
                 Ok(Response::Done) => assert!(applied.contains(id), "acknowledged write {id} is missing"),
                 Err(RequestError::ConnectionLost) if !sut.retry => {}

@@ -147,6 +147,9 @@ impl ServerConnection {
 
     /// Decodes and acts on buffered frames while the in-flight cap allows.
     fn process_buffered(&mut self) -> Result<(), ServerError> {
+        if self.phase == Phase::AwaitingHello {
+            self.check_hello_start()?;
+        }
         while self.phase != Phase::Closed && self.in_flight() < self.config.max_in_flight as usize {
             let frame = match self.decoder.next_frame() {
                 Ok(Some(frame)) => frame,
@@ -241,6 +244,25 @@ impl ServerConnection {
             }
         }
         self.dispatch();
+        Ok(())
+    }
+
+    /// Rejects a peer that is not a multilevel client as soon as its first bytes show it,
+    /// rather than waiting for a frame whose length was never meant as one.
+    fn check_hello_start(&mut self) -> Result<(), ServerError> {
+        // A hello frame is the Hello tag (0) followed by the magic.
+        let mut expected = [0u8; 5];
+        expected[1..].copy_from_slice(&MAGIC);
+        let Some(body) = self.decoder.partial_body() else {
+            if self.decoder.buffered() >= crate::frame::MAX_PREFIX_LEN {
+                return Err(self.fail(ServerError::BadMagic));
+            }
+            return Ok(());
+        };
+        let n = body.len().min(expected.len());
+        if body[..n] != expected[..n] {
+            return Err(self.fail(ServerError::BadMagic));
+        }
         Ok(())
     }
 

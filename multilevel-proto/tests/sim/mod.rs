@@ -34,6 +34,7 @@ pub struct Sim {
     pub answers: BTreeMap<u64, Answer>,
     pub connects: usize,
     pub disconnect_events: usize,
+    pub queue_available_events: usize,
     /// Writes handed to the store but not yet applied, like a writer thread's queue:
     /// `(connection number, op, request)`. They apply in order, even after their connection
     /// was cut (their outcome then goes nowhere).
@@ -56,6 +57,7 @@ impl Sim {
             answers: BTreeMap::new(),
             connects: 0,
             disconnect_events: 0,
+            queue_available_events: 0,
             writes: VecDeque::new(),
         }
     }
@@ -125,6 +127,7 @@ impl Sim {
                             self.s2c.clear();
                         }
                     }
+                    ClientEvent::QueueAvailable => self.queue_available_events += 1,
                     _ => {}
                 }
             }
