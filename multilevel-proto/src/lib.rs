@@ -70,6 +70,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod backoff;
 pub mod client;
 pub mod frame;
 pub mod memory;
@@ -78,6 +79,7 @@ pub mod range;
 pub mod server;
 pub mod store;
 
+pub use backoff::Backoff;
 pub use client::{
     Client, ClientConfig, ClientEvent, ConnectionError, IssueError, IterPoll, Request, RequestError, Response,
 };
