@@ -14,8 +14,8 @@ use crate::store::{BatchRead, Outcome, ReplayCheck, SessionRecord, StoreError, S
 
 type Map = BTreeMap<Bytes, Bytes>;
 
-/// Outcomes remembered per session by default; see [`SessionRecord`].
-pub const DEFAULT_OUTCOMES_PER_SESSION: usize = 4096;
+/// Request ids whose outcomes are remembered per session by default; see [`SessionRecord`].
+pub const DEFAULT_REPLAY_WINDOW: u64 = 1 << 20;
 
 /// An ordered map with at-most-once writes and snapshot iterators.
 #[derive(Debug, Clone, Default)]
@@ -92,7 +92,7 @@ impl MemoryStore {
 
     fn write(&mut self, write: WriteRequest) -> Result<(), StoreError> {
         let record = self.sessions.entry(write.session).or_default();
-        match record.check(write.request) {
+        match record.check(write.request, DEFAULT_REPLAY_WINDOW) {
             ReplayCheck::Replay(outcome) => return outcome,
             ReplayCheck::Expired => return Err(StoreError::ReplayExpired { request: write.request }),
             ReplayCheck::New => {}
@@ -102,7 +102,7 @@ impl MemoryStore {
             apply(Arc::make_mut(&mut self.data), write.op);
             self.applied.push((write.session, write.request));
         }
-        record.record(write.request, outcome.clone(), DEFAULT_OUTCOMES_PER_SESSION, 0);
+        record.record(write.request, outcome.clone(), DEFAULT_REPLAY_WINDOW, 0);
         outcome
     }
 }

@@ -204,41 +204,47 @@ pub enum ReplayCheck {
 /// What a store remembers about one session's writes.
 ///
 /// Clients send a session's writes with increasing request ids and replay them in that order,
-/// so everything at or below `high_water` was handled. The outcomes of the last `capacity`
-/// writes are kept so a replay gets the original answer; a client never has more writes in
-/// flight than its queue holds, so a capacity at least that large always suffices.
+/// so every write up to `high_water` was handled. Successes are implied; only failures are
+/// kept, which keeps the record a few bytes long. Outcomes are remembered for the ids within
+/// `window` of `high_water`: a client allocates ids one per request and iterator, so a window
+/// of a million ids covers any write still pending in its bounded queue.
+///
+/// The serialized layout is part of the store contract: durable stores persist it, so fields
+/// are only ever appended in a new versioned type.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRecord {
     /// The highest request id handled.
     pub high_water: u64,
-    /// `(request, outcome)` of the most recent writes, oldest first.
-    pub recent: VecDeque<(u64, Result<(), StoreError>)>,
+    /// `(request, error)` of the writes that failed within the window, oldest first.
+    pub failures: VecDeque<(u64, StoreError)>,
     /// When the session last wrote, in the store's own clock (e.g. seconds since the epoch).
     pub last_seen: u64,
 }
 
 impl SessionRecord {
-    /// Whether `request` was handled before, and how.
-    pub fn check(&self, request: u64) -> ReplayCheck {
-        if self.recent.is_empty() && self.high_water == 0 {
-            return ReplayCheck::New;
-        }
+    /// Whether `request` was handled before, and how, given the id `window` remembered.
+    pub fn check(&self, request: u64, window: u64) -> ReplayCheck {
         if request > self.high_water {
             return ReplayCheck::New;
         }
-        match self.recent.iter().rev().find(|(id, _)| *id == request) {
-            Some((_, outcome)) => ReplayCheck::Replay(outcome.clone()),
-            None => ReplayCheck::Expired,
+        if request.saturating_add(window) <= self.high_water {
+            return ReplayCheck::Expired;
+        }
+        match self.failures.iter().find(|(id, _)| *id == request) {
+            Some((_, error)) => ReplayCheck::Replay(Err(error.clone())),
+            None => ReplayCheck::Replay(Ok(())),
         }
     }
 
-    /// Remembers the outcome of a newly handled write, keeping at most `capacity` outcomes.
-    pub fn record(&mut self, request: u64, outcome: Result<(), StoreError>, capacity: usize, now: u64) {
+    /// Remembers the outcome of a newly handled write, forgetting failures that fell out of
+    /// the id `window`.
+    pub fn record(&mut self, request: u64, outcome: Result<(), StoreError>, window: u64, now: u64) {
         self.high_water = self.high_water.max(request);
-        self.recent.push_back((request, outcome));
-        while self.recent.len() > capacity.max(1) {
-            self.recent.pop_front();
+        if let Err(error) = outcome {
+            self.failures.push_back((request, error));
         }
+        let high_water = self.high_water;
+        self.failures.retain(|(id, _)| id.saturating_add(window) > high_water);
         self.last_seen = now;
     }
 }
@@ -249,16 +255,20 @@ mod tests {
 
     #[test]
     fn replays_get_the_original_outcome_and_old_ones_expire() {
+        let window = 3;
         let mut rec = SessionRecord::default();
-        assert_eq!(rec.check(1), ReplayCheck::New);
-        rec.record(1, Ok(()), 2, 0);
-        rec.record(3, Err(StoreError::Rejected("no".into())), 2, 0);
-        assert_eq!(rec.check(3), ReplayCheck::Replay(Err(StoreError::Rejected("no".into()))));
-        assert_eq!(rec.check(1), ReplayCheck::Replay(Ok(())));
-        assert_eq!(rec.check(4), ReplayCheck::New);
-        rec.record(4, Ok(()), 2, 0);
-        assert_eq!(rec.check(1), ReplayCheck::Expired);
-        assert_eq!(rec.check(2), ReplayCheck::Expired);
+        assert_eq!(rec.check(1, window), ReplayCheck::New);
+        rec.record(1, Ok(()), window, 0);
+        rec.record(3, Err(StoreError::Rejected("no".into())), window, 0);
+        assert_eq!(rec.check(3, window), ReplayCheck::Replay(Err(StoreError::Rejected("no".into()))));
+        assert_eq!(rec.check(1, window), ReplayCheck::Replay(Ok(())));
+        assert_eq!(rec.check(4, window), ReplayCheck::New);
+        rec.record(4, Ok(()), window, 0);
+        assert_eq!(rec.check(1, window), ReplayCheck::Expired);
+        assert_eq!(rec.check(3, window), ReplayCheck::Replay(Err(StoreError::Rejected("no".into()))));
+        rec.record(6, Ok(()), window, 0);
+        assert_eq!(rec.check(3, window), ReplayCheck::Expired);
+        assert!(rec.failures.is_empty(), "failures outside the window are dropped");
     }
 
     #[test]

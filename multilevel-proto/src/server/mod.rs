@@ -127,7 +127,9 @@ impl ServerConnection {
         self.error.as_ref()
     }
 
-    fn in_flight(&self) -> usize {
+    /// Requests received and not yet answered: queued, or handed to the store. A graceful
+    /// shutdown stops reading and waits for this to reach zero before it says goodbye.
+    pub fn in_flight(&self) -> usize {
         self.queued.len() + self.reads_in_flight + self.writes_in_flight
     }
 

@@ -1,0 +1,35 @@
+//! multilevel on plain threads: serve an LMDB database over any byte stream, and use it from
+//! a blocking client that pipelines requests from many threads, retries and resumes iterators.
+//!
+//! ```no_run
+//! use multilevel_blocking::{Client, ClientOptions, Server};
+//! use multilevel_store::{Store, StoreOptions};
+//!
+//! // Server: one LMDB environment, any number of connections.
+//! let store = Store::open("./data", StoreOptions::default())?;
+//! let server = Server::new(store);
+//! let listener = std::net::TcpListener::bind("127.0.0.1:7481")?;
+//! std::thread::spawn(move || server.serve_tcp(listener));
+//!
+//! // Client, in this or any other process.
+//! let db = Client::tcp("127.0.0.1:7481", ClientOptions::default().retry(true));
+//! db.put("hello", "world")?;
+//! assert_eq!(db.get("hello")?.as_deref(), Some(&b"world"[..]));
+//! for entry in db.iter(Default::default())? {
+//!     let entry = entry?;
+//!     println!("{:?} = {:?}", entry.key, entry.value);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod client;
+mod server;
+mod transport;
+
+pub use client::{Batch, Client, ClientOptions, Entry, Error, Iter};
+pub use multilevel_proto::{IterOptions, KeyRange};
+pub use server::{Server, ShutdownHandle};
+pub use transport::{Closer, Transport};

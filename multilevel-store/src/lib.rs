@@ -1,0 +1,365 @@
+//! The LMDB store behind a multilevel server: it carries out the
+//! [`StoreRequest`]s that [`multilevel_proto::ServerConnection`] emits, keeping the
+//! [store contract](multilevel_proto::store).
+//!
+//! - **Reads** (`Get`, `GetMany`, `OpenIterator`, `ReadBatch`) run inline on the caller's
+//!   thread: a short read transaction, or the iterator's snapshot.
+//! - **Writes** go to one writer thread that owns every write transaction and commits whatever
+//!   is queued as one group: one fsync for many writes.
+//! - **Iterators** read one consistent snapshot (an LMDB read transaction) each, within a global
+//!   cap ([`StoreOptions::max_snapshots`]); snapshots idle for
+//!   [`StoreOptions::snapshot_idle_timeout`] are closed.
+//! - **At-most-once writes**: each client session's recent outcomes are stored in the same
+//!   transaction as the writes, so a replayed write is not applied twice and gets its original
+//!   answer, across restarts too.
+//!
+//! # Example
+//!
+//! ```
+//! use multilevel_proto::{Outcome, StoreRequest, WriteOp, WriteRequest};
+//! use multilevel_store::{Execution, Store, StoreOptions};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+//! let mut conn = store.connection();
+//!
+//! let (tx, rx) = std::sync::mpsc::channel();
+//! let put = WriteRequest { session: 7, request: 1, op: WriteOp::Put { key: "k".into(), value: "v".into() } };
+//! let queued = conn.execute(StoreRequest::Write(put), move |result| tx.send(result).unwrap());
+//! assert!(matches!(queued, Execution::Queued));
+//! assert_eq!(rx.recv().unwrap(), Ok(Outcome::Written)); // durable now
+//!
+//! let Execution::Ready(got) = conn.execute(StoreRequest::Get { key: "k".into() }, |_| {}) else { panic!() };
+//! assert_eq!(got, Ok(Outcome::Value(Some("v".into()))));
+//! ```
+//!
+//! # Key layout and limits
+//!
+//! Every user key is stored as `[0x00] ++ key`, so the empty key works and the longest key is
+//! [`Store::MAX_KEY_SIZE`] (510) bytes: LMDB's 511 less the prefix. Longer keys in writes fail
+//! with [`StoreError::KeyTooLarge`]; a read of one finds nothing.
+//!
+//! # What at-most-once costs, and its bound
+//!
+//! Per live session the store keeps the highest request id it handled and the failures among
+//! the last [`StoreOptions::replay_window`] request ids (default 2^20; successes are implied),
+//! a record of a few bytes. A replay older than the window gets `ReplayExpired`, never a
+//! second application.
+//! A session that has not written for [`StoreOptions::session_retention`] (default 7 days) is
+//! forgotten: a replay of one of its old writes after that would be applied again. Clients
+//! replay within seconds of a reconnect, so this only matters for a client that stays away
+//! longer than the retention and then replays.
+//!
+//! # Durability
+//!
+//! A write's `done` runs after the commit that made it durable (fsync). With
+//! [`StoreOptions::no_sync`] the fsync is skipped: a crash of the machine (not of the process)
+//! may lose the last commits.
+//!
+//! # Resizing
+//!
+//! The map starts at [`StoreOptions::map_size`] (sparse) and doubles when full, up to
+//! [`StoreOptions::max_map_size`]; then writes fail with [`StoreError::StorageFull`]. LMDB can
+//! only resize with no transaction open, so a resize closes every open iterator snapshot (their
+//! next batch gets [`StoreError::UnknownIterator`]).
+
+#![warn(missing_docs)]
+#![deny(unsafe_code)]
+
+mod apply;
+mod env;
+mod error;
+mod keys;
+mod options;
+mod reads;
+mod record;
+mod snapshots;
+mod writer;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, Sender};
+use std::thread::{self, JoinHandle};
+use std::time::Instant;
+
+pub use error::OpenError;
+pub use multilevel_proto::{
+    BatchOp, BatchRead, KeyRange, Outcome, ServerConfig, SessionId, StoreError, StoreRequest, WriteOp, WriteRequest,
+};
+pub use options::{BatchHook, DelHook, Hooks, PutHook, StoreOptions};
+
+use env::Shared;
+use snapshots::ConnectionSnapshots;
+use writer::{Done, Job};
+
+/// What [`ConnectionStore::execute`] did with a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum Execution {
+    /// The request ran inline; here is its result. The `done` callback was dropped unused.
+    Ready(Result<Outcome, StoreError>),
+    /// The request was queued; `done` will be called exactly once, on the writer thread.
+    Queued,
+}
+
+/// A snapshot of the store's counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// User keys stored.
+    pub entries: u64,
+    /// Session records kept for at-most-once writes.
+    pub sessions: u64,
+    /// Current size of the memory map, in bytes.
+    pub map_size: usize,
+    /// The size the map may grow to, in bytes.
+    pub max_map_size: usize,
+    /// Size of the data file on disk, in bytes (sparse: can be less than the map).
+    pub disk_size: u64,
+    /// Iterator snapshots open now, across all connections.
+    pub open_snapshots: usize,
+    /// LMDB reader slots in use, by every process (snapshots and short reads).
+    pub readers: u32,
+    /// LMDB reader slots available in total.
+    pub max_readers: u32,
+    /// Id of the last committed LMDB transaction (counts commits by every process).
+    pub last_txn_id: usize,
+    /// Group commits made by this store's writer since it was opened.
+    pub commits: u64,
+    /// Writes answered by this store's writer since it was opened (applied, replayed or
+    /// refused). With group commit, `commits` is usually much smaller.
+    pub writes: u64,
+    /// Times the map was resized since the store was opened.
+    pub remaps: u64,
+}
+
+/// Owns the writer thread; dropped with the last [`Store`] or [`ConnectionStore`].
+struct Inner {
+    shared: Arc<Shared>,
+    queue: Option<Sender<Job>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the queue lets the writer finish what is queued, then stop.
+        drop(self.queue.take());
+        if let Some(writer) = self.writer.take() {
+            if writer.thread().id() == thread::current().id() {
+                // Dropped from a `done` callback: the writer stops by itself after it returns.
+                return;
+            }
+            if writer.join().is_err() {
+                tracing::error!("the writer thread panicked");
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// Queues a job for the writer; false if it has stopped.
+    fn send(&self, job: Job) -> bool {
+        self.queue.as_ref().is_some_and(|queue| queue.send(job).is_ok())
+    }
+}
+
+/// An open LMDB store. Cheap to clone; every clone is the same store. The environment closes
+/// (after the writer has committed everything queued) when the last `Store` and the last
+/// [`ConnectionStore`] are dropped.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.inner.shared.env.path()).finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// The longest key the store accepts: LMDB's 511 bytes less the one-byte prefix that lets
+    /// the empty key be stored.
+    pub const MAX_KEY_SIZE: usize = keys::MAX_KEY_SIZE;
+
+    /// Opens the store in directory `path`, creating the directory and the database if missing.
+    ///
+    /// One process may open a path once; clone the `Store` to share it.
+    pub fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store, OpenError> {
+        let path = path.as_ref();
+        if options.max_readers < u32::try_from(options.max_snapshots).unwrap_or(u32::MAX) {
+            tracing::warn!(
+                max_readers = options.max_readers,
+                max_snapshots = options.max_snapshots,
+                "fewer LMDB reader slots than snapshots: iterators may fail with TooManySnapshots early"
+            );
+        }
+        let shared = Arc::new(Shared::open(path, options)?);
+        let (queue, writer) = writer::spawn(Arc::clone(&shared)).map_err(OpenError::Thread)?;
+        Ok(Store { inner: Arc::new(Inner { shared, queue: Some(queue), writer: Some(writer) }) })
+    }
+
+    /// The server settings this store needs: the defaults, with `max_key_size` lowered to
+    /// [`Store::MAX_KEY_SIZE`] and `readonly` as opened.
+    pub fn server_config(&self) -> ServerConfig {
+        let shared = &self.inner.shared;
+        ServerConfig {
+            max_key_size: u32::try_from(shared.max_key_size).unwrap_or(u32::MAX),
+            readonly: shared.options.readonly,
+            ..ServerConfig::default()
+        }
+    }
+
+    /// The store's directory, as LMDB resolved it.
+    pub fn path(&self) -> &Path {
+        self.inner.shared.env.path()
+    }
+
+    /// State for one client connection: its iterator snapshots.
+    pub fn connection(&self) -> ConnectionStore {
+        ConnectionStore { inner: Arc::clone(&self.inner), snapshots: ConnectionSnapshots::default() }
+    }
+
+    /// The store's counters.
+    pub fn stats(&self) -> Result<Stats, StoreError> {
+        let shared = &self.inner.shared;
+        let (entries, sessions, info) = {
+            let txn = shared.read_txn()?;
+            let count = |db: env::Db| db.len(&txn.txn).map_err(|e| error::internal("counting entries", &e));
+            (count(shared.data)?, count(shared.sessions)?, shared.env.info())
+        };
+        let disk_size = shared.env.real_disk_size().map_err(|e| error::internal("reading the file size", &e))?;
+        Ok(Stats {
+            entries,
+            sessions,
+            map_size: info.map_size,
+            max_map_size: shared.max_map_size,
+            disk_size,
+            open_snapshots: shared.snapshots.open_count(),
+            readers: info.number_of_readers,
+            max_readers: info.maximum_number_of_readers,
+            last_txn_id: info.last_txn_id,
+            commits: shared.commits.load(Ordering::Relaxed),
+            writes: shared.writes.load(Ordering::Relaxed),
+            remaps: shared.remaps.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Waits until every write queued before this call is committed, then flushes the data
+    /// file to disk (which matters with [`StoreOptions::no_sync`]; otherwise each commit already
+    /// did).
+    pub fn sync(&self) -> Result<(), StoreError> {
+        let (tx, rx) = mpsc::channel();
+        if !self.inner.send(Job::Flush(tx)) || rx.recv().is_err() {
+            return Err(StoreError::Internal("the writer thread has stopped".into()));
+        }
+        if self.inner.shared.options.readonly {
+            return Ok(());
+        }
+        self.inner.shared.env.force_sync().map_err(|e| error::internal("flushing to disk", &e))
+    }
+
+    /// Drops this handle. If it was the last handle (no other `Store` clone and no
+    /// [`ConnectionStore`] alive), the writer commits everything queued and stops, and the
+    /// environment is closed before this returns, so the path can be opened again; returns
+    /// whether that happened.
+    pub fn close(self) -> bool {
+        match Arc::try_unwrap(self.inner) {
+            Ok(inner) => {
+                let shared = Arc::clone(&inner.shared);
+                drop(inner);
+                // The writer has stopped; this is the last handle on the environment.
+                Arc::strong_count(&shared) == 1
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// The store as one connection sees it: its iterator snapshots, and a way to run its requests.
+/// `Send`, so a connection's task or thread can own it. Dropping it closes its snapshots.
+pub struct ConnectionStore {
+    inner: Arc<Inner>,
+    snapshots: ConnectionSnapshots,
+}
+
+impl std::fmt::Debug for ConnectionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionStore").field("snapshots", &self.snapshots.len()).finish_non_exhaustive()
+    }
+}
+
+impl ConnectionStore {
+    /// Carries out one request.
+    ///
+    /// Reads (`Get`, `GetMany`, `OpenIterator`, `ReadBatch`) run inline on the caller's thread
+    /// and return [`Execution::Ready`]; `done` is dropped unused. Writes are handed to the writer
+    /// thread and return [`Execution::Queued`]; `done` is then called exactly once, on the writer
+    /// thread, after the group commit that made the write durable, or with its error. Keep
+    /// `done` short (e.g. send on a channel): it delays the writes of the next group.
+    pub fn execute(
+        &mut self,
+        request: StoreRequest,
+        done: impl FnOnce(Result<Outcome, StoreError>) + Send + 'static,
+    ) -> Execution {
+        let now = Instant::now();
+        let shared = &*self.inner.shared;
+        self.snapshots.close_idle(&shared.snapshots, now, shared.options.snapshot_idle_timeout);
+        let result = match request {
+            StoreRequest::Get { key } => reads::get(shared, &key),
+            StoreRequest::GetMany { keys } => reads::get_many(shared, &keys),
+            StoreRequest::OpenIterator { iterator } => {
+                // A reused id replaces its snapshot; release the old one first so it does not
+                // count against the cap.
+                self.snapshots.close(&shared.snapshots, iterator);
+                shared.take_snapshot(now).map(|slot| {
+                    self.snapshots.insert(&shared.snapshots, iterator, slot);
+                    Outcome::IteratorOpened
+                })
+            }
+            StoreRequest::ReadBatch(read) => match self.snapshots.get(read.iterator) {
+                None => Err(StoreError::UnknownIterator),
+                Some(slot) => {
+                    let result = slot.read(now, |txn| reads::read_batch(shared.data, txn, &read));
+                    if result == Err(StoreError::UnknownIterator) {
+                        self.snapshots.close(&shared.snapshots, read.iterator);
+                    }
+                    result
+                }
+            },
+            StoreRequest::Write(write) => {
+                let done: Done = Box::new(done);
+                return if self.inner.send(Job::Write(write, done)) {
+                    Execution::Queued
+                } else {
+                    Execution::Ready(Err(StoreError::Internal("the writer thread has stopped".into())))
+                };
+            }
+        };
+        Execution::Ready(result)
+    }
+
+    /// Releases an iterator's snapshot (`ServerEvent::CloseIterator`). Unknown ids are ignored.
+    pub fn close_iterator(&mut self, iterator: u64) {
+        let shared = &*self.inner.shared;
+        self.snapshots.close(&shared.snapshots, iterator);
+        self.snapshots.close_idle(&shared.snapshots, Instant::now(), shared.options.snapshot_idle_timeout);
+    }
+
+    /// Iterator snapshots this connection holds.
+    pub fn open_snapshots(&self) -> usize {
+        self.snapshots.len()
+    }
+
+    /// The store this connection belongs to.
+    pub fn store(&self) -> Store {
+        Store { inner: Arc::clone(&self.inner) }
+    }
+}
+
+impl Drop for ConnectionStore {
+    fn drop(&mut self) {
+        self.snapshots.close_all(&self.inner.shared.snapshots);
+    }
+}

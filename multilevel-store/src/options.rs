@@ -1,0 +1,224 @@
+//! How a [`Store`](crate::Store) is opened: sizes, durability, limits and the write hooks.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use multilevel_proto::BatchOp;
+
+/// A hook on single puts: gets the key and the value; `Err(message)` rejects the write.
+pub type PutHook = Arc<dyn Fn(&[u8], &[u8]) -> Result<(), String> + Send + Sync>;
+/// A hook on single deletes: gets the key; `Err(message)` rejects the write.
+pub type DelHook = Arc<dyn Fn(&[u8]) -> Result<(), String> + Send + Sync>;
+/// A hook on batches: gets the operations; `Err(message)` rejects the whole batch.
+pub type BatchHook = Arc<dyn Fn(&[BatchOp]) -> Result<(), String> + Send + Sync>;
+
+/// Checks run on the writer thread before a write is applied (the `preput`, `predel` and
+/// `prebatch` options of a multileveldown server).
+///
+/// A hook that returns `Err(message)` rejects the write: the client gets
+/// [`StoreError::Rejected`](crate::StoreError::Rejected) with the message verbatim, nothing
+/// is written, and a replay of the same write gets the same rejection without running the hook
+/// again. A hook that panics rejects the write with a message saying so. `Clear` runs no hook,
+/// and no hook runs on a read-only store.
+///
+/// Hooks run on the writer thread inside the group's write transaction, so they should be
+/// quick and should not call back into the store: a write they wait for could only run after
+/// them.
+#[derive(Clone, Default)]
+pub struct Hooks {
+    /// Runs before every `Put`.
+    pub preput: Option<PutHook>,
+    /// Runs before every `Del`.
+    pub predel: Option<DelHook>,
+    /// Runs before every `Batch`.
+    pub prebatch: Option<BatchHook>,
+}
+
+impl Hooks {
+    /// No hooks.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the hook run before every `Put`.
+    pub fn preput(mut self, hook: impl Fn(&[u8], &[u8]) -> Result<(), String> + Send + Sync + 'static) -> Self {
+        self.preput = Some(Arc::new(hook));
+        self
+    }
+
+    /// Sets the hook run before every `Del`.
+    pub fn predel(mut self, hook: impl Fn(&[u8]) -> Result<(), String> + Send + Sync + 'static) -> Self {
+        self.predel = Some(Arc::new(hook));
+        self
+    }
+
+    /// Sets the hook run before every `Batch`.
+    pub fn prebatch(mut self, hook: impl Fn(&[BatchOp]) -> Result<(), String> + Send + Sync + 'static) -> Self {
+        self.prebatch = Some(Arc::new(hook));
+        self
+    }
+}
+
+impl fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hooks")
+            .field("preput", &self.preput.is_some())
+            .field("predel", &self.predel.is_some())
+            .field("prebatch", &self.prebatch.is_some())
+            .finish()
+    }
+}
+
+/// Reader slots LMDB keeps beyond the snapshot cap, for short reads and other processes.
+const READER_HEADROOM: u32 = 126;
+
+fn default_max_readers(max_snapshots: usize) -> u32 {
+    u32::try_from(max_snapshots).unwrap_or(u32::MAX).saturating_add(READER_HEADROOM)
+}
+
+/// Settings of a [`Store`](crate::Store). Start from [`StoreOptions::default()`] and change
+/// what you need, with the fields or the builder methods of the same names.
+///
+/// ```
+/// use std::time::Duration;
+/// use multilevel_store::StoreOptions;
+///
+/// let options = StoreOptions::default().max_snapshots(64).snapshot_idle_timeout(Duration::from_secs(30));
+/// assert_eq!(options.max_readers, 64 + 126);
+/// ```
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// The initial size of the memory map, rounded up to a multiple of 64 KiB. The data file is
+    /// sparse, so a large map costs address space, not disk. Default 64 GiB on 64-bit targets
+    /// (1 GiB on 32-bit ones).
+    pub map_size: usize,
+    /// How far the map may grow: when a write finds it full, it is doubled up to this size
+    /// (rounded down to a multiple of 64 KiB, and never below `map_size`). Past it, writes fail
+    /// with [`StoreError::StorageFull`](crate::StoreError::StorageFull). Default 1 TiB on
+    /// 64-bit targets (2 GiB on 32-bit ones).
+    pub max_map_size: usize,
+    /// Skip the fsync after each group commit (LMDB's `MDB_NOSYNC`). Default `false`: a write is
+    /// answered only once it is on disk. With `true`, writes are much faster but a crash of the
+    /// machine (not of the process) may lose the last commits; the database itself stays
+    /// consistent. [`Store::sync`](crate::Store::sync) flushes on demand.
+    pub no_sync: bool,
+    /// Refuse every write with [`StoreError::ReadOnly`](crate::StoreError::ReadOnly), without
+    /// running hooks. The environment is opened read-only (`MDB_RDONLY`), so the files are never
+    /// modified and may live on a read-only filesystem. A path with no database yet is created
+    /// first (which needs write access once). Default `false`.
+    pub readonly: bool,
+    /// Iterator snapshots (LMDB read transactions) open at once across all connections; past it
+    /// opening an iterator fails with
+    /// [`StoreError::TooManySnapshots`](crate::StoreError::TooManySnapshots), after idle ones
+    /// are closed. Each snapshot holds an LMDB reader slot and keeps the pages it sees from being
+    /// reused. Default 512.
+    pub max_snapshots: usize,
+    /// A snapshot not read for this long is closed: the next batch read on it fails with
+    /// [`StoreError::UnknownIterator`](crate::StoreError::UnknownIterator). Idle snapshots are
+    /// closed when their connection next executes anything, and across connections when the
+    /// snapshot cap is reached. Default 60 s.
+    pub snapshot_idle_timeout: Duration,
+    /// LMDB reader slots, shared by every process using the database. Default `max_snapshots +
+    /// 126` (the builder method [`max_snapshots`](Self::max_snapshots) keeps that relation unless
+    /// `max_readers` was changed).
+    pub max_readers: u32,
+    /// How many request ids back a replayed write still gets its original answer, per client
+    /// session (see [`multilevel_proto::store::SessionRecord`]); older replays get
+    /// `ReplayExpired`. Only failures are stored, so the record stays small. Default 2^20.
+    pub replay_window: u64,
+    /// A session that has not written for this long is forgotten. A replay of one of its writes
+    /// after that would be applied again; clients replay within seconds, not days. Default 7 days.
+    pub session_retention: Duration,
+    /// Checks run before writes.
+    pub hooks: Hooks,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        let (map_size, max_map_size) = if cfg!(target_pointer_width = "64") {
+            (64usize << 30, (1u64 << 40) as usize)
+        } else {
+            (1usize << 30, usize::MAX & !0xffff)
+        };
+        let max_snapshots = 512;
+        Self {
+            map_size,
+            max_map_size,
+            no_sync: false,
+            readonly: false,
+            max_snapshots,
+            snapshot_idle_timeout: Duration::from_secs(60),
+            max_readers: default_max_readers(max_snapshots),
+            replay_window: multilevel_proto::memory::DEFAULT_REPLAY_WINDOW,
+            session_retention: Duration::from_secs(7 * 24 * 60 * 60),
+            hooks: Hooks::default(),
+        }
+    }
+}
+
+impl StoreOptions {
+    /// Sets [`map_size`](Self::map_size).
+    pub fn map_size(mut self, bytes: usize) -> Self {
+        self.map_size = bytes;
+        self
+    }
+
+    /// Sets [`max_map_size`](Self::max_map_size).
+    pub fn max_map_size(mut self, bytes: usize) -> Self {
+        self.max_map_size = bytes;
+        self
+    }
+
+    /// Sets [`no_sync`](Self::no_sync).
+    pub fn no_sync(mut self, no_sync: bool) -> Self {
+        self.no_sync = no_sync;
+        self
+    }
+
+    /// Sets [`readonly`](Self::readonly).
+    pub fn readonly(mut self, readonly: bool) -> Self {
+        self.readonly = readonly;
+        self
+    }
+
+    /// Sets [`max_snapshots`](Self::max_snapshots), and [`max_readers`](Self::max_readers) to
+    /// `max_snapshots + 126` if it still had its default.
+    pub fn max_snapshots(mut self, max: usize) -> Self {
+        if self.max_readers == default_max_readers(self.max_snapshots) {
+            self.max_readers = default_max_readers(max);
+        }
+        self.max_snapshots = max;
+        self
+    }
+
+    /// Sets [`snapshot_idle_timeout`](Self::snapshot_idle_timeout).
+    pub fn snapshot_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.snapshot_idle_timeout = timeout;
+        self
+    }
+
+    /// Sets [`max_readers`](Self::max_readers).
+    pub fn max_readers(mut self, readers: u32) -> Self {
+        self.max_readers = readers;
+        self
+    }
+
+    /// Sets [`replay_window`](Self::replay_window).
+    pub fn replay_window(mut self, ids: u64) -> Self {
+        self.replay_window = ids;
+        self
+    }
+
+    /// Sets [`session_retention`](Self::session_retention).
+    pub fn session_retention(mut self, retention: Duration) -> Self {
+        self.session_retention = retention;
+        self
+    }
+
+    /// Sets [`hooks`](Self::hooks).
+    pub fn hooks(mut self, hooks: Hooks) -> Self {
+        self.hooks = hooks;
+        self
+    }
+}

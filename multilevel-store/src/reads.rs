@@ -1,0 +1,65 @@
+//! Reads, run inline on the caller's thread: point reads in a short transaction, and iterator
+//! batches from a snapshot.
+
+use bytes::Bytes;
+use heed::RoTxn;
+use multilevel_proto::{BatchRead, Outcome, StoreError};
+
+use crate::env::{Db, Shared};
+use crate::error::internal;
+use crate::keys;
+
+fn get_one(shared: &Shared, txn: &RoTxn<'_>, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
+    if key.len() > shared.max_key_size {
+        // No such key can be stored.
+        return Ok(None);
+    }
+    let value = shared.data.get(txn, &keys::encode(key)).map_err(|e| internal("reading a key", &e))?;
+    Ok(value.map(Bytes::copy_from_slice))
+}
+
+/// `Get`: one key, in a short read transaction.
+pub(crate) fn get(shared: &Shared, key: &[u8]) -> Result<Outcome, StoreError> {
+    let txn = shared.read_txn()?;
+    get_one(shared, &txn.txn, key).map(Outcome::Value)
+}
+
+/// `GetMany`: several keys from one short read transaction, so they are consistent.
+pub(crate) fn get_many(shared: &Shared, keys: &[Bytes]) -> Result<Outcome, StoreError> {
+    let txn = shared.read_txn()?;
+    let values = keys.iter().map(|key| get_one(shared, &txn.txn, key)).collect::<Result<Vec<_>, _>>()?;
+    Ok(Outcome::Values(values))
+}
+
+type Entries<'t> = Box<dyn Iterator<Item = heed::Result<(&'t [u8], &'t [u8])>> + 't>;
+
+/// One iterator batch from a snapshot, with the same caps and `exhausted` rule as
+/// [`multilevel_proto::memory::read_batch`]: at most `max_entries` entries, stopping after the
+/// entry that makes the key (and value, when asked for) bytes reach `max_bytes`, and
+/// `exhausted` when nothing in the range follows the last entry.
+pub(crate) fn read_batch(data: Db, txn: &RoTxn<'_>, read: &BatchRead) -> Result<Outcome, StoreError> {
+    let Some(range) = keys::stored_range(&read.range) else {
+        return Ok(Outcome::Batch { entries: Vec::new(), exhausted: true });
+    };
+    let bounds = keys::as_slices(&range);
+    let err = |e: heed::Error| internal("reading an iterator batch", &e);
+    let mut iter: Entries<'_> = if read.reverse {
+        Box::new(data.rev_range(txn, &bounds).map_err(err)?)
+    } else {
+        Box::new(data.range(txn, &bounds).map_err(err)?)
+    };
+    let mut entries = Vec::new();
+    let mut bytes = 0u64;
+    loop {
+        if entries.len() as u64 >= read.max_entries || bytes >= read.max_bytes {
+            let exhausted = iter.next().transpose().map_err(err)?.is_none();
+            return Ok(Outcome::Batch { entries, exhausted });
+        }
+        let Some((key, value)) = iter.next().transpose().map_err(err)? else {
+            return Ok(Outcome::Batch { entries, exhausted: true });
+        };
+        let key = keys::decode(key);
+        bytes += (key.len() + if read.values { value.len() } else { 0 }) as u64;
+        entries.push((Bytes::copy_from_slice(key), read.values.then(|| Bytes::copy_from_slice(value))));
+    }
+}
