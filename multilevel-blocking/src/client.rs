@@ -1,8 +1,9 @@
 //! The blocking client: callers on any thread, their requests pipelined on one connection.
 //!
 //! A connection thread connects (and reconnects, with backoff) through the user's connector
-//! and reads answers; a timer thread runs keepalive and deadlines. Callers write their own
-//! requests, so issuing costs no thread hop.
+//! and reads answers; it never writes, so it keeps reading however slow the server is. A timer
+//! thread runs keepalive and deadlines and writes output the connection thread made. Callers
+//! write their own requests, so issuing costs no thread hop.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use multilevel_proto::{
-    Backoff, BatchOp, ClientConfig, ClientEvent, IssueError, IterOptions, IterPoll, KeyRange, Request, RequestError,
+    Backoff, BatchOp, ClientEvent, ClientOptions, IssueError, IterOptions, IterPoll, KeyRange, Request, RequestError,
     Response, WireEntry,
 };
 use tracing::debug;
@@ -40,29 +41,6 @@ pub enum Error {
     /// The server answered with something that does not fit the request.
     #[error("unexpected answer from the server: {0:?}")]
     UnexpectedResponse(Response),
-}
-
-/// How the client behaves.
-#[derive(Debug, Clone, Default)]
-pub struct ClientOptions {
-    /// Replay pending requests and resume iterators after a reconnect. Default off: pending
-    /// work then fails with [`RequestError::ConnectionLost`]. Either way the client connects
-    /// again for later requests.
-    pub retry: bool,
-    /// Delays between connection attempts.
-    pub backoff: Backoff,
-    /// Fail requests not answered within this long. Default: wait forever.
-    pub request_timeout: Option<Duration>,
-    /// Protocol settings; the session id is chosen at random unless set here.
-    pub protocol: Option<ClientConfig>,
-}
-
-impl ClientOptions {
-    /// These options with `retry` set.
-    pub fn retry(mut self, retry: bool) -> Self {
-        self.retry = retry;
-        self
-    }
 }
 
 struct State {
@@ -170,9 +148,11 @@ impl Shared {
                 };
                 let mut state = self.lock();
                 let result = state.machine.handle_input(&buf[..n], Instant::now());
+                // take_events wakes the timer thread, which writes any output (replays,
+                // credit, pongs): this thread must keep reading even while the server is slow
+                // to read, or both sides could block writing to each other.
                 self.take_events(&mut state);
                 drop(state);
-                self.flush();
                 if result.is_err() {
                     break;
                 }
@@ -192,9 +172,16 @@ impl Shared {
         }
     }
 
+    /// Runs timers, and writes output made by the connection thread.
     fn timer_loop(self: Arc<Self>) {
         let mut state = self.lock();
         while !state.closed {
+            if state.machine.wants_transmit() {
+                drop(state);
+                self.flush();
+                state = self.lock();
+                continue;
+            }
             let now = Instant::now();
             if state.machine.poll_timeout().is_some_and(|t| t <= now) {
                 state.machine.handle_timeout(now);
@@ -260,11 +247,7 @@ impl Client {
     /// A client that connects with `connector`, which is called again for every reconnect.
     /// Returns at once; requests wait for the first connection.
     pub fn new(connector: impl FnMut() -> io::Result<Transport> + Send + 'static, options: ClientOptions) -> Self {
-        let mut config = options.protocol.unwrap_or_else(|| ClientConfig::new(rand::random()));
-        config.retry = options.retry;
-        if options.request_timeout.is_some() {
-            config.request_timeout = options.request_timeout;
-        }
+        let config = options.config(rand::random());
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 machine: multilevel_proto::Client::new(config, Instant::now()),

@@ -29,7 +29,8 @@ mod client;
 mod server;
 mod transport;
 
-pub use client::{Batch, Client, ClientOptions, Entry, Error, Iter};
+pub use client::{Batch, Client, Entry, Error, Iter};
+pub use multilevel_proto::ClientOptions;
 pub use multilevel_proto::{IterOptions, KeyRange};
 pub use server::{Server, ShutdownHandle};
 pub use transport::{Closer, Transport};

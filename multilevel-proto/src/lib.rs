@@ -81,7 +81,8 @@ pub mod store;
 
 pub use backoff::Backoff;
 pub use client::{
-    Client, ClientConfig, ClientEvent, ConnectionError, IssueError, IterPoll, Request, RequestError, Response,
+    Client, ClientConfig, ClientEvent, ClientOptions, ConnectionError, IssueError, IterPoll, Request, RequestError,
+    Response,
 };
 pub use frame::{FrameDecoder, FrameError};
 pub use memory::{MemorySnapshots, MemoryStore};

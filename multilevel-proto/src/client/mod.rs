@@ -18,6 +18,7 @@
 
 mod config;
 mod iter;
+mod options;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
@@ -27,6 +28,7 @@ use bytes::{Bytes, BytesMut};
 pub use config::{ClientConfig, ClientEvent, ConnectionError, IssueError, Request, RequestError, Response};
 use iter::ClientIterator;
 pub use iter::IterPoll;
+pub use options::ClientOptions;
 
 use crate::frame::FrameDecoder;
 use crate::message::{
@@ -434,6 +436,13 @@ impl Client {
             Phase::Disconnected | Phase::Closed => None,
         };
         [deadline, keepalive].into_iter().flatten().min()
+    }
+
+    /// Whether [`poll_transmit`](Self::poll_transmit) has bytes, e.g. iterator credit granted
+    /// by [`iterator_next`](Self::iterator_next). Lets an adapter wake its writer only when
+    /// needed.
+    pub fn wants_transmit(&self) -> bool {
+        !self.out.is_empty()
     }
 
     /// Bytes to write to the transport, if any.

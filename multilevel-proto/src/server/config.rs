@@ -27,7 +27,9 @@ pub struct ServerConfig {
     /// Stop reading requests and iterator batches while this many bytes wait to be sent.
     /// Default 1 MiB.
     pub output_high_water: usize,
-    /// Most bytes of entries asked of the store per iterator batch. Default 256 KiB.
+    /// Most bytes of entries asked of the store per iterator batch, and so about the largest
+    /// iterator frame. Default 64 KiB: large enough for throughput, small enough that a frame
+    /// does not hold up other answers for long or need a long-lived connection to get through.
     pub max_batch_bytes: u64,
     /// Most entries asked of the store per iterator batch. Default 4096.
     pub max_batch_entries: u64,
@@ -43,7 +45,7 @@ impl Default for ServerConfig {
             readonly: false,
             idle_timeout: Duration::from_secs(60),
             output_high_water: 1 << 20,
-            max_batch_bytes: 256 << 10,
+            max_batch_bytes: 64 << 10,
             max_batch_entries: 4096,
         }
     }

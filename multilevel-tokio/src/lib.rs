@@ -1,0 +1,36 @@
+//! multilevel on tokio: serve an LMDB database over TCP, Unix sockets or any async stream, and
+//! use it from an async client that pipelines requests from many tasks, retries and resumes
+//! iterators.
+//!
+//! ```no_run
+//! use futures_util::StreamExt;
+//! use multilevel_tokio::{Client, ClientOptions, IterOptions, Server};
+//! use multilevel_store::{Store, StoreOptions};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = Server::new(Store::open("./data", StoreOptions::default())?);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:7481").await?;
+//! tokio::spawn(async move { server.serve_tcp(listener).await });
+//!
+//! let db = Client::tcp("127.0.0.1:7481", ClientOptions::default().retry(true));
+//! db.put("hello", "world").await?;
+//! assert_eq!(db.get("hello").await?.as_deref(), Some(&b"world"[..]));
+//! let mut entries = db.iter(IterOptions::default())?;
+//! while let Some(entry) = entries.next().await {
+//!     println!("{:?}", entry?);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod client;
+mod server;
+mod transport;
+
+pub use client::{Client, ConnectionState, Entry, Error, Iter};
+pub use multilevel_proto::{BatchOp, ClientOptions, IterOptions, KeyRange};
+pub use server::Server;
+pub use transport::Transport;

@@ -1,0 +1,44 @@
+//! A transport: the two halves of an async byte stream.
+
+use std::io;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+#[cfg(unix)]
+use tokio::net::UnixStream;
+
+/// The halves of one async byte stream, as a client's connector returns them.
+pub struct Transport {
+    /// Where bytes from the server come from.
+    pub reader: Box<dyn AsyncRead + Unpin + Send>,
+    /// Where bytes to the server go.
+    pub writer: Box<dyn AsyncWrite + Unpin + Send>,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport").finish_non_exhaustive()
+    }
+}
+
+impl Transport {
+    /// A transport over any stream (split into halves).
+    pub fn new<S: AsyncRead + AsyncWrite + Send + 'static>(stream: S) -> Self {
+        let (reader, writer) = tokio::io::split(stream);
+        Self { reader: Box::new(reader), writer: Box::new(writer) }
+    }
+
+    /// A transport over a TCP stream, with `TCP_NODELAY` on.
+    pub fn tcp(stream: TcpStream) -> io::Result<Self> {
+        stream.set_nodelay(true)?;
+        let (reader, writer) = stream.into_split();
+        Ok(Self { reader: Box::new(reader), writer: Box::new(writer) })
+    }
+
+    /// A transport over a Unix socket.
+    #[cfg(unix)]
+    pub fn unix(stream: UnixStream) -> Self {
+        let (reader, writer) = stream.into_split();
+        Self { reader: Box::new(reader), writer: Box::new(writer) }
+    }
+}
