@@ -373,6 +373,14 @@ impl Client {
         Batch { client: self, ops: Vec::new() }
     }
 
+    /// The server's counters (entries, map size, open connections...), as `(name, value)`.
+    pub fn stats(&self) -> Result<Vec<(String, u64)>, Error> {
+        match self.request(Request::Stats)? {
+            Response::Stats(stats) => Ok(stats),
+            other => Err(Error::UnexpectedResponse(other)),
+        }
+    }
+
     /// Removes every key in `range`.
     pub fn clear(&self, range: KeyRange) -> Result<(), Error> {
         self.clear_with(range, false, None)

@@ -18,7 +18,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::Instant;
 
-use multilevel_proto::{GoodbyeReason, OpId, Outcome, ServerConfig, ServerConnection, ServerEvent, StoreError};
+use multilevel_proto::{
+    GoodbyeReason, OpId, Outcome, ServerConfig, ServerConnection, ServerEvent, StoreError, StoreRequest,
+};
 use multilevel_store::{ConnectionStore, Execution, Store};
 use tracing::{debug, info, warn};
 
@@ -118,6 +120,7 @@ impl Server {
     pub fn spawn_connection(&self, transport: Transport) {
         let Transport { reader, writer, closer } = transport;
         let shared = Arc::new(Shared {
+            connections: Arc::clone(&self.connections),
             state: Mutex::new(State {
                 machine: ServerConnection::new(self.config.clone(), Instant::now()),
                 store: self.store.connection(),
@@ -188,6 +191,8 @@ struct State {
 }
 
 struct Shared {
+    /// The server's count of open connections, reported by `Stats`.
+    connections: Arc<AtomicUsize>,
     state: Mutex<State>,
     /// Signalled when completions arrive, input is wanted again, or the connection ends.
     changed: Condvar,
@@ -211,12 +216,16 @@ impl Shared {
         while let Some(event) = state.machine.poll_event() {
             match event {
                 ServerEvent::Store { op, request } => {
+                    let is_stats = request == StoreRequest::Stats;
                     let shared = Arc::clone(self);
                     let done = move |result| {
                         shared.lock().completions.push_back((op, result));
                         shared.changed.notify_all();
                     };
-                    if let Execution::Ready(result) = state.store.execute(request, done) {
+                    if let Execution::Ready(mut result) = state.store.execute(request, done) {
+                        if let (true, Ok(Outcome::Stats(stats))) = (is_stats, &mut result) {
+                            stats.push(("connections".into(), self.connections.load(Ordering::Relaxed) as u64));
+                        }
                         let _ = state.machine.handle_outcome(op, result, Instant::now());
                     }
                 }

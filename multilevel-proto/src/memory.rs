@@ -83,6 +83,7 @@ impl MemoryStore {
                 snapshots.open.insert(iterator, Arc::clone(&self.data));
                 Ok(Outcome::IteratorOpened)
             }
+            StoreRequest::Stats => Ok(Outcome::Stats(vec![("entries".into(), self.data.len() as u64)])),
             StoreRequest::ReadBatch(read) => {
                 let snapshot = snapshots.open.get(&read.iterator).ok_or(StoreError::UnknownIterator)?;
                 Ok(read_batch(snapshot, &read))

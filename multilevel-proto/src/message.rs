@@ -284,6 +284,11 @@ pub enum ClientMessage {
         /// Iterator id.
         id: u64,
     },
+    /// Ask for the server's counters (entries, map size, connections...).
+    Stats {
+        /// Request id.
+        id: u64,
+    },
 }
 
 /// Messages from server to client.
@@ -354,6 +359,13 @@ pub enum ServerMessage {
         /// Why.
         error: RemoteError,
     },
+    /// Answer to `Stats`: named counters, so servers can add some without a new version.
+    Stats {
+        /// Request id.
+        id: u64,
+        /// `(name, value)` pairs.
+        stats: Vec<(String, u64)>,
+    },
 }
 
 /// Why a frame body could not be turned into a message.
@@ -372,9 +384,9 @@ pub enum DecodeError {
 }
 
 /// Number of variants in [`ClientMessage`]; a tag at or above it is unknown.
-const CLIENT_VARIANTS: u32 = 14;
+const CLIENT_VARIANTS: u32 = 15;
 /// Number of variants in [`ServerMessage`]; a tag at or above it is unknown.
-const SERVER_VARIANTS: u32 = 11;
+const SERVER_VARIANTS: u32 = 12;
 
 /// A message type that travels in frames.
 pub trait WireMessage: Serialize + for<'de> Deserialize<'de> + Sized {
@@ -498,6 +510,7 @@ mod tests {
             ClientMessage::IterCredit { id: 7, bytes: 100 },
             ClientMessage::IterSeek { id: 7, epoch: 1, range: KeyRange::all().gte(b"m"), limit: None, credit: 10 },
             ClientMessage::IterClose { id: 7 },
+            ClientMessage::Stats { id: 8 },
         ]
     }
 
@@ -518,7 +531,7 @@ mod tests {
     #[test]
     fn server_variant_count_matches() {
         // The variant after the last known one must be unknown, the last one known.
-        let last = ServerMessage::IterError { id: 1, error: RemoteError::new(ErrorCode::Internal, "x") };
+        let last = ServerMessage::Stats { id: 1, stats: vec![("entries".into(), 3)] };
         let body = postcard::to_stdvec(&last).unwrap();
         assert_eq!(peek_tag(&body), Some(SERVER_VARIANTS - 1));
         assert_eq!(decode::<ServerMessage>(&body).unwrap(), last);

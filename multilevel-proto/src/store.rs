@@ -98,6 +98,8 @@ pub enum StoreRequest {
     },
     /// Read a batch from an iterator's snapshot. Answer [`Outcome::Batch`].
     ReadBatch(BatchRead),
+    /// Report counters. Answer [`Outcome::Stats`]; adapters may add their own (connections).
+    Stats,
 }
 
 impl StoreRequest {
@@ -125,6 +127,8 @@ pub enum Outcome {
         /// Whether the range holds nothing after the last entry.
         exhausted: bool,
     },
+    /// Answer to `Stats`: `(name, value)` pairs.
+    Stats(Vec<(String, u64)>),
 }
 
 /// Why a store could not carry out a request. Each maps to an [`ErrorCode`] for the client.

@@ -113,6 +113,7 @@ fn request() -> impl Strategy<Value = Request> {
             .prop_map(|(range, reverse, limit)| Request::Clear { range, reverse, limit }),
         3 => key().prop_map(|key| Request::Get { key }),
         1 => proptest::collection::vec(key(), 0..4).prop_map(|keys| Request::GetMany { keys }),
+        1 => Just(Request::Stats),
     ]
 }
 
@@ -214,7 +215,7 @@ fn apply_write(model: &mut Model, request: &Request) {
                 model.remove(&key);
             }
         }
-        Request::Get { .. } | Request::GetMany { .. } => unreachable!("not a write"),
+        _ => unreachable!("not a write: {request:?}"),
     }
 }
 
@@ -222,6 +223,7 @@ fn read(model: &Model, request: &Request) -> Response {
     match request {
         Request::Get { key } => Response::Value(model.get(key).cloned()),
         Request::GetMany { keys } => Response::Values(keys.iter().map(|k| model.get(k).cloned()).collect()),
+        Request::Stats => Response::Stats(vec![("entries".into(), model.len() as u64)]),
         _ => unreachable!("not a read"),
     }
 }

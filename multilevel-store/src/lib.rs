@@ -134,6 +134,30 @@ pub struct Stats {
     pub remaps: u64,
 }
 
+impl Stats {
+    /// The counters as `(name, value)` pairs, the form they travel in over the wire.
+    pub fn pairs(&self) -> Vec<(String, u64)> {
+        let as_u64 = |n: usize| n as u64;
+        [
+            ("entries", self.entries),
+            ("sessions", self.sessions),
+            ("map_size", as_u64(self.map_size)),
+            ("max_map_size", as_u64(self.max_map_size)),
+            ("disk_size", self.disk_size),
+            ("open_snapshots", as_u64(self.open_snapshots)),
+            ("readers", u64::from(self.readers)),
+            ("max_readers", u64::from(self.max_readers)),
+            ("last_txn_id", as_u64(self.last_txn_id)),
+            ("commits", self.commits),
+            ("writes", self.writes),
+            ("remaps", self.remaps),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect()
+    }
+}
+
 /// Owns the writer thread; dropped with the last [`Store`] or [`ConnectionStore`].
 struct Inner {
     shared: Arc<Shared>,
@@ -328,6 +352,7 @@ impl ConnectionStore {
                     result
                 }
             },
+            StoreRequest::Stats => self.store().stats().map(|stats| Outcome::Stats(stats.pairs())),
             StoreRequest::Write(write) => {
                 let done: Done = Box::new(done);
                 return if self.inner.send(Job::Write(write, done)) {

@@ -405,6 +405,14 @@ impl Client {
         self.write(Request::Batch { ops }).await
     }
 
+    /// The server's counters (entries, map size, open connections...), as `(name, value)`.
+    pub async fn stats(&self) -> Result<Vec<(String, u64)>, Error> {
+        match self.request(Request::Stats, None).await? {
+            Response::Stats(stats) => Ok(stats),
+            other => Err(Error::UnexpectedResponse(other)),
+        }
+    }
+
     /// Removes every key in `range`.
     pub async fn clear(&self, range: KeyRange) -> Result<(), Error> {
         self.clear_with(range, false, None).await

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use multilevel_proto::{GoodbyeReason, OpId, Outcome, ServerConfig, ServerConnection, ServerEvent, StoreError};
+use multilevel_proto::{
+    GoodbyeReason, OpId, Outcome, ServerConfig, ServerConnection, ServerEvent, StoreError, StoreRequest,
+};
 use multilevel_store::{ConnectionStore, Execution, Store};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -135,6 +137,7 @@ impl Server {
     {
         self.connections.fetch_add(1, Ordering::Relaxed);
         let connection = Connection {
+            connections: Arc::clone(&self.connections),
             machine: ServerConnection::new(self.config.clone(), Instant::now()),
             store: self.store.connection(),
             completions: mpsc::unbounded_channel(),
@@ -161,6 +164,8 @@ async fn wait_true(rx: &mut watch::Receiver<bool>) {
 }
 
 struct Connection {
+    /// The server's count of open connections, reported by `Stats`.
+    connections: Arc<AtomicUsize>,
     machine: ServerConnection,
     store: ConnectionStore,
     completions: (mpsc::UnboundedSender<Completion>, mpsc::UnboundedReceiver<Completion>),
@@ -172,11 +177,15 @@ impl Connection {
         while let Some(event) = self.machine.poll_event() {
             match event {
                 ServerEvent::Store { op, request } => {
+                    let is_stats = request == StoreRequest::Stats;
                     let tx = self.completions.0.clone();
                     let done = move |result| {
                         let _ = tx.send((op, result));
                     };
-                    if let Execution::Ready(result) = self.store.execute(request, done) {
+                    if let Execution::Ready(mut result) = self.store.execute(request, done) {
+                        if let (true, Ok(Outcome::Stats(stats))) = (is_stats, &mut result) {
+                            stats.push(("connections".into(), self.connections.load(Ordering::Relaxed) as u64));
+                        }
                         let _ = self.machine.handle_outcome(op, result, Instant::now());
                     }
                 }

@@ -50,6 +50,10 @@ async fn operations() {
     db.del("b").await.unwrap();
     db.clear(KeyRange::all().gte("c")).await.unwrap();
     assert_eq!(keys(&db, IterOptions::default()).await, vec![b("")]);
+    let stats: std::collections::HashMap<String, u64> = db.stats().await.unwrap().into_iter().collect();
+    assert_eq!(stats["entries"], 1);
+    assert_eq!(stats["connections"], 1);
+    assert!(stats["map_size"] > 0);
     let too_long = vec![0u8; 511];
     assert_eq!(db.put(&too_long, "").await, Err(Error::Issue(IssueError::KeyTooLarge { len: 511, max: 510 })));
 }

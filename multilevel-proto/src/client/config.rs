@@ -85,6 +85,8 @@ pub enum Request {
         /// The writes, in order.
         ops: Vec<BatchOp>,
     },
+    /// Ask for the server's counters; answered with [`Response::Stats`].
+    Stats,
     /// Remove a range of keys; answered with [`Response::Done`].
     Clear {
         /// The keys.
@@ -99,7 +101,7 @@ pub enum Request {
 impl Request {
     /// Whether this request changes the database.
     pub fn is_write(&self) -> bool {
-        !matches!(self, Request::Get { .. } | Request::GetMany { .. })
+        !matches!(self, Request::Get { .. } | Request::GetMany { .. } | Request::Stats)
     }
 
     pub(crate) fn keys(&self) -> Vec<&Bytes> {
@@ -107,7 +109,7 @@ impl Request {
             Request::Get { key } | Request::Put { key, .. } | Request::Del { key } => vec![key],
             Request::GetMany { keys } => keys.iter().collect(),
             Request::Batch { ops } => ops.iter().map(BatchOp::key).collect(),
-            Request::Clear { .. } => Vec::new(),
+            Request::Clear { .. } | Request::Stats => Vec::new(),
         }
     }
 }
@@ -121,6 +123,8 @@ pub enum Response {
     Values(Vec<Option<Bytes>>),
     /// A write was applied (exactly once, even if it was replayed).
     Done,
+    /// The server's counters, as `(name, value)` pairs.
+    Stats(Vec<(String, u64)>),
 }
 
 /// Why a request or iterator failed.

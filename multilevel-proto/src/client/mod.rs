@@ -294,6 +294,7 @@ impl Client {
             ServerMessage::Value { id, value } => self.finish(id, Ok(Response::Value(value))),
             ServerMessage::Values { id, values } => self.finish(id, Ok(Response::Values(values))),
             ServerMessage::Done { id } => self.finish(id, Ok(Response::Done)),
+            ServerMessage::Stats { id, stats } => self.finish(id, Ok(Response::Stats(stats))),
             ServerMessage::Error { id, error } => self.finish(id, Err(RequestError::Remote(error))),
             ServerMessage::IterData { id, epoch, entries, last_key } => {
                 if let Some(iter) = self.iterators.get_mut(&id) {
@@ -486,5 +487,6 @@ fn request_message(id: u64, request: &Request) -> ClientMessage {
         Request::Del { key } => ClientMessage::Del { id, key },
         Request::Batch { ops } => ClientMessage::Batch { id, ops },
         Request::Clear { range, reverse, limit } => ClientMessage::Clear { id, range, reverse, limit },
+        Request::Stats => ClientMessage::Stats { id },
     }
 }

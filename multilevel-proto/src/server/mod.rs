@@ -48,6 +48,7 @@ enum Pending {
     Write { id: u64 },
     OpenIterator { id: u64 },
     ReadBatch { id: u64, epoch: u32 },
+    Stats { id: u64 },
 }
 
 /// A request decoded but not yet handed to the store: it waits for earlier writes (if it is a
@@ -239,6 +240,10 @@ impl ServerConnection {
                     self.read_next_batch(id);
                 }
             }
+            ClientMessage::Stats { id } => {
+                self.check_id(id)?;
+                self.enqueue(Pending::Stats { id }, StoreRequest::Stats);
+            }
             ClientMessage::IterClose { id } => {
                 if self.iterators.remove(&id).is_some() {
                     self.events.push_back(ServerEvent::CloseIterator { iterator: id });
@@ -397,7 +402,11 @@ impl ServerConnection {
             (Pending::Get { id }, Ok(Outcome::Value(value))) => self.send(&ServerMessage::Value { id, value }),
             (Pending::GetMany { id }, Ok(Outcome::Values(values))) => self.send(&ServerMessage::Values { id, values }),
             (Pending::Write { id }, Ok(Outcome::Written)) => self.send(&ServerMessage::Done { id }),
-            (Pending::Get { id } | Pending::GetMany { id } | Pending::Write { id }, Err(err)) => {
+            (Pending::Stats { id }, Ok(Outcome::Stats(stats))) => self.send(&ServerMessage::Stats { id, stats }),
+            (
+                Pending::Get { id } | Pending::GetMany { id } | Pending::Write { id } | Pending::Stats { id },
+                Err(err),
+            ) => {
                 self.send(&ServerMessage::Error { id, error: err.to_remote() });
             }
             (Pending::OpenIterator { id }, Ok(Outcome::IteratorOpened)) => {
@@ -422,6 +431,7 @@ impl ServerConnection {
                     | Pending::GetMany { id }
                     | Pending::Write { id }
                     | Pending::OpenIterator { id }
+                    | Pending::Stats { id }
                     | Pending::ReadBatch { id, .. } => id,
                 };
                 let error = RemoteError::new(ErrorCode::Internal, message);
