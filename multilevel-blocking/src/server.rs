@@ -6,7 +6,6 @@
 //! thread produced output writes it, in one `write` per batch of frames, holding the writer
 //! lock while it takes the bytes from the state machine so frames never interleave.
 
-use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 #[cfg(unix)]
@@ -15,13 +14,12 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Wake, Waker};
 use std::thread;
 use std::time::Instant;
 
-use multilevel_proto::{
-    GoodbyeReason, OpId, Outcome, ServerConfig, ServerConnection, ServerEvent, StoreError, StoreRequest,
-};
-use multilevel_store::{ConnectionStore, Execution, Store};
+use multilevel_proto::{GoodbyeReason, ServerConfig};
+use multilevel_store::{ServedConnection, Store};
 use tracing::{debug, info, warn};
 
 use crate::transport::Transport;
@@ -35,7 +33,7 @@ pub struct Server {
     config: ServerConfig,
     shutdown: Arc<AtomicBool>,
     /// How to wake each accept loop blocked in `accept`.
-    wakes: Arc<Mutex<Vec<Wake>>>,
+    wakes: Arc<Mutex<Vec<AcceptWake>>>,
     connections: Arc<AtomicUsize>,
 }
 
@@ -71,7 +69,7 @@ impl Server {
 
     /// Serves connections from a TCP listener until [`ShutdownHandle::shutdown`] is called.
     pub fn serve_tcp(&self, listener: TcpListener) -> io::Result<()> {
-        self.register_wake(Wake::Tcp(listener.local_addr()?));
+        self.register_wake(AcceptWake::Tcp(listener.local_addr()?));
         for stream in listener.incoming() {
             if self.shutdown.load(Ordering::SeqCst) {
                 break;
@@ -88,7 +86,7 @@ impl Server {
     #[cfg(unix)]
     pub fn serve_unix(&self, listener: UnixListener) -> io::Result<()> {
         if let Some(path) = listener.local_addr()?.as_pathname() {
-            self.register_wake(Wake::Unix(path.to_owned()));
+            self.register_wake(AcceptWake::Unix(path.to_owned()));
         }
         for stream in listener.incoming() {
             if self.shutdown.load(Ordering::SeqCst) {
@@ -104,7 +102,7 @@ impl Server {
 
     /// Lets a shutdown wake this accept loop. If the shutdown already happened, wakes it
     /// at once so the loop ends on its first accept.
-    fn register_wake(&self, wake: Wake) {
+    fn register_wake(&self, wake: AcceptWake) {
         self.wakes.lock().unwrap_or_else(|e| e.into_inner()).push(wake);
         if self.shutdown.load(Ordering::SeqCst) {
             self.shutdown_handle().shutdown();
@@ -120,32 +118,25 @@ impl Server {
     pub fn spawn_connection(&self, transport: Transport) {
         let Transport { reader, writer, closer } = transport;
         let shared = Arc::new(Shared {
-            connections: Arc::clone(&self.connections),
             state: Mutex::new(State {
-                machine: ServerConnection::new(self.config.clone(), Instant::now()),
-                store: self.store.connection(),
-                completions: VecDeque::new(),
+                conn: ServedConnection::new(&self.store, self.config.clone(), Arc::clone(&self.connections)),
                 reader_done: false,
             }),
             changed: Condvar::new(),
             writer: Mutex::new(writer),
             closer,
         });
-        self.connections.fetch_add(1, Ordering::Relaxed);
-        let count = Arc::clone(&self.connections);
         let reader_shared = Arc::clone(&shared);
         let spawned = thread::Builder::new().name("multilevel-conn-read".into()).spawn(move || {
             reader_shared.read_loop(reader);
         });
         if let Err(err) = spawned {
             warn!("cannot start a connection thread: {err}");
-            count.fetch_sub(1, Ordering::Relaxed);
             shared.close_transport();
             return;
         }
         let spawned = thread::Builder::new().name("multilevel-conn-complete".into()).spawn(move || {
             shared.completion_loop();
-            count.fetch_sub(1, Ordering::Relaxed);
         });
         if let Err(err) = spawned {
             warn!("cannot start a connection thread: {err}");
@@ -155,7 +146,7 @@ impl Server {
 
 /// How to wake an accept loop blocked in `accept`: connect to it.
 #[derive(Debug)]
-enum Wake {
+enum AcceptWake {
     Tcp(SocketAddr),
     #[cfg(unix)]
     Unix(PathBuf),
@@ -165,7 +156,7 @@ enum Wake {
 #[derive(Debug, Clone)]
 pub struct ShutdownHandle {
     shutdown: Arc<AtomicBool>,
-    wakes: Arc<Mutex<Vec<Wake>>>,
+    wakes: Arc<Mutex<Vec<AcceptWake>>>,
 }
 
 impl ShutdownHandle {
@@ -175,29 +166,37 @@ impl ShutdownHandle {
         self.shutdown.store(true, Ordering::SeqCst);
         for wake in self.wakes.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
             match wake {
-                Wake::Tcp(addr) => drop(TcpStream::connect(addr)),
+                AcceptWake::Tcp(addr) => drop(TcpStream::connect(addr)),
                 #[cfg(unix)]
-                Wake::Unix(path) => drop(UnixStream::connect(path)),
+                AcceptWake::Unix(path) => drop(UnixStream::connect(path)),
             }
         }
     }
 }
 
 struct State {
-    machine: ServerConnection,
-    store: ConnectionStore,
-    completions: VecDeque<(OpId, Result<Outcome, StoreError>)>,
+    conn: ServedConnection,
     reader_done: bool,
 }
 
 struct Shared {
-    /// The server's count of open connections, reported by `Stats`.
-    connections: Arc<AtomicUsize>,
     state: Mutex<State>,
-    /// Signalled when completions arrive, input is wanted again, or the connection ends.
+    /// Signalled when write outcomes arrive, input is wanted again, or the connection ends.
     changed: Condvar,
     writer: Mutex<Box<dyn Write + Send>>,
     closer: Option<crate::transport::Closer>,
+}
+
+/// Wakes the completion thread when a write outcome arrives.
+struct CompletionWaker(Arc<Shared>);
+
+impl Wake for CompletionWaker {
+    fn wake(self: Arc<Self>) {
+        // Taking the state lock first means the completion thread is either not yet past its
+        // check (it will see the outcome) or already waiting (it gets the notification).
+        let _state = self.0.lock();
+        self.0.changed.notify_all();
+    }
 }
 
 impl Shared {
@@ -211,43 +210,13 @@ impl Shared {
         }
     }
 
-    /// Runs what the machine asks of the store: reads inline, writes to the writer thread.
-    fn run_events(self: &Arc<Self>, state: &mut State) {
-        while let Some(event) = state.machine.poll_event() {
-            match event {
-                ServerEvent::Store { op, request } => {
-                    let is_stats = request == StoreRequest::Stats;
-                    let shared = Arc::clone(self);
-                    let done = move |result| {
-                        shared.lock().completions.push_back((op, result));
-                        shared.changed.notify_all();
-                    };
-                    if let Execution::Ready(mut result) = state.store.execute(request, done) {
-                        if let (true, Ok(Outcome::Stats(stats))) = (is_stats, &mut result) {
-                            stats.push(("connections".into(), self.connections.load(Ordering::Relaxed) as u64));
-                        }
-                        let _ = state.machine.handle_outcome(op, result, Instant::now());
-                    }
-                }
-                ServerEvent::CloseIterator { iterator } => state.store.close_iterator(iterator),
-            }
-        }
-    }
-
-    /// Writes everything the machine has to send, one write per batch of frames.
-    fn flush(self: &Arc<Self>) -> io::Result<()> {
+    /// Writes everything the connection has to send, one write per batch of frames.
+    fn flush(&self) -> io::Result<()> {
         let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
         loop {
-            let mut out = Vec::new();
-            {
-                let mut state = self.lock();
-                self.run_events(&mut state);
-                while let Some(bytes) = state.machine.poll_transmit() {
-                    out.extend_from_slice(&bytes);
-                    self.run_events(&mut state);
-                }
-            }
-            if out.is_empty() {
+            out.clear();
+            if !self.lock().conn.take_output(&mut out) {
                 writer.flush()?;
                 self.changed.notify_all(); // output drained: the reader may want input again
                 return Ok(());
@@ -261,10 +230,10 @@ impl Shared {
         loop {
             {
                 let mut state = self.lock();
-                while !state.machine.wants_input() && !state.machine.is_closed() {
+                while !state.conn.wants_input() && !state.conn.is_closed() {
                     state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
                 }
-                if state.machine.is_closed() {
+                if state.conn.is_closed() {
                     break;
                 }
             }
@@ -277,12 +246,8 @@ impl Shared {
                     break;
                 }
             };
-            {
-                let mut state = self.lock();
-                if let Err(err) = state.machine.handle_input(&buf[..n], Instant::now()) {
-                    info!("closing a connection: {err}");
-                }
-                self.run_events(&mut state);
+            if let Err(err) = self.lock().conn.handle_input(&buf[..n]) {
+                info!("closing a connection: {err}");
             }
             if self.flush().is_err() {
                 break;
@@ -293,31 +258,28 @@ impl Shared {
     }
 
     fn completion_loop(self: Arc<Self>) {
+        let waker = Waker::from(Arc::new(CompletionWaker(Arc::clone(&self))));
+        let mut cx = Context::from_waker(&waker);
         let mut state = self.lock();
         loop {
-            while let Some((op, result)) = state.completions.pop_front() {
-                let _ = state.machine.handle_outcome(op, result, Instant::now());
+            let _ = state.conn.poll_completions(&mut cx);
+            if state.conn.poll_timeout().is_some_and(|deadline| Instant::now() >= deadline) {
+                state.conn.handle_timeout();
             }
-            if let Some(deadline) = state.machine.poll_timeout()
-                && Instant::now() >= deadline
-            {
-                state.machine.handle_timeout(Instant::now());
-            }
-            if state.reader_done && !state.machine.is_closed() {
+            if state.reader_done && !state.conn.is_closed() {
                 // The client went away: release snapshots; outcomes still pending are dropped.
-                state.machine.close(GoodbyeReason::Normal, "connection ended");
+                state.conn.close(GoodbyeReason::Normal, "connection ended");
             }
             drop(state);
             let flushed = self.flush();
             state = self.lock();
-            if flushed.is_err() || state.machine.is_closed() {
-                self.run_events(&mut state);
+            if flushed.is_err() || state.conn.is_closed() {
                 break;
             }
-            if !state.completions.is_empty() {
+            if state.conn.poll_completions(&mut cx).is_ready() {
                 continue;
             }
-            state = match state.machine.poll_timeout() {
+            state = match state.conn.poll_timeout() {
                 Some(deadline) => {
                     let wait = deadline.saturating_duration_since(Instant::now());
                     self.changed.wait_timeout(state, wait).unwrap_or_else(|e| e.into_inner()).0
@@ -325,11 +287,8 @@ impl Shared {
                 None => self.changed.wait(state).unwrap_or_else(|e| e.into_inner()),
             };
         }
-        let reader_done = state.reader_done;
         drop(state);
         self.close_transport();
-        if !reader_done {
-            self.changed.notify_all();
-        }
+        self.changed.notify_all();
     }
 }

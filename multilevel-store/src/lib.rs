@@ -73,6 +73,7 @@ mod keys;
 mod options;
 mod reads;
 mod record;
+mod served;
 mod snapshots;
 mod writer;
 
@@ -88,6 +89,7 @@ pub use multilevel_proto::{
     BatchOp, BatchRead, KeyRange, Outcome, ServerConfig, SessionId, StoreError, StoreRequest, WriteOp, WriteRequest,
 };
 pub use options::{BatchHook, DelHook, Hooks, PutHook, StoreOptions};
+pub use served::ServedConnection;
 
 use env::Shared;
 use snapshots::ConnectionSnapshots;

@@ -4,22 +4,17 @@
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
 
-use multilevel_proto::{
-    GoodbyeReason, OpId, Outcome, ServerConfig, ServerConnection, ServerEvent, StoreError, StoreRequest,
-};
-use multilevel_store::{ConnectionStore, Execution, Store};
+use multilevel_proto::{GoodbyeReason, ServerConfig};
+use multilevel_store::{ServedConnection, Store};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 #[cfg(unix)]
 use tokio::net::UnixListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 const READ_CHUNK: usize = 64 * 1024;
-
-type Completion = (OpId, Result<Outcome, StoreError>);
 
 /// Serves one store to many connections. Cheap to clone; clones share the shutdown signal.
 #[derive(Clone)]
@@ -135,17 +130,10 @@ impl Server {
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
     {
-        self.connections.fetch_add(1, Ordering::Relaxed);
-        let connection = Connection {
-            connections: Arc::clone(&self.connections),
-            machine: ServerConnection::new(self.config.clone(), Instant::now()),
-            store: self.store.connection(),
-            completions: mpsc::unbounded_channel(),
-        };
-        if let Err(err) = connection.run(reader, writer, self.shutdown.subscribe()).await {
+        let connection = ServedConnection::new(&self.store, self.config.clone(), Arc::clone(&self.connections));
+        if let Err(err) = run(connection, reader, writer, self.shutdown.subscribe()).await {
             debug!("connection ended: {err}");
         }
-        self.connections.fetch_sub(1, Ordering::Relaxed);
         self.shutdown.send_modify(|_| {}); // wakes `closed()`
     }
 
@@ -163,99 +151,69 @@ async fn wait_true(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
-struct Connection {
-    /// The server's count of open connections, reported by `Stats`.
-    connections: Arc<AtomicUsize>,
-    machine: ServerConnection,
-    store: ConnectionStore,
-    completions: (mpsc::UnboundedSender<Completion>, mpsc::UnboundedReceiver<Completion>),
+/// Writes all pending output, one write per batch of frames.
+async fn flush<W: AsyncWrite + Unpin>(
+    conn: &mut ServedConnection,
+    writer: &mut W,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    loop {
+        out.clear();
+        if !conn.take_output(out) {
+            return Ok(());
+        }
+        writer.write_all(out).await?;
+    }
 }
 
-impl Connection {
-    /// Runs what the machine asks of the store: reads inline, writes to the writer thread.
-    fn run_events(&mut self) {
-        while let Some(event) = self.machine.poll_event() {
-            match event {
-                ServerEvent::Store { op, request } => {
-                    let is_stats = request == StoreRequest::Stats;
-                    let tx = self.completions.0.clone();
-                    let done = move |result| {
-                        let _ = tx.send((op, result));
-                    };
-                    if let Execution::Ready(mut result) = self.store.execute(request, done) {
-                        if let (true, Ok(Outcome::Stats(stats))) = (is_stats, &mut result) {
-                            stats.push(("connections".into(), self.connections.load(Ordering::Relaxed) as u64));
-                        }
-                        let _ = self.machine.handle_outcome(op, result, Instant::now());
+/// Runs one connection: reads on this task, write outcomes through the completion queue.
+async fn run<R, W>(
+    mut conn: ServedConnection,
+    mut reader: R,
+    mut writer: W,
+    mut shutdown: watch::Receiver<bool>,
+) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut out = Vec::new();
+    let mut peer_gone = false;
+    loop {
+        flush(&mut conn, &mut writer, &mut out).await?;
+        let stopping = *shutdown.borrow();
+        if stopping && conn.in_flight() == 0 && !conn.is_closed() {
+            conn.close(GoodbyeReason::Shutdown, "the server is shutting down");
+            continue;
+        }
+        if conn.is_closed() {
+            break;
+        }
+        let deadline = conn.poll_timeout().map(tokio::time::Instant::from_std);
+        let reading = conn.wants_input() && !stopping && !peer_gone;
+        tokio::select! {
+            () = std::future::poll_fn(|cx| conn.poll_completions(cx)) => {}
+            read = reader.read(&mut buf), if reading => match read {
+                Ok(0) | Err(_) => {
+                    // The client left: nobody reads answers any more.
+                    peer_gone = true;
+                    conn.close(GoodbyeReason::Normal, "connection ended");
+                }
+                Ok(n) => {
+                    if let Err(err) = conn.handle_input(&buf[..n]) {
+                        info!("closing a connection: {err}");
                     }
                 }
-                ServerEvent::CloseIterator { iterator } => self.store.close_iterator(iterator),
-            }
+            },
+            () = sleep_until(deadline) => conn.handle_timeout(),
+            _ = shutdown.changed(), if !stopping => {}
         }
     }
-
-    /// Writes all pending output, in one write per batch of frames.
-    async fn flush<W: AsyncWrite + Unpin>(&mut self, writer: &mut W, out: &mut Vec<u8>) -> io::Result<()> {
-        loop {
-            self.run_events();
-            out.clear();
-            while let Some(bytes) = self.machine.poll_transmit() {
-                out.extend_from_slice(&bytes);
-                self.run_events();
-            }
-            if out.is_empty() {
-                return Ok(());
-            }
-            writer.write_all(out).await?;
-        }
+    if !peer_gone {
+        let _ = writer.shutdown().await;
     }
-
-    async fn run<R, W>(mut self, mut reader: R, mut writer: W, mut shutdown: watch::Receiver<bool>) -> io::Result<()>
-    where
-        R: AsyncRead + Unpin,
-        W: AsyncWrite + Unpin,
-    {
-        let mut buf = vec![0u8; READ_CHUNK];
-        let mut out = Vec::new();
-        let mut peer_gone = false;
-        loop {
-            self.flush(&mut writer, &mut out).await?;
-            let stopping = *shutdown.borrow();
-            if stopping && self.machine.in_flight() == 0 {
-                self.machine.close(GoodbyeReason::Shutdown, "the server is shutting down");
-            }
-            if self.machine.is_closed() {
-                self.flush(&mut writer, &mut out).await?;
-                break;
-            }
-            let deadline = self.machine.poll_timeout().map(tokio::time::Instant::from_std);
-            let reading = self.machine.wants_input() && !stopping && !peer_gone;
-            tokio::select! {
-                Some((op, result)) = self.completions.1.recv() => {
-                    let _ = self.machine.handle_outcome(op, result, Instant::now());
-                }
-                read = reader.read(&mut buf), if reading => match read {
-                    Ok(0) | Err(_) => {
-                        // The client left: nobody reads answers any more.
-                        peer_gone = true;
-                        self.machine.close(GoodbyeReason::Normal, "connection ended");
-                    }
-                    Ok(n) => {
-                        if let Err(err) = self.machine.handle_input(&buf[..n], Instant::now()) {
-                            info!("closing a connection: {err}");
-                        }
-                    }
-                },
-                _ = sleep_until(deadline) => self.machine.handle_timeout(Instant::now()),
-                _ = shutdown.changed(), if !stopping => {}
-            }
-        }
-        self.run_events(); // releases snapshots
-        if !peer_gone {
-            let _ = writer.shutdown().await;
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

@@ -1,0 +1,174 @@
+//! One server connection bound to the store: the part of a server that every adapter shares.
+//!
+//! [`ServedConnection`] joins a [`ServerConnection`] state machine to a [`ConnectionStore`]:
+//! reads run inline, writes go to the writer thread, and their outcomes come back through a
+//! queue that wakes the adapter with a [`Waker`]. An adapter only moves bytes and waits.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use multilevel_proto::{
+    GoodbyeReason, OpId, Outcome, ServerConfig, ServerConnection, ServerError, ServerEvent, StoreError, StoreRequest,
+};
+
+use crate::{ConnectionStore, Execution, Store};
+
+type Completion = (OpId, Result<Outcome, StoreError>);
+
+/// Write outcomes waiting for the connection, and who to wake when one arrives.
+#[derive(Default)]
+struct Completions {
+    queue: Mutex<(VecDeque<Completion>, Option<Waker>)>,
+}
+
+impl Completions {
+    fn push(&self, completion: Completion) {
+        let waker = {
+            let mut guard = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            guard.0.push_back(completion);
+            guard.1.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+/// A server connection on a store, driven by an adapter.
+///
+/// Call [`handle_input`](Self::handle_input) with bytes read (only while
+/// [`wants_input`](Self::wants_input)), [`poll_completions`](Self::poll_completions) when its
+/// waker fires, [`handle_timeout`](Self::handle_timeout) at [`poll_timeout`](Self::poll_timeout),
+/// and after each, write what [`take_output`](Self::take_output) gives. Close the transport once
+/// [`is_closed`](Self::is_closed) and the output is written.
+pub struct ServedConnection {
+    machine: ServerConnection,
+    store: ConnectionStore,
+    completions: Arc<Completions>,
+    connections: Arc<AtomicUsize>,
+}
+
+impl std::fmt::Debug for ServedConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServedConnection").field("machine", &self.machine).finish_non_exhaustive()
+    }
+}
+
+impl ServedConnection {
+    /// A new connection on `store`. `connections` is the server's count of open connections:
+    /// it is incremented now, decremented on drop, and reported by `Stats` requests.
+    pub fn new(store: &Store, config: ServerConfig, connections: Arc<AtomicUsize>) -> Self {
+        connections.fetch_add(1, Ordering::Relaxed);
+        Self {
+            machine: ServerConnection::new(config, Instant::now()),
+            store: store.connection(),
+            completions: Arc::default(),
+            connections,
+        }
+    }
+
+    /// The state machine, for what this type does not wrap.
+    pub fn machine(&self) -> &ServerConnection {
+        &self.machine
+    }
+
+    /// Whether the adapter should read from the transport now (see
+    /// [`ServerConnection::wants_input`]).
+    pub fn wants_input(&self) -> bool {
+        self.machine.wants_input()
+    }
+
+    /// Whether the connection is finished (see [`ServerConnection::is_closed`]).
+    pub fn is_closed(&self) -> bool {
+        self.machine.is_closed()
+    }
+
+    /// Requests received and not yet answered.
+    pub fn in_flight(&self) -> usize {
+        self.machine.in_flight()
+    }
+
+    /// Feeds bytes read from the transport and runs what they ask of the store. An error
+    /// means the connection is closing; a goodbye waits in the output.
+    pub fn handle_input(&mut self, bytes: &[u8]) -> Result<(), ServerError> {
+        let result = self.machine.handle_input(bytes, Instant::now());
+        self.run_events();
+        result
+    }
+
+    /// Takes the write outcomes that arrived; `Pending` (with `cx`'s waker registered) when
+    /// there were none.
+    pub fn poll_completions(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let done: Vec<Completion> = {
+            let mut guard = self.completions.queue.lock().unwrap_or_else(|e| e.into_inner());
+            if guard.0.is_empty() {
+                guard.1 = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            guard.0.drain(..).collect()
+        };
+        for (op, result) in done {
+            let _ = self.machine.handle_outcome(op, result, Instant::now());
+        }
+        self.run_events();
+        Poll::Ready(())
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.machine.poll_timeout()
+    }
+
+    /// Tells the connection the time (idle timeout).
+    pub fn handle_timeout(&mut self) {
+        self.machine.handle_timeout(Instant::now());
+        self.run_events();
+    }
+
+    /// Starts an orderly close: a goodbye, and the iterators' snapshots released.
+    pub fn close(&mut self, reason: GoodbyeReason, message: &str) {
+        self.machine.close(reason, message);
+        self.run_events();
+    }
+
+    /// Appends everything there is to send to `out`; returns whether it appended anything.
+    /// Draining output can let paused iterators read on, so this also runs their reads.
+    pub fn take_output(&mut self, out: &mut Vec<u8>) -> bool {
+        let start = out.len();
+        self.run_events();
+        while let Some(bytes) = self.machine.poll_transmit() {
+            out.extend_from_slice(&bytes);
+            self.run_events();
+        }
+        out.len() > start
+    }
+
+    /// Runs what the machine asks of the store: reads inline, writes to the writer thread.
+    fn run_events(&mut self) {
+        while let Some(event) = self.machine.poll_event() {
+            match event {
+                ServerEvent::Store { op, request } => {
+                    let is_stats = request == StoreRequest::Stats;
+                    let completions = Arc::clone(&self.completions);
+                    let done = move |result| completions.push((op, result));
+                    if let Execution::Ready(mut result) = self.store.execute(request, done) {
+                        if let (true, Ok(Outcome::Stats(stats))) = (is_stats, &mut result) {
+                            stats.push(("connections".into(), self.connections.load(Ordering::Relaxed) as u64));
+                        }
+                        let _ = self.machine.handle_outcome(op, result, Instant::now());
+                    }
+                }
+                ServerEvent::CloseIterator { iterator } => self.store.close_iterator(iterator),
+            }
+        }
+    }
+}
+
+impl Drop for ServedConnection {
+    fn drop(&mut self) {
+        self.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
