@@ -3,23 +3,25 @@
 //! A connection thread connects (and reconnects, with backoff) through the user's connector
 //! and reads answers; it never writes, so it keeps reading however slow the server is. A timer
 //! thread runs keepalive and deadlines and writes output the connection thread made. Callers
-//! write their own requests, so issuing costs no thread hop.
+//! write their own requests, so issuing costs no thread hop, and wait by parking until the
+//! shared [`Router`] wakes them.
 
-use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 #[cfg(unix)]
 use std::os::unix::net::UnixStream;
 #[cfg(unix)]
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use multilevel_proto::{
-    Backoff, BatchOp, ClientEvent, ClientOptions, IssueError, IterOptions, IterPoll, KeyRange, Request, RequestError,
-    Response, WireEntry,
+    Backoff, BatchOp, CallError, ClientOptions, ConnectionChange, IterOptions, KeyRange, Request, Response, Router,
+    WireEntry,
 };
 use tracing::debug;
 
@@ -29,61 +31,78 @@ use crate::transport::{Closer, Transport};
 pub type Entry = WireEntry;
 
 /// Why an operation failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// The request could not be issued (e.g. a key over the server's limit).
-    #[error(transparent)]
-    Issue(#[from] IssueError),
-    /// The request failed (a server error, a lost connection without retry, a timeout).
-    #[error(transparent)]
-    Request(#[from] RequestError),
-    /// The server answered with something that does not fit the request.
-    #[error("unexpected answer from the server: {0:?}")]
-    UnexpectedResponse(Response),
-}
+pub type Error = CallError;
 
-struct State {
-    machine: multilevel_proto::Client,
-    answers: HashMap<u64, Result<Response, RequestError>>,
-    closer: Option<Closer>,
-    closed: bool,
+/// Wakes a parked thread.
+struct ThreadWaker(Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
 }
 
 struct Shared {
-    state: Mutex<State>,
-    changed: Condvar,
+    router: Mutex<Router>,
+    closed: AtomicBool,
+    /// Shuts the current connection down, so the connection thread's read returns.
+    closer: Mutex<Option<Closer>>,
     /// The current connection's writer; only the holder of this lock takes bytes from the
     /// machine, so frames go out in the order they were made.
     writer: Mutex<Option<Box<dyn Write + Send>>>,
+    /// The timer thread, unparked when there is output for it or a new deadline.
+    timer: OnceLock<Thread>,
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Router> {
+        self.router.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn wait<'a>(&self, guard: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
-        self.changed.wait(guard).unwrap_or_else(|e| e.into_inner())
+    fn wake_timer(&self) {
+        if let Some(timer) = self.timer.get() {
+            timer.unpark();
+        }
     }
 
-    /// Moves the machine's events into the answer table and wakes waiters.
-    fn take_events(&self, state: &mut State) {
-        while let Some(event) = state.machine.poll_event() {
-            match event {
-                ClientEvent::Response { id, result } => {
-                    state.answers.insert(id, result);
-                }
-                ClientEvent::Disconnected(err) => {
-                    debug!("connection lost: {err}");
-                    if let Some(closer) = &state.closer {
-                        closer();
-                    }
-                }
-                _ => {}
+    fn close_transport(&self) {
+        if let Some(closer) = &*self.closer.lock().unwrap_or_else(|e| e.into_inner()) {
+            closer();
+        }
+    }
+
+    /// Wakes the callers whose answers arrived; closes the transport if the machine gave it up.
+    fn dispatch(&self, router: &mut Router) -> bool {
+        let mut lost = false;
+        for change in router.dispatch() {
+            if let ConnectionChange::Lost(err) = change {
+                debug!("connection lost: {err}");
+                lost = true;
             }
         }
-        self.changed.notify_all();
+        if lost {
+            self.close_transport();
+        }
+        if router.machine().wants_transmit() {
+            self.wake_timer();
+        }
+        lost
+    }
+
+    /// Polls `f` until it is ready, parking this thread in between.
+    fn block_on<T>(&self, mut f: impl FnMut(&mut Router, &mut Context<'_>) -> Poll<T>) -> T {
+        let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            if let Poll::Ready(value) = f(&mut self.lock(), &mut cx) {
+                return value;
+            }
+            thread::park();
+        }
     }
 
     /// Writes whatever the machine has to send.
@@ -91,8 +110,8 @@ impl Shared {
         let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = Vec::new();
         {
-            let mut state = self.lock();
-            while let Some(bytes) = state.machine.poll_transmit() {
+            let mut router = self.lock();
+            while let Some(bytes) = router.machine().poll_transmit() {
                 out.extend_from_slice(&bytes);
             }
         }
@@ -103,9 +122,7 @@ impl Shared {
         if let Err(err) = w.write_all(&out).and_then(|()| w.flush()) {
             debug!("write failed: {err}");
             *writer = None;
-            if let Some(closer) = &self.lock().closer {
-                closer(); // the connection thread sees the end and reconnects
-            }
+            self.close_transport(); // the connection thread sees the end and reconnects
         }
     }
 
@@ -115,30 +132,27 @@ impl Shared {
         mut backoff: Backoff,
     ) {
         let mut buf = vec![0u8; 64 * 1024];
-        while !self.lock().closed {
+        while !self.closed.load(Ordering::SeqCst) {
             let transport = match connector() {
                 Ok(transport) => transport,
                 Err(err) => {
                     let delay = backoff.next_delay(rand::random());
                     debug!("connect failed ({err}); retrying in {delay:?}");
-                    let state = self.lock();
-                    let _ = self.changed.wait_timeout(state, delay);
+                    thread::park_timeout(delay); // a close unparks this thread
                     continue;
                 }
             };
-            backoff.reset();
             let Transport { mut reader, writer, closer } = transport;
             *self.writer.lock().unwrap_or_else(|e| e.into_inner()) = Some(writer);
-            {
-                let mut state = self.lock();
-                if state.closed {
-                    break;
-                }
-                state.closer = closer;
-                state.machine.handle_connected(Instant::now());
-                self.take_events(&mut state);
+            *self.closer.lock().unwrap_or_else(|e| e.into_inner()) = closer;
+            if self.closed.load(Ordering::SeqCst) {
+                break;
             }
-            self.flush();
+            {
+                let mut router = self.lock();
+                router.machine().handle_connected(Instant::now());
+                self.dispatch(&mut router);
+            }
             loop {
                 let n = match reader.read(&mut buf) {
                     Ok(0) => break,
@@ -146,88 +160,78 @@ impl Shared {
                     Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                     Err(_) => break,
                 };
-                let mut state = self.lock();
-                let result = state.machine.handle_input(&buf[..n], Instant::now());
-                // take_events wakes the timer thread, which writes any output (replays,
-                // credit, pongs): this thread must keep reading even while the server is slow
-                // to read, or both sides could block writing to each other.
-                self.take_events(&mut state);
-                drop(state);
-                if result.is_err() {
+                let mut router = self.lock();
+                let result = router.machine().handle_input(&buf[..n], Instant::now());
+                // Output (replays, credit, pongs) goes out through the timer thread: this
+                // thread must keep reading even while the server is slow to read, or both
+                // sides could block writing to each other.
+                if self.dispatch(&mut router) || result.is_err() {
                     break;
                 }
             }
             *self.writer.lock().unwrap_or_else(|e| e.into_inner()) = None;
-            let mut state = self.lock();
-            if let Some(closer) = state.closer.take() {
-                closer();
-            }
-            state.machine.handle_disconnected(Instant::now());
-            self.take_events(&mut state);
-            if state.machine.server().is_none() && !state.closed {
-                // Never completed a handshake: do not hammer the server.
-                drop(state);
-                thread::sleep(backoff.next_delay(rand::random()));
+            self.close_transport();
+            let handshaken = {
+                let mut router = self.lock();
+                router.machine().handle_disconnected(Instant::now());
+                self.dispatch(&mut router);
+                router.machine().server().is_some()
+            };
+            if handshaken {
+                backoff.reset();
+            } else if !self.closed.load(Ordering::SeqCst) {
+                thread::park_timeout(backoff.next_delay(rand::random()));
             }
         }
     }
 
     /// Runs timers, and writes output made by the connection thread.
     fn timer_loop(self: Arc<Self>) {
-        let mut state = self.lock();
-        while !state.closed {
-            if state.machine.wants_transmit() {
-                drop(state);
-                self.flush();
-                state = self.lock();
-                continue;
-            }
-            let now = Instant::now();
-            if state.machine.poll_timeout().is_some_and(|t| t <= now) {
-                state.machine.handle_timeout(now);
-                self.take_events(&mut state);
-                drop(state);
-                self.flush();
-                state = self.lock();
-                continue;
-            }
-            state = match state.machine.poll_timeout() {
-                Some(deadline) => {
-                    let wait = deadline.saturating_duration_since(now);
-                    self.changed.wait_timeout(state, wait).unwrap_or_else(|e| e.into_inner()).0
+        while !self.closed.load(Ordering::SeqCst) {
+            let wait = {
+                let mut router = self.lock();
+                let now = Instant::now();
+                if router.machine().poll_timeout().is_some_and(|t| t <= now) {
+                    router.machine().handle_timeout(now);
+                    self.dispatch(&mut router);
                 }
-                None => self.wait(state),
+                if router.machine().wants_transmit() {
+                    Some(Duration::ZERO)
+                } else {
+                    router.machine().poll_timeout().map(|t| t.saturating_duration_since(now))
+                }
             };
+            match wait {
+                Some(Duration::ZERO) => self.flush(),
+                Some(wait) => thread::park_timeout(wait),
+                None => thread::park(),
+            }
         }
+        self.flush(); // the goodbye
     }
 }
 
 /// Closes the client when the last handle goes away.
 struct Handle {
     shared: Arc<Shared>,
+    connection_thread: Thread,
 }
 
 impl Drop for Handle {
     fn drop(&mut self) {
         close(&self.shared);
+        self.connection_thread.unpark();
     }
 }
 
 fn close(shared: &Shared) {
-    {
-        let mut state = shared.lock();
-        if state.closed {
-            return;
-        }
-        state.closed = true;
-        state.machine.close();
-        shared.take_events(&mut state);
+    if shared.closed.swap(true, Ordering::SeqCst) {
+        return;
     }
+    shared.lock().close(); // fails what is pending and queues a goodbye
     shared.flush();
-    if let Some(closer) = shared.lock().closer.take() {
-        closer();
-    }
-    shared.changed.notify_all();
+    shared.close_transport();
+    shared.wake_timer();
 }
 
 /// A client of a multilevel server. Cheap to clone; every clone shares one connection, and
@@ -247,29 +251,28 @@ impl Client {
     /// A client that connects with `connector`, which is called again for every reconnect.
     /// Returns at once; requests wait for the first connection.
     pub fn new(connector: impl FnMut() -> io::Result<Transport> + Send + 'static, options: ClientOptions) -> Self {
-        let config = options.config(rand::random());
+        let machine = multilevel_proto::Client::new(options.config(rand::random()), Instant::now());
         let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                machine: multilevel_proto::Client::new(config, Instant::now()),
-                answers: HashMap::new(),
-                closer: None,
-                closed: false,
-            }),
-            changed: Condvar::new(),
+            router: Mutex::new(Router::new(machine)),
+            closed: AtomicBool::new(false),
+            closer: Mutex::new(None),
             writer: Mutex::new(None),
+            timer: OnceLock::new(),
         });
-        let conn = Arc::clone(&shared);
-        let backoff = options.backoff;
-        thread::Builder::new()
-            .name("multilevel-client".into())
-            .spawn(move || conn.connection_loop(Box::new(connector), backoff))
-            .expect("spawning the client connection thread");
         let timer = Arc::clone(&shared);
-        thread::Builder::new()
+        let timer = thread::Builder::new()
             .name("multilevel-client-timer".into())
             .spawn(move || timer.timer_loop())
             .expect("spawning the client timer thread");
-        Self { handle: Arc::new(Handle { shared }) }
+        let _ = shared.timer.set(timer.thread().clone());
+        let conn = Arc::clone(&shared);
+        let backoff = options.backoff;
+        let connection = thread::Builder::new()
+            .name("multilevel-client".into())
+            .spawn(move || conn.connection_loop(Box::new(connector), backoff))
+            .expect("spawning the client connection thread");
+        let connection_thread = connection.thread().clone();
+        Self { handle: Arc::new(Handle { shared, connection_thread }) }
     }
 
     /// A client of the server at a TCP address.
@@ -290,19 +293,17 @@ impl Client {
 
     /// Whether a connection is up and its handshake done.
     pub fn is_connected(&self) -> bool {
-        self.shared().lock().machine.is_connected()
+        self.shared().lock().machine().is_connected()
     }
 
     /// Waits until connected, up to `timeout`; returns whether it is.
     pub fn wait_connected(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        let mut state = self.shared().lock();
-        while !state.machine.is_connected() {
-            let now = Instant::now();
-            if now >= deadline {
+        while !self.is_connected() {
+            if Instant::now() >= deadline {
                 return false;
             }
-            state = self.shared().changed.wait_timeout(state, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+            thread::sleep(Duration::from_millis(2));
         }
         true
     }
@@ -310,62 +311,30 @@ impl Client {
     /// Issues a request and waits for its answer.
     pub fn request(&self, request: Request) -> Result<Response, Error> {
         let shared = self.shared();
-        let id = {
-            let mut state = shared.lock();
-            loop {
-                match state.machine.issue(request.clone(), Instant::now()) {
-                    Ok(id) => break id,
-                    Err(IssueError::QueueFull) => state = shared.wait(state),
-                    Err(err) => return Err(err.into()),
-                }
-            }
-        };
-        shared.changed.notify_all(); // the timer may have a new deadline
+        let id = shared.block_on(|router, cx| router.poll_issue(&request, None, Instant::now(), cx))?;
+        shared.wake_timer(); // a deadline may need arming
         shared.flush();
-        let mut state = shared.lock();
-        loop {
-            if let Some(result) = state.answers.remove(&id) {
-                return result.map_err(Error::from);
-            }
-            state = shared.wait(state);
-        }
+        Ok(shared.block_on(|router, cx| router.poll_answer(id, cx))?)
     }
 
     /// The value of `key`, or `None` if it is absent.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>, Error> {
-        match self.request(Request::Get { key: Bytes::copy_from_slice(key.as_ref()) })? {
-            Response::Value(value) => Ok(value),
-            other => Err(Error::UnexpectedResponse(other)),
-        }
+        self.request(Request::get(key))?.into_value()
     }
 
     /// The values of several keys, in the order asked; `None` where a key is absent.
     pub fn get_many<K: AsRef<[u8]>>(&self, keys: impl IntoIterator<Item = K>) -> Result<Vec<Option<Bytes>>, Error> {
-        let keys = keys.into_iter().map(|k| Bytes::copy_from_slice(k.as_ref())).collect();
-        match self.request(Request::GetMany { keys })? {
-            Response::Values(values) => Ok(values),
-            other => Err(Error::UnexpectedResponse(other)),
-        }
-    }
-
-    fn write(&self, request: Request) -> Result<(), Error> {
-        match self.request(request)? {
-            Response::Done => Ok(()),
-            other => Err(Error::UnexpectedResponse(other)),
-        }
+        self.request(Request::get_many(keys))?.into_values()
     }
 
     /// Sets `key` to `value`.
     pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<(), Error> {
-        self.write(Request::Put {
-            key: Bytes::copy_from_slice(key.as_ref()),
-            value: Bytes::copy_from_slice(value.as_ref()),
-        })
+        self.request(Request::put(key, value))?.into_done()
     }
 
     /// Removes `key`; removing an absent key is not an error.
     pub fn del(&self, key: impl AsRef<[u8]>) -> Result<(), Error> {
-        self.write(Request::Del { key: Bytes::copy_from_slice(key.as_ref()) })
+        self.request(Request::del(key))?.into_done()
     }
 
     /// Starts an atomic batch; add operations and [`write`](Batch::write) it.
@@ -375,10 +344,7 @@ impl Client {
 
     /// The server's counters (entries, map size, open connections...), as `(name, value)`.
     pub fn stats(&self) -> Result<Vec<(String, u64)>, Error> {
-        match self.request(Request::Stats)? {
-            Response::Stats(stats) => Ok(stats),
-            other => Err(Error::UnexpectedResponse(other)),
-        }
+        self.request(Request::Stats)?.into_stats()
     }
 
     /// Removes every key in `range`.
@@ -388,20 +354,22 @@ impl Client {
 
     /// Removes at most `limit` keys of `range`, counting from the highest if `reverse`.
     pub fn clear_with(&self, range: KeyRange, reverse: bool, limit: Option<u64>) -> Result<(), Error> {
-        self.write(Request::Clear { range, reverse, limit })
+        self.request(Request::Clear { range, reverse, limit })?.into_done()
     }
 
     /// Iterates over a range, reading one snapshot while the connection lives; with retry on,
     /// it resumes after a reconnect exactly where it stopped.
     pub fn iter(&self, options: IterOptions) -> Result<Iter, Error> {
-        let id = self.shared().lock().machine.open_iterator(options)?;
+        let id = self.shared().lock().open_iterator(options)?;
         self.shared().flush();
         Ok(Iter { client: self.clone(), id })
     }
 
-    /// Closes the client: pending requests fail with [`RequestError::Closed`].
+    /// Closes the client: pending requests fail with
+    /// [`RequestError::Closed`](multilevel_proto::RequestError::Closed).
     pub fn close(&self) {
         close(self.shared());
+        self.handle.connection_thread.unpark();
     }
 }
 
@@ -430,7 +398,7 @@ impl Batch<'_> {
 
     /// Applies every operation atomically.
     pub fn write(self) -> Result<(), Error> {
-        self.client.write(Request::Batch { ops: self.ops })
+        self.client.request(Request::Batch { ops: self.ops })?.into_done()
     }
 }
 
@@ -445,7 +413,7 @@ impl Iter {
     /// Moves to the first key at or after `target` (at or before, for a reverse iterator),
     /// within the iterator's range. The limit keeps counting.
     pub fn seek(&mut self, target: impl AsRef<[u8]>) {
-        self.client.shared().lock().machine.seek(self.id, Bytes::copy_from_slice(target.as_ref()));
+        self.client.shared().lock().machine().seek(self.id, Bytes::copy_from_slice(target.as_ref()));
         self.client.shared().flush();
     }
 
@@ -454,23 +422,9 @@ impl Iter {
     pub fn next_batch(&mut self, max: usize) -> Result<Vec<Entry>, Error> {
         let mut out = Vec::new();
         let shared = self.client.shared();
-        let mut state = shared.lock();
-        let result = loop {
-            if out.len() >= max {
-                break Ok(());
-            }
-            match state.machine.iterator_next(self.id) {
-                IterPoll::Entry(entry) => out.push(entry),
-                // Nothing was consumed in this call, so there is no credit to send first.
-                IterPoll::Pending if out.is_empty() => state = shared.wait(state),
-                IterPoll::Pending | IterPoll::End => break Ok(()),
-                IterPoll::Error(err) if out.is_empty() => break Err(Error::from(err)),
-                IterPoll::Error(_) => break Ok(()), // reported on the next call
-            }
-        };
-        drop(state);
-        shared.flush();
-        result.map(|()| out)
+        shared.block_on(|router, cx| router.poll_iterator_batch(self.id, max, &mut out, cx))?;
+        shared.flush(); // credit for what was read
+        Ok(out)
     }
 }
 
@@ -479,26 +433,17 @@ impl Iterator for Iter {
 
     fn next(&mut self) -> Option<Self::Item> {
         let shared = self.client.shared();
-        let mut state = shared.lock();
-        loop {
-            match state.machine.iterator_next(self.id) {
-                IterPoll::Entry(entry) => {
-                    drop(state);
-                    shared.flush(); // credit, when due
-                    return Some(Ok(entry));
-                }
-                // Entries arrive under this lock, so no wake-up is missed.
-                IterPoll::Pending => state = shared.wait(state),
-                IterPoll::End => return None,
-                IterPoll::Error(err) => return Some(Err(err.into())),
-            }
+        let item = shared.block_on(|router, cx| router.poll_iterator(self.id, cx));
+        if shared.lock().machine().wants_transmit() {
+            shared.flush(); // credit, when due
         }
+        item.map(|r| r.map_err(Error::from))
     }
 }
 
 impl Drop for Iter {
     fn drop(&mut self) {
-        self.client.shared().lock().machine.close_iterator(self.id);
+        self.client.shared().lock().close_iterator(self.id);
         self.client.shared().flush();
     }
 }

@@ -76,13 +76,14 @@ pub mod frame;
 pub mod memory;
 pub mod message;
 pub mod range;
+pub mod router;
 pub mod server;
 pub mod store;
 
 pub use backoff::Backoff;
 pub use client::{
-    Client, ClientConfig, ClientEvent, ClientOptions, ConnectionError, IssueError, IterPoll, Request, RequestError,
-    Response,
+    CallError, Client, ClientConfig, ClientEvent, ClientOptions, ConnectionError, ConnectionState, IssueError,
+    IterPoll, Request, RequestError, Response,
 };
 pub use frame::{FrameDecoder, FrameError};
 pub use memory::{MemorySnapshots, MemoryStore};
@@ -91,5 +92,6 @@ pub use message::{
     ServerHello, ServerMessage, SessionId, WireEntry,
 };
 pub use range::KeyRange;
+pub use router::{ConnectionChange, Router};
 pub use server::{OpId, ServerConfig, ServerConnection, ServerError, ServerEvent};
 pub use store::{BatchRead, Outcome, StoreError, StoreRequest, WriteOp, WriteRequest};

@@ -5,25 +5,24 @@
 //! is to read (two peers blocked writing to each other would deadlock). Callers write their
 //! own requests, so issuing costs no task hop; output made elsewhere (credit, pongs, replays)
 //! goes out through a writer task. The writer lock keeps frames in the order the state
-//! machine made them.
+//! machine made them. Request bookkeeping is the shared [`Router`].
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_core::Stream;
 use multilevel_proto::{
-    BatchOp, ClientEvent, ClientOptions, ConnectionError, IssueError, IterOptions, IterPoll, KeyRange, Request,
-    RequestError, Response, WireEntry,
+    BatchOp, CallError, ClientOptions, ConnectionChange, ConnectionState, IterOptions, KeyRange, Request, Response,
+    Router, WireEntry,
 };
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, ToSocketAddrs};
-use tokio::sync::{Notify, oneshot, watch};
+use tokio::sync::{Notify, watch};
 use tracing::debug;
 
 use crate::transport::Transport;
@@ -33,86 +32,45 @@ pub type Entry = WireEntry;
 
 type Connector = Box<dyn FnMut() -> Pin<Box<dyn Future<Output = io::Result<Transport>> + Send>> + Send>;
 
-/// Why an operation failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// The request could not be issued (e.g. a key over the server's limit).
-    #[error(transparent)]
-    Issue(#[from] IssueError),
-    /// The request failed (a server error, a lost connection without retry, a timeout).
-    #[error(transparent)]
-    Request(#[from] RequestError),
-    /// The server answered with something that does not fit the request.
-    #[error("unexpected answer from the server: {0:?}")]
-    UnexpectedResponse(Response),
-}
-
-/// Where the client's connection stands, as [`Client::watch_state`] reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConnectionState {
-    /// Connecting, or waiting to connect again.
-    Connecting,
-    /// Connected, handshake done.
-    Connected,
-    /// The last connection ended with this error; a new one is being made.
-    Disconnected(ConnectionError),
-    /// [`Client::close`] was called.
-    Closed,
-}
-
-struct State {
-    machine: multilevel_proto::Client,
-    waiting: HashMap<u64, oneshot::Sender<Result<Response, RequestError>>>,
-    iterator_wakers: HashMap<u64, Waker>,
-    closed: bool,
-}
-
 struct Inner {
-    state: Mutex<State>,
+    router: Mutex<Router>,
+    closed: std::sync::atomic::AtomicBool,
     /// The current connection's writer. Only its holder takes bytes from the machine.
     writer: tokio::sync::Mutex<Option<Box<dyn AsyncWrite + Unpin + Send>>>,
     /// Tells the driver to re-arm its timer, or to notice a close.
     wake_driver: Notify,
     /// Tells the writer task there is output to send.
     wake_writer: Notify,
-    queue_space: Notify,
     status: watch::Sender<ConnectionState>,
 }
 
 impl Inner {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Router> {
+        self.router.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Hands the machine's events to the tasks waiting for them; returns whether the
-    /// connection was given up.
-    fn dispatch(&self, state: &mut State) -> bool {
+    fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Wakes the callers whose answers arrived; returns whether the connection was given up.
+    fn dispatch(&self, router: &mut Router) -> bool {
         let mut lost = false;
-        while let Some(event) = state.machine.poll_event() {
-            match event {
-                ClientEvent::Response { id, result } => {
-                    if let Some(tx) = state.waiting.remove(&id) {
-                        let _ = tx.send(result);
-                    }
-                }
-                ClientEvent::IteratorReadable { id } => {
-                    if let Some(waker) = state.iterator_wakers.remove(&id) {
-                        waker.wake();
-                    }
-                }
-                ClientEvent::QueueAvailable => self.queue_space.notify_waiters(),
-                ClientEvent::Connected(_) => {
+        for change in router.dispatch() {
+            match change {
+                ConnectionChange::Connected(_) => {
                     self.status.send_replace(ConnectionState::Connected);
                 }
-                ClientEvent::Disconnected(err) => {
+                ConnectionChange::Lost(err) => {
                     debug!("connection lost: {err}");
                     self.status.send_replace(ConnectionState::Disconnected(err));
                     lost = true;
                 }
                 _ => {}
             }
+        }
+        if router.machine().wants_transmit() {
+            self.wake_writer.notify_one();
         }
         lost
     }
@@ -123,8 +81,8 @@ impl Inner {
         loop {
             let mut out = Vec::new();
             {
-                let mut state = self.lock();
-                while let Some(bytes) = state.machine.poll_transmit() {
+                let mut router = self.lock();
+                while let Some(bytes) = router.machine().poll_transmit() {
                     out.extend_from_slice(&bytes);
                 }
             }
@@ -142,7 +100,7 @@ impl Inner {
 
     async fn drive(self: Arc<Self>, mut connector: Connector, mut backoff: multilevel_proto::Backoff) {
         let mut buf = vec![0u8; 64 * 1024];
-        while !self.lock().closed {
+        while !self.is_closed() {
             let transport = match connector().await {
                 Ok(transport) => transport,
                 Err(err) => {
@@ -165,53 +123,47 @@ impl Inner {
                 }
             });
             {
-                let mut state = self.lock();
-                state.machine.handle_connected(Instant::now());
-                self.dispatch(&mut state);
+                let mut router = self.lock();
+                router.machine().handle_connected(Instant::now());
+                self.dispatch(&mut router);
             }
-            self.wake_writer.notify_one();
             loop {
-                let deadline = self.lock().machine.poll_timeout().map(tokio::time::Instant::from_std);
+                let deadline = self.lock().machine().poll_timeout().map(tokio::time::Instant::from_std);
                 let lost = tokio::select! {
                     read = reader.read(&mut buf) => match read {
                         Ok(0) | Err(_) => true,
                         Ok(n) => {
-                            let mut state = self.lock();
-                            let result = state.machine.handle_input(&buf[..n], Instant::now());
-                            self.dispatch(&mut state) || result.is_err()
+                            let mut router = self.lock();
+                            let result = router.machine().handle_input(&buf[..n], Instant::now());
+                            self.dispatch(&mut router) || result.is_err()
                         }
                     },
                     _ = sleep_until(deadline) => {
-                        let mut state = self.lock();
-                        state.machine.handle_timeout(Instant::now());
-                        self.dispatch(&mut state)
+                        let mut router = self.lock();
+                        router.machine().handle_timeout(Instant::now());
+                        self.dispatch(&mut router)
                     }
                     _ = self.wake_driver.notified() => false,
                 };
-                if self.lock().machine.wants_transmit() {
-                    self.wake_writer.notify_one();
-                }
-                if lost || self.lock().closed || self.writer.lock().await.is_none() {
+                if lost || self.is_closed() || self.writer.lock().await.is_none() {
                     break;
                 }
             }
             writer_task.abort();
             // Send what is left (a goodbye on close), but never wait long for a stuck peer.
             let _ = tokio::time::timeout(Duration::from_secs(1), self.flush()).await;
-            let mut writer = self.writer.lock().await;
-            if let Some(mut w) = writer.take() {
+            if let Some(mut w) = self.writer.lock().await.take() {
                 let _ = w.shutdown().await;
             }
-            drop(writer);
             let handshaken = {
-                let mut state = self.lock();
-                state.machine.handle_disconnected(Instant::now());
-                self.dispatch(&mut state);
-                state.machine.server().is_some()
+                let mut router = self.lock();
+                router.machine().handle_disconnected(Instant::now());
+                self.dispatch(&mut router);
+                router.machine().server().is_some()
             };
             if handshaken {
                 backoff.reset();
-            } else if !self.lock().closed {
+            } else if !self.is_closed() {
                 tokio::time::sleep(backoff.next_delay(rand::random())).await;
             }
         }
@@ -238,15 +190,29 @@ impl Drop for Handle {
 }
 
 fn close(inner: &Inner) {
-    let mut state = inner.lock();
-    if state.closed {
+    if inner.closed.swap(true, std::sync::atomic::Ordering::SeqCst) {
         return;
     }
-    state.closed = true;
-    state.machine.close(); // queues a goodbye; the driver flushes it and stops
-    inner.dispatch(&mut state);
-    drop(state);
+    let mut router = inner.lock();
+    router.close(); // queues a goodbye; the driver flushes it and stops
+    inner.dispatch(&mut router);
+    drop(router);
     inner.wake_driver.notify_one();
+}
+
+/// Forgets a request whose caller stopped waiting (e.g. a dropped future).
+struct Pending<'a> {
+    inner: &'a Inner,
+    id: u64,
+    done: bool,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.inner.lock().cancel(self.id);
+        }
+    }
 }
 
 /// A client of a multilevel server: `Clone + Send + Sync`; clones share one connection.
@@ -270,17 +236,13 @@ impl Client {
         F: FnMut() -> Fut + Send + 'static,
         Fut: Future<Output = io::Result<Transport>> + Send + 'static,
     {
+        let machine = multilevel_proto::Client::new(options.config(rand::random()), Instant::now());
         let inner = Arc::new(Inner {
-            state: Mutex::new(State {
-                machine: multilevel_proto::Client::new(options.config(rand::random()), Instant::now()),
-                waiting: HashMap::new(),
-                iterator_wakers: HashMap::new(),
-                closed: false,
-            }),
+            router: Mutex::new(Router::new(machine)),
+            closed: std::sync::atomic::AtomicBool::new(false),
             writer: tokio::sync::Mutex::new(None),
             wake_driver: Notify::new(),
             wake_writer: Notify::new(),
-            queue_space: Notify::new(),
             status: watch::Sender::new(ConnectionState::Connecting),
         });
         let connector: Connector = Box::new(move || Box::pin(connector()));
@@ -329,109 +291,75 @@ impl Client {
     }
 
     /// Issues a request and waits for its answer, failing with
-    /// [`RequestError::TimedOut`] after `timeout` if one is given (else the client's default).
-    pub async fn request(&self, request: Request, timeout: Option<Duration>) -> Result<Response, Error> {
+    /// [`RequestError::TimedOut`](multilevel_proto::RequestError::TimedOut) after `timeout` if
+    /// one is given (else the client's default).
+    pub async fn request(&self, request: Request, timeout: Option<Duration>) -> Result<Response, CallError> {
         let inner = self.inner();
-        let answer = loop {
-            let space = inner.queue_space.notified();
-            tokio::pin!(space);
-            space.as_mut().enable();
-            {
-                let mut state = inner.lock();
-                let now = Instant::now();
-                let issued = match timeout {
-                    Some(timeout) => state.machine.issue_with_deadline(request.clone(), Some(now + timeout)),
-                    None => state.machine.issue(request.clone(), now),
-                };
-                match issued {
-                    Ok(id) => {
-                        let (tx, rx) = oneshot::channel();
-                        state.waiting.insert(id, tx);
-                        break rx;
-                    }
-                    Err(IssueError::QueueFull) => {}
-                    Err(err) => return Err(err.into()),
-                }
-            }
-            space.await;
-        };
-        if timeout.is_some() {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let id = std::future::poll_fn(|cx| inner.lock().poll_issue(&request, deadline, Instant::now(), cx)).await?;
+        let mut pending = Pending { inner, id, done: false };
+        if deadline.is_some() {
             inner.wake_driver.notify_one(); // re-arm the timer for the new deadline
         }
         inner.flush().await;
-        answer.await.unwrap_or(Err(RequestError::Closed)).map_err(Error::from)
+        let result = std::future::poll_fn(|cx| inner.lock().poll_answer(id, cx)).await;
+        pending.done = true;
+        Ok(result?)
     }
 
     /// The value of `key`, or `None` if it is absent.
-    pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>, Error> {
-        match self.request(Request::Get { key: Bytes::copy_from_slice(key.as_ref()) }, None).await? {
-            Response::Value(value) => Ok(value),
-            other => Err(Error::UnexpectedResponse(other)),
-        }
+    pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>, CallError> {
+        self.request(Request::get(key), None).await?.into_value()
     }
 
     /// The values of several keys, in the order asked; `None` where a key is absent.
     pub async fn get_many<K: AsRef<[u8]>>(
         &self,
         keys: impl IntoIterator<Item = K>,
-    ) -> Result<Vec<Option<Bytes>>, Error> {
-        let keys = keys.into_iter().map(|k| Bytes::copy_from_slice(k.as_ref())).collect();
-        match self.request(Request::GetMany { keys }, None).await? {
-            Response::Values(values) => Ok(values),
-            other => Err(Error::UnexpectedResponse(other)),
-        }
-    }
-
-    async fn write(&self, request: Request) -> Result<(), Error> {
-        match self.request(request, None).await? {
-            Response::Done => Ok(()),
-            other => Err(Error::UnexpectedResponse(other)),
-        }
+    ) -> Result<Vec<Option<Bytes>>, CallError> {
+        self.request(Request::get_many(keys), None).await?.into_values()
     }
 
     /// Sets `key` to `value`.
-    pub async fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<(), Error> {
-        let key = Bytes::copy_from_slice(key.as_ref());
-        self.write(Request::Put { key, value: Bytes::copy_from_slice(value.as_ref()) }).await
+    pub async fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<(), CallError> {
+        self.request(Request::put(key, value), None).await?.into_done()
     }
 
     /// Removes `key`; removing an absent key is not an error.
-    pub async fn del(&self, key: impl AsRef<[u8]>) -> Result<(), Error> {
-        self.write(Request::Del { key: Bytes::copy_from_slice(key.as_ref()) }).await
+    pub async fn del(&self, key: impl AsRef<[u8]>) -> Result<(), CallError> {
+        self.request(Request::del(key), None).await?.into_done()
     }
 
     /// Applies puts and deletes atomically, in order.
-    pub async fn batch(&self, ops: Vec<BatchOp>) -> Result<(), Error> {
-        self.write(Request::Batch { ops }).await
-    }
-
-    /// The server's counters (entries, map size, open connections...), as `(name, value)`.
-    pub async fn stats(&self) -> Result<Vec<(String, u64)>, Error> {
-        match self.request(Request::Stats, None).await? {
-            Response::Stats(stats) => Ok(stats),
-            other => Err(Error::UnexpectedResponse(other)),
-        }
+    pub async fn batch(&self, ops: Vec<BatchOp>) -> Result<(), CallError> {
+        self.request(Request::Batch { ops }, None).await?.into_done()
     }
 
     /// Removes every key in `range`.
-    pub async fn clear(&self, range: KeyRange) -> Result<(), Error> {
+    pub async fn clear(&self, range: KeyRange) -> Result<(), CallError> {
         self.clear_with(range, false, None).await
     }
 
     /// Removes at most `limit` keys of `range`, counting from the highest if `reverse`.
-    pub async fn clear_with(&self, range: KeyRange, reverse: bool, limit: Option<u64>) -> Result<(), Error> {
-        self.write(Request::Clear { range, reverse, limit }).await
+    pub async fn clear_with(&self, range: KeyRange, reverse: bool, limit: Option<u64>) -> Result<(), CallError> {
+        self.request(Request::Clear { range, reverse, limit }, None).await?.into_done()
+    }
+
+    /// The server's counters (entries, map size, open connections...), as `(name, value)`.
+    pub async fn stats(&self) -> Result<Vec<(String, u64)>, CallError> {
+        self.request(Request::Stats, None).await?.into_stats()
     }
 
     /// Iterates over a range as a [`Stream`] of entries. It reads one snapshot while the
     /// connection lives; with retry on, it resumes after a reconnect exactly where it stopped.
-    pub fn iter(&self, options: IterOptions) -> Result<Iter, Error> {
-        let id = self.inner().lock().machine.open_iterator(options)?;
+    pub fn iter(&self, options: IterOptions) -> Result<Iter, CallError> {
+        let id = self.inner().lock().open_iterator(options)?;
         self.inner().wake_writer.notify_one();
         Ok(Iter { client: self.clone(), id })
     }
 
-    /// Closes the client: pending requests fail with [`RequestError::Closed`].
+    /// Closes the client: pending requests fail with
+    /// [`RequestError::Closed`](multilevel_proto::RequestError::Closed).
     pub fn close(&self) {
         close(self.inner());
     }
@@ -449,72 +377,46 @@ impl Iter {
     /// Moves to the first key at or after `target` (at or before, for a reverse iterator),
     /// within the iterator's range. The limit keeps counting.
     pub fn seek(&mut self, target: impl AsRef<[u8]>) {
-        self.client.inner().lock().machine.seek(self.id, Bytes::copy_from_slice(target.as_ref()));
+        self.client.inner().lock().machine().seek(self.id, Bytes::copy_from_slice(target.as_ref()));
         self.client.inner().wake_writer.notify_one();
     }
 
     /// Up to `max` entries: waits until at least one is there or the iterator ends; an empty
     /// batch means the end.
-    pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Entry>, Error> {
-        let mut out = Vec::new();
-        std::future::poll_fn(|cx| self.poll_batch(cx, max, &mut out)).await?;
-        Ok(out)
-    }
-
-    fn poll_batch(&mut self, cx: &mut Context<'_>, max: usize, out: &mut Vec<Entry>) -> Poll<Result<(), Error>> {
+    pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Entry>, CallError> {
         let inner = self.client.inner();
-        let mut state = inner.lock();
-        let result = loop {
-            if out.len() >= max {
-                break Poll::Ready(Ok(()));
+        let mut out = Vec::new();
+        std::future::poll_fn(|cx| {
+            let mut router = inner.lock();
+            let poll = router.poll_iterator_batch(self.id, max, &mut out, cx);
+            if router.machine().wants_transmit() {
+                inner.wake_writer.notify_one(); // credit for what was read
             }
-            match state.machine.iterator_next(self.id) {
-                IterPoll::Entry(entry) => out.push(entry),
-                IterPoll::Pending if out.is_empty() => {
-                    state.iterator_wakers.insert(self.id, cx.waker().clone());
-                    break Poll::Pending;
-                }
-                IterPoll::Pending | IterPoll::End => break Poll::Ready(Ok(())),
-                IterPoll::Error(err) if out.is_empty() => break Poll::Ready(Err(err.into())),
-                IterPoll::Error(_) => break Poll::Ready(Ok(())), // reported on the next call
-            }
-        };
-        if state.machine.wants_transmit() {
-            inner.wake_writer.notify_one(); // credit for what was read
-        }
-        result
+            poll
+        })
+        .await?;
+        Ok(out)
     }
 }
 
 impl Stream for Iter {
-    type Item = Result<Entry, Error>;
+    type Item = Result<Entry, CallError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let inner = self.client.inner();
-        let mut state = inner.lock();
-        let poll = match state.machine.iterator_next(self.id) {
-            IterPoll::Entry(entry) => Poll::Ready(Some(Ok(entry))),
-            IterPoll::Pending => {
-                state.iterator_wakers.insert(self.id, cx.waker().clone());
-                Poll::Pending
-            }
-            IterPoll::End => Poll::Ready(None),
-            IterPoll::Error(err) => Poll::Ready(Some(Err(err.into()))),
-        };
-        if state.machine.wants_transmit() {
+        let mut router = inner.lock();
+        let poll = router.poll_iterator(self.id, cx);
+        if router.machine().wants_transmit() {
             inner.wake_writer.notify_one(); // credit for what was read
         }
-        poll
+        poll.map(|item| item.map(|r| r.map_err(CallError::from)))
     }
 }
 
 impl Drop for Iter {
     fn drop(&mut self) {
         let inner = self.client.inner();
-        let mut state = inner.lock();
-        state.machine.close_iterator(self.id);
-        state.iterator_wakers.remove(&self.id);
-        drop(state);
+        inner.lock().close_iterator(self.id);
         inner.wake_writer.notify_one();
     }
 }

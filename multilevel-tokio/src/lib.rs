@@ -30,7 +30,7 @@ mod client;
 mod server;
 mod transport;
 
-pub use client::{Client, ConnectionState, Entry, Error, Iter};
-pub use multilevel_proto::{BatchOp, ClientOptions, IterOptions, KeyRange};
+pub use client::{Client, Entry, Iter};
+pub use multilevel_proto::{BatchOp, CallError as Error, ClientOptions, ConnectionState, IterOptions, KeyRange};
 pub use server::Server;
 pub use transport::Transport;

@@ -99,6 +99,26 @@ pub enum Request {
 }
 
 impl Request {
+    /// Read `key`.
+    pub fn get(key: impl AsRef<[u8]>) -> Self {
+        Request::Get { key: copy(key) }
+    }
+
+    /// Read several keys.
+    pub fn get_many<K: AsRef<[u8]>>(keys: impl IntoIterator<Item = K>) -> Self {
+        Request::GetMany { keys: keys.into_iter().map(copy).collect() }
+    }
+
+    /// Set `key` to `value`.
+    pub fn put(key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Self {
+        Request::Put { key: copy(key), value: copy(value) }
+    }
+
+    /// Remove `key`.
+    pub fn del(key: impl AsRef<[u8]>) -> Self {
+        Request::Del { key: copy(key) }
+    }
+
     /// Whether this request changes the database.
     pub fn is_write(&self) -> bool {
         !matches!(self, Request::Get { .. } | Request::GetMany { .. } | Request::Stats)
@@ -125,6 +145,73 @@ pub enum Response {
     Done,
     /// The server's counters, as `(name, value)` pairs.
     Stats(Vec<(String, u64)>),
+}
+
+fn copy(data: impl AsRef<[u8]>) -> Bytes {
+    Bytes::copy_from_slice(data.as_ref())
+}
+
+impl Response {
+    /// The value of a `Get`.
+    pub fn into_value(self) -> Result<Option<Bytes>, CallError> {
+        match self {
+            Response::Value(value) => Ok(value),
+            other => Err(CallError::UnexpectedResponse(other)),
+        }
+    }
+
+    /// The values of a `GetMany`.
+    pub fn into_values(self) -> Result<Vec<Option<Bytes>>, CallError> {
+        match self {
+            Response::Values(values) => Ok(values),
+            other => Err(CallError::UnexpectedResponse(other)),
+        }
+    }
+
+    /// The acknowledgement of a write.
+    pub fn into_done(self) -> Result<(), CallError> {
+        match self {
+            Response::Done => Ok(()),
+            other => Err(CallError::UnexpectedResponse(other)),
+        }
+    }
+
+    /// The counters of a `Stats`.
+    pub fn into_stats(self) -> Result<Vec<(String, u64)>, CallError> {
+        match self {
+            Response::Stats(stats) => Ok(stats),
+            other => Err(CallError::UnexpectedResponse(other)),
+        }
+    }
+}
+
+/// Why an operation of an adapter's client failed: what its `get`, `put`... return.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// The request could not be issued (e.g. a key over the server's limit).
+    #[error(transparent)]
+    Issue(#[from] IssueError),
+    /// The request failed (a server error, a lost connection without retry, a timeout).
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// The server answered with something that does not fit the request.
+    #[error("unexpected answer from the server: {0:?}")]
+    UnexpectedResponse(Response),
+}
+
+/// Where an adapter client's connection stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectionState {
+    /// Connecting, or waiting to connect again.
+    Connecting,
+    /// Connected, handshake done.
+    Connected,
+    /// The last connection ended with this error; a new one is being made.
+    Disconnected(ConnectionError),
+    /// The client was closed.
+    Closed,
 }
 
 /// Why a request or iterator failed.

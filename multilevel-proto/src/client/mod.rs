@@ -25,7 +25,9 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
-pub use config::{ClientConfig, ClientEvent, ConnectionError, IssueError, Request, RequestError, Response};
+pub use config::{
+    CallError, ClientConfig, ClientEvent, ConnectionError, ConnectionState, IssueError, Request, RequestError, Response,
+};
 use iter::ClientIterator;
 pub use iter::IterPoll;
 pub use options::ClientOptions;

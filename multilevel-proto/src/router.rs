@@ -1,0 +1,211 @@
+//! Routes a [`Client`]'s events to the callers waiting for them, with [`Waker`]s: the request
+//! bookkeeping every adapter shares, whatever its runtime.
+//!
+//! An adapter keeps a `Router` behind a mutex. Callers poll it for their answer or their next
+//! iterator entry; the task or thread that reads the transport feeds the machine and calls
+//! [`dispatch`](Router::dispatch), which wakes exactly the callers whose answer arrived. A
+//! blocking adapter uses wakers that unpark threads; an async one, its tasks' wakers.
+
+use std::collections::HashMap;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use crate::client::{Client, ClientEvent, ConnectionError, IssueError, IterPoll, Request, RequestError, Response};
+use crate::message::{IterOptions, ServerHello, WireEntry};
+
+/// What a caller's request slot holds.
+#[derive(Debug)]
+enum Slot {
+    Waiting(Option<Waker>),
+    Done(Result<Response, RequestError>),
+}
+
+/// A change of the connection that [`Router::dispatch`] reports to the adapter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectionChange {
+    /// A handshake completed.
+    Connected(ServerHello),
+    /// The connection was given up; the adapter must close the transport.
+    Lost(ConnectionError),
+}
+
+/// A client state machine plus the callers waiting on it.
+#[derive(Debug)]
+pub struct Router {
+    machine: Client,
+    answers: HashMap<u64, Slot>,
+    iterator_wakers: HashMap<u64, Waker>,
+    queue_wakers: Vec<Waker>,
+}
+
+impl Router {
+    /// Routes the events of `machine`.
+    pub fn new(machine: Client) -> Self {
+        Self { machine, answers: HashMap::new(), iterator_wakers: HashMap::new(), queue_wakers: Vec::new() }
+    }
+
+    /// The state machine, to feed it transport events and take its output. Call
+    /// [`dispatch`](Self::dispatch) after feeding it.
+    pub fn machine(&mut self) -> &mut Client {
+        &mut self.machine
+    }
+
+    /// Issues a request, or registers `cx` to be woken when the queue has room.
+    pub fn poll_issue(
+        &mut self,
+        request: &Request,
+        deadline: Option<Instant>,
+        now: Instant,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<u64, IssueError>> {
+        let deadline = deadline.or_else(|| self.machine.config().request_timeout.map(|t| now + t));
+        match self.machine.issue_with_deadline(request.clone(), deadline) {
+            Ok(id) => {
+                self.answers.insert(id, Slot::Waiting(None));
+                Poll::Ready(Ok(id))
+            }
+            Err(IssueError::QueueFull) => {
+                self.queue_wakers.push(cx.waker().clone());
+                Poll::Pending
+            }
+            Err(err) => Poll::Ready(Err(err)),
+        }
+    }
+
+    /// The answer to request `id`, or `Pending` with `cx` registered.
+    pub fn poll_answer(&mut self, id: u64, cx: &mut Context<'_>) -> Poll<Result<Response, RequestError>> {
+        match self.answers.remove(&id) {
+            Some(Slot::Done(result)) => Poll::Ready(result),
+            Some(Slot::Waiting(_)) => {
+                self.answers.insert(id, Slot::Waiting(Some(cx.waker().clone())));
+                Poll::Pending
+            }
+            None => Poll::Ready(Err(RequestError::Closed)),
+        }
+    }
+
+    /// Forgets request `id` because its caller stopped waiting; its answer is dropped.
+    pub fn cancel(&mut self, id: u64) {
+        self.answers.remove(&id);
+    }
+
+    /// Opens an iterator.
+    pub fn open_iterator(&mut self, options: IterOptions) -> Result<u64, IssueError> {
+        self.machine.open_iterator(options)
+    }
+
+    /// The next entry of iterator `id`: `Ready(None)` at its end, `Pending` with `cx`
+    /// registered while none has arrived.
+    pub fn poll_iterator(&mut self, id: u64, cx: &mut Context<'_>) -> Poll<Option<Result<WireEntry, RequestError>>> {
+        match self.machine.iterator_next(id) {
+            IterPoll::Entry(entry) => Poll::Ready(Some(Ok(entry))),
+            IterPoll::Pending => {
+                self.iterator_wakers.insert(id, cx.waker().clone());
+                Poll::Pending
+            }
+            IterPoll::End => Poll::Ready(None),
+            IterPoll::Error(err) => Poll::Ready(Some(Err(err))),
+        }
+    }
+
+    /// Up to `max` entries of iterator `id` into `out`: `Ready` once it holds at least one, or
+    /// at the end (nothing added), or with the error if it failed before any entry.
+    pub fn poll_iterator_batch(
+        &mut self,
+        id: u64,
+        max: usize,
+        out: &mut Vec<WireEntry>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), RequestError>> {
+        let start = out.len();
+        while out.len() - start < max {
+            match self.poll_iterator(id, cx) {
+                Poll::Ready(Some(Ok(entry))) => out.push(entry),
+                Poll::Pending if out.len() == start => return Poll::Pending,
+                Poll::Ready(Some(Err(err))) if out.len() == start => return Poll::Ready(Err(err)),
+                // An error after some entries is reported on the next call.
+                Poll::Pending | Poll::Ready(None) | Poll::Ready(Some(Err(_))) => break,
+            }
+        }
+        self.iterator_wakers.remove(&id);
+        Poll::Ready(Ok(()))
+    }
+
+    /// Closes iterator `id` and forgets its waker.
+    pub fn close_iterator(&mut self, id: u64) {
+        self.machine.close_iterator(id);
+        self.iterator_wakers.remove(&id);
+    }
+
+    /// Hands the machine's events to their callers and wakes them; returns the connection
+    /// changes for the adapter. Call it after every call that feeds the machine.
+    pub fn dispatch(&mut self) -> Vec<ConnectionChange> {
+        let mut changes = Vec::new();
+        while let Some(event) = self.machine.poll_event() {
+            match event {
+                ClientEvent::Response { id, result } => {
+                    if let Some(Slot::Waiting(waker)) = self.answers.insert(id, Slot::Done(result)) {
+                        if let Some(waker) = waker {
+                            waker.wake();
+                        }
+                    } else {
+                        self.answers.remove(&id); // cancelled: nobody waits
+                    }
+                }
+                ClientEvent::IteratorReadable { id } => {
+                    if let Some(waker) = self.iterator_wakers.remove(&id) {
+                        waker.wake();
+                    }
+                }
+                ClientEvent::QueueAvailable => self.queue_wakers.drain(..).for_each(Waker::wake),
+                ClientEvent::Connected(hello) => changes.push(ConnectionChange::Connected(hello)),
+                ClientEvent::Disconnected(err) => changes.push(ConnectionChange::Lost(err)),
+            }
+        }
+        changes
+    }
+
+    /// Closes the client (see [`Client::close`]) and wakes every caller with its outcome.
+    pub fn close(&mut self) {
+        self.machine.close();
+        self.dispatch();
+        self.queue_wakers.drain(..).for_each(Waker::wake);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    use super::*;
+    use crate::client::ClientConfig;
+
+    struct Counter(AtomicUsize);
+
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn answers_wake_their_caller_and_cancelled_ones_are_dropped() {
+        let now = Instant::now();
+        let counter = Arc::new(Counter(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&counter));
+        let mut cx = Context::from_waker(&waker);
+        let mut router = Router::new(Client::new(ClientConfig::new(1), now));
+        let get = Request::Get { key: "k".into() };
+        let Poll::Ready(Ok(kept)) = router.poll_issue(&get, None, now, &mut cx) else { panic!() };
+        let Poll::Ready(Ok(dropped)) = router.poll_issue(&get, None, now, &mut cx) else { panic!() };
+        assert!(router.poll_answer(kept, &mut cx).is_pending());
+        router.cancel(dropped);
+        router.close();
+        assert_eq!(counter.0.load(Ordering::Relaxed), 1, "only the waiting caller is woken");
+        assert_eq!(router.poll_answer(kept, &mut cx), Poll::Ready(Err(RequestError::Closed)));
+        assert!(router.answers.is_empty(), "nothing is kept for the cancelled request");
+    }
+}
