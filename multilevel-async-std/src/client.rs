@@ -1,0 +1,451 @@
+//! The async client: a cloneable handle; tasks pipeline requests on one connection.
+//!
+//! One driver task per client (started on the caller's spawner) connects and reconnects with
+//! backoff, reads answers and runs the timers; within it, a writer future sends output made
+//! outside callers (credit, pongs, replays) so reading never waits on writing. Callers write
+//! their own requests. Request bookkeeping is the shared [`Router`].
+
+use std::future::{Future, poll_fn};
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use async_io::Timer;
+use async_lock::Mutex as AsyncMutex;
+use bytes::Bytes;
+use futures_core::Stream;
+use futures_io::AsyncWrite;
+use futures_lite::{AsyncWriteExt, FutureExt};
+use multilevel_proto::{
+    BatchOp, CallError, ClientOptions, ConnectionChange, ConnectionState, IterOptions, KeyRange, Request, Response,
+    Router, WireEntry,
+};
+use tracing::debug;
+
+use crate::spawn::{Signal, Spawn};
+use crate::transport::Transport;
+
+/// An iterator entry: key and value, each present if the iterator's options asked for it.
+pub type Entry = WireEntry;
+
+type Connector = Box<dyn FnMut() -> Pin<Box<dyn Future<Output = io::Result<Transport>> + Send>> + Send>;
+
+struct Inner {
+    router: Mutex<Router>,
+    state: Mutex<ConnectionState>,
+    closed: AtomicBool,
+    writer: AsyncMutex<Option<Box<dyn AsyncWrite + Unpin + Send>>>,
+    /// Pulsed when output waits for the writer future.
+    wake_writer: Signal,
+    /// Pulsed to re-arm the timer or notice a close.
+    wake_driver: Signal,
+    /// Pulsed when the connection state changes.
+    state_changed: Signal,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, Router> {
+        self.router.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_state(&self, state: ConnectionState) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = state;
+        self.state_changed.pulse();
+    }
+
+    /// Wakes the callers whose answers arrived; returns whether the connection was given up.
+    fn dispatch(&self, router: &mut Router) -> bool {
+        let mut lost = false;
+        for change in router.dispatch() {
+            match change {
+                ConnectionChange::Connected(_) => self.set_state(ConnectionState::Connected),
+                ConnectionChange::Lost(err) => {
+                    debug!("connection lost: {err}");
+                    self.set_state(ConnectionState::Disconnected(err));
+                    lost = true;
+                }
+                _ => {}
+            }
+        }
+        if router.machine().wants_transmit() {
+            self.wake_writer.pulse();
+        }
+        lost
+    }
+
+    /// Writes whatever the machine has to send.
+    async fn flush(&self) {
+        let mut writer = self.writer.lock().await;
+        loop {
+            let mut out = Vec::new();
+            {
+                let mut router = self.lock();
+                while let Some(bytes) = router.machine().poll_transmit() {
+                    out.extend_from_slice(&bytes);
+                }
+            }
+            let Some(w) = writer.as_mut() else { return };
+            let written = if out.is_empty() { w.flush().await } else { w.write_all(&out).await };
+            if let Err(err) = written {
+                debug!("write failed: {err}");
+                *writer = None; // the driver sees the connection end and reconnects
+                return;
+            }
+            if out.is_empty() {
+                return;
+            }
+        }
+    }
+
+    /// Sends output made outside callers, until the connection ends.
+    async fn write_loop(&self) {
+        loop {
+            let listener = self.wake_writer.listen();
+            if self.lock().machine().wants_transmit() {
+                self.flush().await;
+                continue;
+            }
+            listener.await;
+        }
+    }
+
+    /// Reads and runs timers until the connection is given up.
+    async fn read_loop(&self, reader: &mut (dyn futures_io::AsyncRead + Unpin + Send)) {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let mut wake = self.wake_driver.listen();
+            if self.closed.load(Ordering::SeqCst) {
+                return;
+            }
+            let mut timer = self.lock().machine().poll_timeout().map(Timer::at);
+            let lost = poll_fn(|cx| {
+                if let Poll::Ready(read) = Pin::new(&mut *reader).poll_read(cx, &mut buf) {
+                    return Poll::Ready(match read {
+                        Ok(0) | Err(_) => true,
+                        Ok(n) => {
+                            let mut router = self.lock();
+                            let result = router.machine().handle_input(&buf[..n], Instant::now());
+                            self.dispatch(&mut router) || result.is_err()
+                        }
+                    });
+                }
+                if let Some(timer) = &mut timer
+                    && Pin::new(timer).poll(cx).is_ready()
+                {
+                    let mut router = self.lock();
+                    router.machine().handle_timeout(Instant::now());
+                    return Poll::Ready(self.dispatch(&mut router));
+                }
+                if Pin::new(&mut wake).poll(cx).is_ready() {
+                    return Poll::Ready(false);
+                }
+                Poll::Pending
+            })
+            .await;
+            if lost {
+                return;
+            }
+        }
+    }
+
+    async fn drive(self: Arc<Self>, mut connector: Connector, mut backoff: multilevel_proto::Backoff) {
+        while !self.closed.load(Ordering::SeqCst) {
+            let transport = match connector().await {
+                Ok(transport) => transport,
+                Err(err) => {
+                    let delay = backoff.next_delay(rand::random());
+                    debug!("connect failed ({err}); retrying in {delay:?}");
+                    self.set_state(ConnectionState::Connecting);
+                    Timer::after(delay).await;
+                    continue;
+                }
+            };
+            let Transport { mut reader, writer } = transport;
+            *self.writer.lock().await = Some(writer);
+            {
+                let mut router = self.lock();
+                router.machine().handle_connected(Instant::now());
+                self.dispatch(&mut router);
+            }
+            self.read_loop(&mut *reader)
+                .or(async {
+                    self.write_loop().await;
+                })
+                .await;
+            // Send what is left (a goodbye on close), but never wait long for a stuck peer.
+            let _ = self
+                .flush()
+                .or(async {
+                    Timer::after(Duration::from_secs(1)).await;
+                })
+                .await;
+            if let Some(mut w) = self.writer.lock().await.take() {
+                let _ = w.close().await;
+            }
+            let handshaken = {
+                let mut router = self.lock();
+                router.machine().handle_disconnected(Instant::now());
+                self.dispatch(&mut router);
+                router.machine().server().is_some()
+            };
+            if handshaken {
+                backoff.reset();
+            } else if !self.closed.load(Ordering::SeqCst) {
+                Timer::after(backoff.next_delay(rand::random())).await;
+            }
+        }
+        self.set_state(ConnectionState::Closed);
+    }
+}
+
+/// Closes the client when the last handle goes away.
+struct Handle {
+    inner: Arc<Inner>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        close(&self.inner);
+    }
+}
+
+fn close(inner: &Inner) {
+    if inner.closed.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let mut router = inner.lock();
+    router.close(); // queues a goodbye; the driver flushes it and stops
+    inner.dispatch(&mut router);
+    drop(router);
+    inner.wake_driver.pulse();
+}
+
+/// Forgets a request whose caller stopped waiting (e.g. a dropped future).
+struct Pending<'a> {
+    inner: &'a Inner,
+    id: u64,
+    done: bool,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.inner.lock().cancel(self.id);
+        }
+    }
+}
+
+/// A client of a multilevel server: `Clone + Send + Sync`; clones share one connection.
+#[derive(Clone)]
+pub struct Client {
+    handle: Arc<Handle>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("state", &self.state()).finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client that connects with `connector`, called again for every reconnect; its driver
+    /// task runs on `spawner`. Returns at once; requests wait for the first connection.
+    pub fn new<F, Fut>(mut connector: F, options: ClientOptions, spawner: impl Spawn) -> Self
+    where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: Future<Output = io::Result<Transport>> + Send + 'static,
+    {
+        let machine = multilevel_proto::Client::new(options.config(rand::random()), Instant::now());
+        let inner = Arc::new(Inner {
+            router: Mutex::new(Router::new(machine)),
+            state: Mutex::new(ConnectionState::Connecting),
+            closed: AtomicBool::new(false),
+            writer: AsyncMutex::new(None),
+            wake_writer: Signal::default(),
+            wake_driver: Signal::default(),
+            state_changed: Signal::default(),
+        });
+        let connector: Connector = Box::new(move || Box::pin(connector()));
+        spawner.spawn(Box::pin(Arc::clone(&inner).drive(connector, options.backoff)));
+        Self { handle: Arc::new(Handle { inner }) }
+    }
+
+    /// A client of the server at a TCP address.
+    pub fn tcp(addr: std::net::SocketAddr, options: ClientOptions, spawner: impl Spawn) -> Self {
+        Self::new(move || async move { Transport::tcp(async_net::TcpStream::connect(addr).await?) }, options, spawner)
+    }
+
+    /// A client of the server at a Unix socket path.
+    #[cfg(unix)]
+    pub fn unix(path: impl Into<std::path::PathBuf>, options: ClientOptions, spawner: impl Spawn) -> Self {
+        let path = path.into();
+        Self::new(
+            move || {
+                let path = path.clone();
+                async move { Ok(Transport::unix(async_net::unix::UnixStream::connect(path).await?)) }
+            },
+            options,
+            spawner,
+        )
+    }
+
+    fn inner(&self) -> &Inner {
+        &self.handle.inner
+    }
+
+    /// Where the connection stands now.
+    pub fn state(&self) -> ConnectionState {
+        self.inner().state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Waits until the connection state changes, then returns the new state.
+    pub async fn state_changed(&self) -> ConnectionState {
+        self.inner().state_changed.listen().await;
+        self.state()
+    }
+
+    /// Waits until connected; returns false if the client was closed first.
+    pub async fn connected(&self) -> bool {
+        loop {
+            let listener = self.inner().state_changed.listen();
+            match self.state() {
+                ConnectionState::Connected => return true,
+                ConnectionState::Closed => return false,
+                _ => listener.await,
+            }
+        }
+    }
+
+    /// Issues a request and waits for its answer, failing with
+    /// [`RequestError::TimedOut`](multilevel_proto::RequestError::TimedOut) after `timeout` if
+    /// one is given (else the client's default).
+    pub async fn request(&self, request: Request, timeout: Option<Duration>) -> Result<Response, CallError> {
+        let inner = self.inner();
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let id = poll_fn(|cx| inner.lock().poll_issue(&request, deadline, Instant::now(), cx)).await?;
+        let mut pending = Pending { inner, id, done: false };
+        if deadline.is_some() {
+            inner.wake_driver.pulse(); // re-arm the timer for the new deadline
+        }
+        inner.flush().await;
+        let result = poll_fn(|cx| inner.lock().poll_answer(id, cx)).await;
+        pending.done = true;
+        Ok(result?)
+    }
+
+    /// The value of `key`, or `None` if it is absent.
+    pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>, CallError> {
+        self.request(Request::get(key), None).await?.into_value()
+    }
+
+    /// The values of several keys, in the order asked; `None` where a key is absent.
+    pub async fn get_many<K: AsRef<[u8]>>(
+        &self,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Result<Vec<Option<Bytes>>, CallError> {
+        self.request(Request::get_many(keys), None).await?.into_values()
+    }
+
+    /// Sets `key` to `value`.
+    pub async fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<(), CallError> {
+        self.request(Request::put(key, value), None).await?.into_done()
+    }
+
+    /// Removes `key`; removing an absent key is not an error.
+    pub async fn del(&self, key: impl AsRef<[u8]>) -> Result<(), CallError> {
+        self.request(Request::del(key), None).await?.into_done()
+    }
+
+    /// Applies puts and deletes atomically, in order.
+    pub async fn batch(&self, ops: Vec<BatchOp>) -> Result<(), CallError> {
+        self.request(Request::Batch { ops }, None).await?.into_done()
+    }
+
+    /// Removes every key in `range`.
+    pub async fn clear(&self, range: KeyRange) -> Result<(), CallError> {
+        self.clear_with(range, false, None).await
+    }
+
+    /// Removes at most `limit` keys of `range`, counting from the highest if `reverse`.
+    pub async fn clear_with(&self, range: KeyRange, reverse: bool, limit: Option<u64>) -> Result<(), CallError> {
+        self.request(Request::Clear { range, reverse, limit }, None).await?.into_done()
+    }
+
+    /// The server's counters (entries, map size, open connections...), as `(name, value)`.
+    pub async fn stats(&self) -> Result<Vec<(String, u64)>, CallError> {
+        self.request(Request::Stats, None).await?.into_stats()
+    }
+
+    /// Iterates over a range as a [`Stream`] of entries. It reads one snapshot while the
+    /// connection lives; with retry on, it resumes after a reconnect exactly where it stopped.
+    pub fn iter(&self, options: IterOptions) -> Result<Iter, CallError> {
+        let id = self.inner().lock().open_iterator(options)?;
+        self.inner().wake_writer.pulse();
+        Ok(Iter { client: self.clone(), id })
+    }
+
+    /// Closes the client: pending requests fail with
+    /// [`RequestError::Closed`](multilevel_proto::RequestError::Closed).
+    pub fn close(&self) {
+        close(self.inner());
+    }
+}
+
+/// An open iterator, a [`Stream`] of entries; closed (and its server snapshot released) when
+/// dropped.
+#[derive(Debug)]
+pub struct Iter {
+    client: Client,
+    id: u64,
+}
+
+impl Iter {
+    /// Moves to the first key at or after `target` (at or before, for a reverse iterator),
+    /// within the iterator's range. The limit keeps counting.
+    pub fn seek(&mut self, target: impl AsRef<[u8]>) {
+        self.client.inner().lock().machine().seek(self.id, Bytes::copy_from_slice(target.as_ref()));
+        self.client.inner().wake_writer.pulse();
+    }
+
+    /// Up to `max` entries: waits until at least one is there or the iterator ends; an empty
+    /// batch means the end.
+    pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Entry>, CallError> {
+        let inner = self.client.inner();
+        let mut out = Vec::new();
+        poll_fn(|cx| {
+            let mut router = inner.lock();
+            let poll = router.poll_iterator_batch(self.id, max, &mut out, cx);
+            if router.machine().wants_transmit() {
+                inner.wake_writer.pulse(); // credit for what was read
+            }
+            poll
+        })
+        .await?;
+        Ok(out)
+    }
+}
+
+impl Stream for Iter {
+    type Item = Result<Entry, CallError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let inner = self.client.inner();
+        let mut router = inner.lock();
+        let poll = router.poll_iterator(self.id, cx);
+        if router.machine().wants_transmit() {
+            inner.wake_writer.pulse(); // credit for what was read
+        }
+        poll.map(|item| item.map(|r| r.map_err(CallError::from)))
+    }
+}
+
+impl Drop for Iter {
+    fn drop(&mut self) {
+        let inner = self.client.inner();
+        inner.lock().close_iterator(self.id);
+        inner.wake_writer.pulse();
+    }
+}

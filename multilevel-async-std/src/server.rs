@@ -1,0 +1,244 @@
+//! The server: one task per connection, reads run on that task, writes go to the store's
+//! writer thread and come back through the connection's completion queue.
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::Poll;
+
+use async_io::Timer;
+use async_net::TcpListener;
+#[cfg(unix)]
+use async_net::unix::UnixListener;
+use futures_io::{AsyncRead, AsyncWrite};
+use futures_lite::{AsyncWriteExt, FutureExt};
+use multilevel_proto::{GoodbyeReason, ServerConfig};
+use multilevel_store::{ServedConnection, Store};
+use tracing::{debug, info, warn};
+
+use crate::spawn::{Signal, Spawn};
+
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Serves one store to many connections. Cheap to clone; clones share the shutdown signal.
+#[derive(Clone)]
+pub struct Server {
+    store: Store,
+    config: ServerConfig,
+    spawner: Arc<dyn Spawn>,
+    shutdown: Arc<Signal>,
+    /// Pulsed when a connection closes, for [`closed`](Self::closed).
+    closes: Arc<Signal>,
+    connections: Arc<AtomicUsize>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("config", &self.config).field("connections", &self.connections()).finish()
+    }
+}
+
+impl Server {
+    /// A server for `store` whose connection tasks run on `spawner`, with the protocol settings
+    /// the store calls for.
+    pub fn new(store: Store, spawner: impl Spawn) -> Self {
+        let config = store.server_config();
+        Self::with_config(store, config, spawner)
+    }
+
+    /// A server with explicit protocol settings.
+    pub fn with_config(store: Store, config: ServerConfig, spawner: impl Spawn) -> Self {
+        Self {
+            store,
+            config,
+            spawner: Arc::new(spawner),
+            shutdown: Arc::default(),
+            closes: Arc::default(),
+            connections: Arc::default(),
+        }
+    }
+
+    /// The store served.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Open connections right now.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    /// Starts a graceful shutdown: listeners stop accepting, each connection stops reading,
+    /// lets its in-flight requests finish, says goodbye and closes its iterators.
+    pub fn shutdown(&self) {
+        self.shutdown.set();
+    }
+
+    /// Waits until every connection has closed.
+    pub async fn closed(&self) {
+        loop {
+            let listener = self.closes.listen();
+            if self.connections() == 0 {
+                return;
+            }
+            listener.await;
+        }
+    }
+
+    /// Accepts TCP connections until [`shutdown`](Self::shutdown), each on its own task with
+    /// `TCP_NODELAY` on.
+    pub async fn serve_tcp(&self, listener: TcpListener) -> io::Result<()> {
+        loop {
+            let accepted = async { Some(listener.accept().await) }.or(async {
+                self.shutdown.wait().await;
+                None
+            });
+            match accepted.await {
+                None => return Ok(()),
+                Some(Ok((stream, peer))) => {
+                    if let Err(err) = stream.set_nodelay(true) {
+                        debug!("TCP_NODELAY on {peer}: {err}");
+                    }
+                    self.spawn_connection(stream.clone(), stream);
+                }
+                Some(Err(err)) => {
+                    warn!("accept failed: {err}");
+                    Timer::after(std::time::Duration::from_millis(10)).await;
+                }
+            }
+        }
+    }
+
+    /// Accepts Unix socket connections until [`shutdown`](Self::shutdown).
+    #[cfg(unix)]
+    pub async fn serve_unix(&self, listener: UnixListener) -> io::Result<()> {
+        loop {
+            let accepted = async { Some(listener.accept().await) }.or(async {
+                self.shutdown.wait().await;
+                None
+            });
+            match accepted.await {
+                None => return Ok(()),
+                Some(Ok((stream, _))) => self.spawn_connection(stream.clone(), stream),
+                Some(Err(err)) => {
+                    warn!("accept failed: {err}");
+                    Timer::after(std::time::Duration::from_millis(10)).await;
+                }
+            }
+        }
+    }
+
+    /// Serves one connection over any stream until it ends, on the calling task.
+    pub async fn serve_stream<S: AsyncRead + AsyncWrite + Send + Unpin + 'static>(&self, stream: S) {
+        let (reader, writer) = futures_lite::io::split(stream);
+        self.serve_halves(reader, writer).await;
+    }
+
+    /// Serves one connection given as its two halves until it ends, on the calling task.
+    pub async fn serve_halves<R, W>(&self, reader: R, writer: W)
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let connection = ServedConnection::new(&self.store, self.config.clone(), Arc::clone(&self.connections));
+        if let Err(err) = run(connection, reader, writer, &self.shutdown).await {
+            debug!("connection ended: {err}");
+        }
+        self.closes.pulse();
+    }
+
+    fn spawn_connection<R, W>(&self, reader: R, writer: W)
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let server = self.clone();
+        self.spawner.spawn(Box::pin(async move { server.serve_halves(reader, writer).await }));
+    }
+}
+
+/// What woke a connection's task.
+enum Woken {
+    Completions,
+    Read(io::Result<usize>),
+    Timer,
+    Shutdown,
+}
+
+/// Writes all pending output, one write per batch of frames.
+async fn flush<W: AsyncWrite + Unpin>(
+    conn: &mut ServedConnection,
+    writer: &mut W,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    loop {
+        out.clear();
+        if !conn.take_output(out) {
+            return writer.flush().await;
+        }
+        writer.write_all(out).await?;
+    }
+}
+
+async fn run<R, W>(mut conn: ServedConnection, mut reader: R, mut writer: W, shutdown: &Signal) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut out = Vec::new();
+    let mut peer_gone = false;
+    loop {
+        flush(&mut conn, &mut writer, &mut out).await?;
+        // Listen before looking, so a shutdown in between is not missed.
+        let mut stop = shutdown.listen();
+        let stopping = shutdown.is_set();
+        if stopping && conn.in_flight() == 0 && !conn.is_closed() {
+            conn.close(GoodbyeReason::Shutdown, "the server is shutting down");
+            continue;
+        }
+        if conn.is_closed() {
+            break;
+        }
+        let reading = conn.wants_input() && !stopping && !peer_gone;
+        let mut timer = conn.poll_timeout().map(Timer::at);
+        let woken = poll_fn(|cx| {
+            if conn.poll_completions(cx).is_ready() {
+                return Poll::Ready(Woken::Completions);
+            }
+            if reading && let Poll::Ready(read) = Pin::new(&mut reader).poll_read(cx, &mut buf) {
+                return Poll::Ready(Woken::Read(read));
+            }
+            if let Some(timer) = &mut timer
+                && Pin::new(timer).poll(cx).is_ready()
+            {
+                return Poll::Ready(Woken::Timer);
+            }
+            if !stopping && Pin::new(&mut stop).poll(cx).is_ready() {
+                return Poll::Ready(Woken::Shutdown);
+            }
+            Poll::Pending
+        })
+        .await;
+        match woken {
+            Woken::Completions | Woken::Shutdown => {}
+            Woken::Read(Ok(0) | Err(_)) => {
+                // The client left: nobody reads answers any more.
+                peer_gone = true;
+                conn.close(GoodbyeReason::Normal, "connection ended");
+            }
+            Woken::Read(Ok(n)) => {
+                if let Err(err) = conn.handle_input(&buf[..n]) {
+                    info!("closing a connection: {err}");
+                }
+            }
+            Woken::Timer => conn.handle_timeout(),
+        }
+    }
+    if !peer_gone {
+        let _ = writer.close().await;
+    }
+    Ok(())
+}
