@@ -20,8 +20,8 @@ use futures_core::Stream;
 use futures_io::AsyncWrite;
 use futures_lite::{AsyncWriteExt, FutureExt};
 use multilevel_proto::{
-    BatchOp, CallError, ClientOptions, ConnectionChange, ConnectionState, IterOptions, KeyRange, Request, Response,
-    Router, WireEntry,
+    BatchOp, CallError, ClientOptions, ConnectionChange, ConnectionState, IterOptions, Request, Response, Router,
+    WireEntry,
 };
 use tracing::debug;
 
@@ -336,47 +336,15 @@ impl Client {
         Ok(result?)
     }
 
-    /// The value of `key`, or `None` if it is absent.
-    pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>, CallError> {
-        self.request(Request::get(key), None).await?.into_value()
+    async fn call(&self, request: Request) -> Result<Response, CallError> {
+        self.request(request, None).await
     }
 
-    /// The values of several keys, in the order asked; `None` where a key is absent.
-    pub async fn get_many<K: AsRef<[u8]>>(
-        &self,
-        keys: impl IntoIterator<Item = K>,
-    ) -> Result<Vec<Option<Bytes>>, CallError> {
-        self.request(Request::get_many(keys), None).await?.into_values()
-    }
-
-    /// Sets `key` to `value`.
-    pub async fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<(), CallError> {
-        self.request(Request::put(key, value), None).await?.into_done()
-    }
-
-    /// Removes `key`; removing an absent key is not an error.
-    pub async fn del(&self, key: impl AsRef<[u8]>) -> Result<(), CallError> {
-        self.request(Request::del(key), None).await?.into_done()
-    }
+    multilevel_proto::client_api!(async.await);
 
     /// Applies puts and deletes atomically, in order.
     pub async fn batch(&self, ops: Vec<BatchOp>) -> Result<(), CallError> {
-        self.request(Request::Batch { ops }, None).await?.into_done()
-    }
-
-    /// Removes every key in `range`.
-    pub async fn clear(&self, range: KeyRange) -> Result<(), CallError> {
-        self.clear_with(range, false, None).await
-    }
-
-    /// Removes at most `limit` keys of `range`, counting from the highest if `reverse`.
-    pub async fn clear_with(&self, range: KeyRange, reverse: bool, limit: Option<u64>) -> Result<(), CallError> {
-        self.request(Request::Clear { range, reverse, limit }, None).await?.into_done()
-    }
-
-    /// The server's counters (entries, map size, open connections...), as `(name, value)`.
-    pub async fn stats(&self) -> Result<Vec<(String, u64)>, CallError> {
-        self.request(Request::Stats, None).await?.into_stats()
+        self.call(Request::Batch { ops }).await?.into_done()
     }
 
     /// Iterates over a range as a [`Stream`] of entries. It reads one snapshot while the

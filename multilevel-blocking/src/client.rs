@@ -20,8 +20,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use multilevel_proto::{
-    Backoff, BatchOp, CallError, ClientOptions, ConnectionChange, IterOptions, KeyRange, Request, Response, Router,
-    WireEntry,
+    Backoff, BatchOp, CallError, ClientOptions, ConnectionChange, IterOptions, Request, Response, Router, WireEntry,
 };
 use tracing::debug;
 
@@ -317,44 +316,15 @@ impl Client {
         Ok(shared.block_on(|router, cx| router.poll_answer(id, cx))?)
     }
 
-    /// The value of `key`, or `None` if it is absent.
-    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>, Error> {
-        self.request(Request::get(key))?.into_value()
+    fn call(&self, request: Request) -> Result<Response, Error> {
+        self.request(request)
     }
 
-    /// The values of several keys, in the order asked; `None` where a key is absent.
-    pub fn get_many<K: AsRef<[u8]>>(&self, keys: impl IntoIterator<Item = K>) -> Result<Vec<Option<Bytes>>, Error> {
-        self.request(Request::get_many(keys))?.into_values()
-    }
-
-    /// Sets `key` to `value`.
-    pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<(), Error> {
-        self.request(Request::put(key, value))?.into_done()
-    }
-
-    /// Removes `key`; removing an absent key is not an error.
-    pub fn del(&self, key: impl AsRef<[u8]>) -> Result<(), Error> {
-        self.request(Request::del(key))?.into_done()
-    }
+    multilevel_proto::client_api!();
 
     /// Starts an atomic batch; add operations and [`write`](Batch::write) it.
     pub fn batch(&self) -> Batch<'_> {
         Batch { client: self, ops: Vec::new() }
-    }
-
-    /// The server's counters (entries, map size, open connections...), as `(name, value)`.
-    pub fn stats(&self) -> Result<Vec<(String, u64)>, Error> {
-        self.request(Request::Stats)?.into_stats()
-    }
-
-    /// Removes every key in `range`.
-    pub fn clear(&self, range: KeyRange) -> Result<(), Error> {
-        self.clear_with(range, false, None)
-    }
-
-    /// Removes at most `limit` keys of `range`, counting from the highest if `reverse`.
-    pub fn clear_with(&self, range: KeyRange, reverse: bool, limit: Option<u64>) -> Result<(), Error> {
-        self.request(Request::Clear { range, reverse, limit })?.into_done()
     }
 
     /// Iterates over a range, reading one snapshot while the connection lives; with retry on,

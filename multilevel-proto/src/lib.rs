@@ -72,6 +72,7 @@
 
 pub mod backoff;
 pub mod client;
+pub mod client_api;
 pub mod frame;
 pub mod memory;
 pub mod message;
@@ -79,6 +80,9 @@ pub mod range;
 pub mod router;
 pub mod server;
 pub mod store;
+
+#[doc(hidden)]
+pub use bytes as __bytes;
 
 pub use backoff::Backoff;
 pub use client::{
