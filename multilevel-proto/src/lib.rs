@@ -96,6 +96,6 @@ pub use message::{
     ServerHello, ServerMessage, SessionId, WireEntry,
 };
 pub use range::KeyRange;
-pub use router::{ConnectionChange, Router};
+pub use router::{ConnectionChange, IterHandle, Router, RouterHost};
 pub use server::{OpId, ServerConfig, ServerConnection, ServerError, ServerEvent};
 pub use store::{BatchRead, Outcome, StoreError, StoreRequest, WriteOp, WriteRequest};

@@ -7,10 +7,13 @@
 //! blocking adapter uses wakers that unpark threads; an async one, its tasks' wakers.
 
 use std::collections::HashMap;
+use std::sync::{Arc, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use crate::client::{Client, ClientEvent, ConnectionError, IssueError, IterPoll, Request, RequestError, Response};
+use crate::client::{
+    CallError, Client, ClientEvent, ConnectionError, IssueError, IterPoll, Request, RequestError, Response,
+};
 use crate::message::{IterOptions, ServerHello, WireEntry};
 
 /// What a caller's request slot holds.
@@ -171,6 +174,89 @@ impl Router {
         self.machine.close();
         self.dispatch();
         self.queue_wakers.drain(..).for_each(Waker::wake);
+    }
+}
+
+/// What an adapter's client shares with its iterators: the router, and a way to get output
+/// written soon (iterator credit, seeks, closes are made outside any caller's write).
+pub trait RouterHost {
+    /// Locks the router.
+    fn router(&self) -> MutexGuard<'_, Router>;
+    /// Asks the adapter to write what the machine has to send.
+    fn wake_writer(&self);
+}
+
+impl<T: RouterHost> RouterHost for Arc<T> {
+    fn router(&self) -> MutexGuard<'_, Router> {
+        (**self).router()
+    }
+
+    fn wake_writer(&self) {
+        (**self).wake_writer();
+    }
+}
+
+/// An open iterator of an async client, shared by the adapters' `Iter` types: reading,
+/// seeking, and closing (with its snapshot released) on drop.
+pub struct IterHandle<H: RouterHost> {
+    host: H,
+    id: u64,
+}
+
+impl<H: RouterHost> std::fmt::Debug for IterHandle<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IterHandle").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+impl<H: RouterHost> IterHandle<H> {
+    /// Opens an iterator on `host`'s client.
+    pub fn open(host: H, options: IterOptions) -> Result<Self, CallError> {
+        let id = host.router().open_iterator(options)?;
+        host.wake_writer();
+        Ok(Self { host, id })
+    }
+
+    /// Moves to the first key at or after `target` (at or before, in reverse), within the
+    /// iterator's range. The limit keeps counting.
+    pub fn seek(&mut self, target: impl AsRef<[u8]>) {
+        self.host.router().machine().seek(self.id, bytes::Bytes::copy_from_slice(target.as_ref()));
+        self.host.wake_writer();
+    }
+
+    /// The next entry, `Ready(None)` at the end.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<WireEntry, CallError>>> {
+        let mut router = self.host.router();
+        let poll = router.poll_iterator(self.id, cx);
+        self.credit(&mut router);
+        poll.map(|item| item.map(|r| r.map_err(CallError::from)))
+    }
+
+    /// Up to `max` entries into `out`; see [`Router::poll_iterator_batch`].
+    pub fn poll_batch(
+        &mut self,
+        cx: &mut Context<'_>,
+        max: usize,
+        out: &mut Vec<WireEntry>,
+    ) -> Poll<Result<(), CallError>> {
+        let mut router = self.host.router();
+        let poll = router.poll_iterator_batch(self.id, max, out, cx);
+        self.credit(&mut router);
+        poll.map_err(CallError::from)
+    }
+
+    /// Gets credit for what was read on its way.
+    fn credit(&self, router: &mut Router) {
+        if router.machine().wants_transmit() {
+            self.host.wake_writer();
+        }
+    }
+}
+
+impl<H: RouterHost> Drop for IterHandle<H> {
+    fn drop(&mut self) {
+        self.host.router().close_iterator(self.id);
+        self.host.wake_writer();
     }
 }
 

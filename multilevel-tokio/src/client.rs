@@ -7,18 +7,17 @@
 //! goes out through a writer task. The writer lock keeps frames in the order the state
 //! machine made them. Request bookkeeping is the shared [`Router`].
 
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use futures_core::Stream;
 use multilevel_proto::{
-    BatchOp, CallError, ClientOptions, ConnectionChange, ConnectionState, IterOptions, Request, Response, Router,
-    WireEntry,
+    BatchOp, CallError, ClientOptions, ConnectionChange, ConnectionState, IterHandle, IterOptions, Request, Response,
+    Router, RouterHost, WireEntry,
 };
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, ToSocketAddrs};
@@ -183,6 +182,16 @@ struct Handle {
     inner: Arc<Inner>,
 }
 
+impl RouterHost for Handle {
+    fn router(&self) -> MutexGuard<'_, Router> {
+        self.inner.lock()
+    }
+
+    fn wake_writer(&self) {
+        self.inner.wake_writer.notify_one();
+    }
+}
+
 impl Drop for Handle {
     fn drop(&mut self) {
         close(&self.inner);
@@ -321,9 +330,7 @@ impl Client {
     /// Iterates over a range as a [`Stream`] of entries. It reads one snapshot while the
     /// connection lives; with retry on, it resumes after a reconnect exactly where it stopped.
     pub fn iter(&self, options: IterOptions) -> Result<Iter, CallError> {
-        let id = self.inner().lock().open_iterator(options)?;
-        self.inner().wake_writer.notify_one();
-        Ok(Iter { client: self.clone(), id })
+        IterHandle::open(Arc::clone(&self.handle), options).map(Iter)
     }
 
     /// Closes the client: pending requests fail with
@@ -336,33 +343,20 @@ impl Client {
 /// An open iterator, a [`Stream`] of entries; closed (and its server snapshot released) when
 /// dropped.
 #[derive(Debug)]
-pub struct Iter {
-    client: Client,
-    id: u64,
-}
+pub struct Iter(IterHandle<Arc<Handle>>);
 
 impl Iter {
     /// Moves to the first key at or after `target` (at or before, for a reverse iterator),
     /// within the iterator's range. The limit keeps counting.
     pub fn seek(&mut self, target: impl AsRef<[u8]>) {
-        self.client.inner().lock().machine().seek(self.id, Bytes::copy_from_slice(target.as_ref()));
-        self.client.inner().wake_writer.notify_one();
+        self.0.seek(target);
     }
 
     /// Up to `max` entries: waits until at least one is there or the iterator ends; an empty
     /// batch means the end.
     pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Entry>, CallError> {
-        let inner = self.client.inner();
         let mut out = Vec::new();
-        std::future::poll_fn(|cx| {
-            let mut router = inner.lock();
-            let poll = router.poll_iterator_batch(self.id, max, &mut out, cx);
-            if router.machine().wants_transmit() {
-                inner.wake_writer.notify_one(); // credit for what was read
-            }
-            poll
-        })
-        .await?;
+        poll_fn(|cx| self.0.poll_batch(cx, max, &mut out)).await?;
         Ok(out)
     }
 }
@@ -371,20 +365,6 @@ impl Stream for Iter {
     type Item = Result<Entry, CallError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let inner = self.client.inner();
-        let mut router = inner.lock();
-        let poll = router.poll_iterator(self.id, cx);
-        if router.machine().wants_transmit() {
-            inner.wake_writer.notify_one(); // credit for what was read
-        }
-        poll.map(|item| item.map(|r| r.map_err(CallError::from)))
-    }
-}
-
-impl Drop for Iter {
-    fn drop(&mut self) {
-        let inner = self.client.inner();
-        inner.lock().close_iterator(self.id);
-        inner.wake_writer.notify_one();
+        self.get_mut().0.poll_next(cx)
     }
 }
