@@ -49,6 +49,8 @@ pub struct ServedConnection {
     store: ConnectionStore,
     completions: Arc<Completions>,
     connections: Arc<AtomicUsize>,
+    /// Most bytes [`take_output`](Self::take_output) hands out at once.
+    output_limit: usize,
 }
 
 impl std::fmt::Debug for ServedConnection {
@@ -63,6 +65,7 @@ impl ServedConnection {
     pub fn new(store: &Store, config: ServerConfig, connections: Arc<AtomicUsize>) -> Self {
         connections.fetch_add(1, Ordering::Relaxed);
         Self {
+            output_limit: config.output_high_water.max(1),
             machine: ServerConnection::new(config, Instant::now()),
             store: store.connection(),
             completions: Arc::default(),
@@ -134,12 +137,15 @@ impl ServedConnection {
         self.run_events();
     }
 
-    /// Appends everything there is to send to `out`; returns whether it appended anything.
-    /// Draining output can let paused iterators read on, so this also runs their reads.
+    /// Appends what there is to send to `out`, up to about the configured output high-water
+    /// mark; returns whether it appended anything. Write it, then call again: draining output
+    /// lets paused iterators read on, and stopping at the mark is what makes a peer that does
+    /// not read push back instead of growing this process.
     pub fn take_output(&mut self, out: &mut Vec<u8>) -> bool {
         let start = out.len();
         self.run_events();
-        while let Some(bytes) = self.machine.poll_transmit() {
+        while out.len() - start < self.output_limit {
+            let Some(bytes) = self.machine.poll_transmit() else { break };
             out.extend_from_slice(&bytes);
             self.run_events();
         }

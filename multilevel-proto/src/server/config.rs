@@ -24,8 +24,9 @@ pub struct ServerConfig {
     /// Close a connection that sent nothing for this long (clients ping well within it).
     /// Default 60 s.
     pub idle_timeout: Duration,
-    /// Stop reading requests and iterator batches while this many bytes wait to be sent.
-    /// Default 1 MiB.
+    /// Stop reading requests and iterator batches while this many bytes wait to be sent;
+    /// also about the most an adapter writes at once. Default 256 KiB: enough to batch many
+    /// frames per write, small enough that a client that stops reading holds little.
     pub output_high_water: usize,
     /// Most bytes of entries asked of the store per iterator batch, and so about the largest
     /// iterator frame. Default 64 KiB: large enough for throughput, small enough that a frame
@@ -44,7 +45,7 @@ impl Default for ServerConfig {
             max_iterators: 64,
             readonly: false,
             idle_timeout: Duration::from_secs(60),
-            output_high_water: 1 << 20,
+            output_high_water: 256 << 10,
             max_batch_bytes: 64 << 10,
             max_batch_entries: 4096,
         }

@@ -1,0 +1,220 @@
+//! Every adapter's server and client, behind one blocking interface, so one suite runs on all
+//! nine pairs.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use multilevel_proto::{CallError, ClientOptions, IterOptions, KeyRange};
+use multilevel_store::{Store, StoreOptions};
+use tempfile::TempDir;
+
+/// The adapters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adapter {
+    /// `multilevel-blocking`.
+    Blocking,
+    /// `multilevel-tokio`.
+    Tokio,
+    /// `multilevel-async-std`, on smol.
+    Smol,
+}
+
+/// Every adapter.
+pub const ALL: [Adapter; 3] = [Adapter::Blocking, Adapter::Tokio, Adapter::Smol];
+
+/// A tokio runtime shared by the tests of one process.
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime")
+    })
+}
+
+fn smol_spawn(task: multilevel_async_std::Task) {
+    smol::spawn(task).detach();
+}
+
+/// A server of some adapter on loopback, over a fresh LMDB file.
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The store it serves.
+    pub store: Store,
+    stop: Box<dyn Fn() + Send + Sync>,
+    _dir: TempDir,
+}
+
+impl TestServer {
+    /// Starts a server of `adapter`.
+    pub fn start(adapter: Adapter, options: StoreOptions) -> Self {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let store = Store::open(dir.path(), options).expect("the store opens");
+        let (addr, stop): (SocketAddr, Box<dyn Fn() + Send + Sync>) = match adapter {
+            Adapter::Blocking => {
+                let server = multilevel_blocking::Server::new(store.clone());
+                let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+                let addr = listener.local_addr().expect("addr");
+                let handle = server.shutdown_handle();
+                std::thread::spawn(move || server.serve_tcp(listener));
+                (addr, Box::new(move || handle.shutdown()))
+            }
+            Adapter::Tokio => {
+                let server = multilevel_tokio::Server::new(store.clone());
+                let listener = runtime().block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+                let addr = listener.local_addr().expect("addr");
+                let serving = server.clone();
+                runtime().spawn(async move { serving.serve_tcp(listener).await });
+                (addr, Box::new(move || server.shutdown()))
+            }
+            Adapter::Smol => {
+                let server = multilevel_async_std::Server::new(store.clone(), smol_spawn);
+                let listener = smol::block_on(async_net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+                let addr = listener.local_addr().expect("addr");
+                let serving = server.clone();
+                smol::spawn(async move { serving.serve_tcp(listener).await }).detach();
+                (addr, Box::new(move || server.shutdown()))
+            }
+        };
+        Self { addr, store, stop, _dir: dir }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        (self.stop)();
+    }
+}
+
+/// A client of some adapter, used through blocking calls.
+pub enum AnyClient {
+    /// A blocking client.
+    Blocking(multilevel_blocking::Client),
+    /// A tokio client, driven on [`runtime`].
+    Tokio(multilevel_tokio::Client),
+    /// An async-std/smol client, driven on smol.
+    Smol(multilevel_async_std::Client),
+}
+
+/// What the suite reads from an iterator: its entries, or the error it ended with.
+pub type Entries = Result<Vec<multilevel_proto::WireEntry>, CallError>;
+
+impl AnyClient {
+    /// A client of `adapter` connecting to `addr` through `connector`-less TCP.
+    pub fn connect(adapter: Adapter, addr: SocketAddr, options: ClientOptions) -> Self {
+        match adapter {
+            Adapter::Blocking => AnyClient::Blocking(multilevel_blocking::Client::tcp(addr, options)),
+            Adapter::Tokio => {
+                let _guard = runtime().enter();
+                AnyClient::Tokio(multilevel_tokio::Client::tcp(addr, options))
+            }
+            Adapter::Smol => AnyClient::Smol(multilevel_async_std::Client::tcp(addr, options, smol_spawn)),
+        }
+    }
+
+    /// Sets `key` to `value`.
+    pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<(), CallError> {
+        match self {
+            AnyClient::Blocking(c) => c.put(key, value),
+            AnyClient::Tokio(c) => runtime().block_on(c.put(key, value)),
+            AnyClient::Smol(c) => smol::block_on(c.put(key, value)),
+        }
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>, CallError> {
+        match self {
+            AnyClient::Blocking(c) => c.get(key),
+            AnyClient::Tokio(c) => runtime().block_on(c.get(key)),
+            AnyClient::Smol(c) => smol::block_on(c.get(key)),
+        }
+    }
+
+    /// The values of `keys`.
+    pub fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CallError> {
+        match self {
+            AnyClient::Blocking(c) => c.get_many(keys),
+            AnyClient::Tokio(c) => runtime().block_on(c.get_many(keys)),
+            AnyClient::Smol(c) => smol::block_on(c.get_many(keys)),
+        }
+    }
+
+    /// Removes `key`.
+    pub fn del(&self, key: impl AsRef<[u8]>) -> Result<(), CallError> {
+        match self {
+            AnyClient::Blocking(c) => c.del(key),
+            AnyClient::Tokio(c) => runtime().block_on(c.del(key)),
+            AnyClient::Smol(c) => smol::block_on(c.del(key)),
+        }
+    }
+
+    /// Applies `ops` atomically.
+    pub fn batch(&self, ops: Vec<multilevel_proto::BatchOp>) -> Result<(), CallError> {
+        match self {
+            AnyClient::Blocking(c) => c.request(multilevel_proto::Request::Batch { ops })?.into_done(),
+            AnyClient::Tokio(c) => runtime().block_on(c.batch(ops)),
+            AnyClient::Smol(c) => smol::block_on(c.batch(ops)),
+        }
+    }
+
+    /// Removes at most `limit` keys of `range`.
+    pub fn clear_with(&self, range: KeyRange, reverse: bool, limit: Option<u64>) -> Result<(), CallError> {
+        match self {
+            AnyClient::Blocking(c) => c.clear_with(range, reverse, limit),
+            AnyClient::Tokio(c) => runtime().block_on(c.clear_with(range, reverse, limit)),
+            AnyClient::Smol(c) => smol::block_on(c.clear_with(range, reverse, limit)),
+        }
+    }
+
+    /// Every entry of an iterator; after `seek_after` entries, seeks to `seek` if given.
+    pub fn scan(&self, options: IterOptions, seek: Option<(usize, Bytes)>) -> Entries {
+        match self {
+            AnyClient::Blocking(c) => {
+                let mut it = c.iter(options)?;
+                let mut out = Vec::new();
+                loop {
+                    if let Some((at, target)) = &seek
+                        && out.len() == *at
+                    {
+                        it.seek(target);
+                    }
+                    match it.next() {
+                        Some(entry) => out.push(entry?),
+                        None => return Ok(out),
+                    }
+                }
+            }
+            AnyClient::Tokio(c) => runtime().block_on(async {
+                let mut it = c.iter(options)?;
+                let mut out = Vec::new();
+                loop {
+                    if let Some((at, target)) = &seek
+                        && out.len() == *at
+                    {
+                        it.seek(target);
+                    }
+                    match it.next().await {
+                        Some(entry) => out.push(entry?),
+                        None => return Ok(out),
+                    }
+                }
+            }),
+            AnyClient::Smol(c) => smol::block_on(async {
+                let mut it = c.iter(options)?;
+                let mut out = Vec::new();
+                loop {
+                    if let Some((at, target)) = &seek
+                        && out.len() == *at
+                    {
+                        it.seek(target);
+                    }
+                    match it.next().await {
+                        Some(entry) => out.push(entry?),
+                        None => return Ok(out),
+                    }
+                }
+            }),
+        }
+    }
+}
