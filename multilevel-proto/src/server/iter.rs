@@ -67,7 +67,8 @@ impl ServerIterator {
     }
 
     /// What to do next for this iterator, if anything is due.
-    pub(super) fn next_step(&mut self, id: u64, config: &ServerConfig) -> Option<Step> {
+    /// `max_frame` is the client's largest frame: batches stay well below it.
+    pub(super) fn next_step(&mut self, id: u64, config: &ServerConfig, max_frame: u32) -> Option<Step> {
         if !self.open || self.reading {
             return None;
         }
@@ -88,7 +89,7 @@ impl ServerIterator {
             range: self.range.clone(),
             reverse: self.options.reverse,
             max_entries,
-            max_bytes: self.credit.min(config.max_batch_bytes).max(1),
+            max_bytes: self.credit.min(config.max_batch_bytes).min(u64::from(max_frame / 2)).max(1),
             values: self.options.values,
         }))
     }

@@ -29,7 +29,7 @@ use iter::{ServerIterator, Step};
 use crate::frame::FrameDecoder;
 use crate::message::{
     ClientMessage, ErrorCode, Goodbye, GoodbyeReason, MAGIC, PROTOCOL_VERSION, RemoteError, ServerHello, ServerMessage,
-    SessionId, decode, decode_prefix, encode,
+    SessionId, decode, decode_prefix, encode, encoded_len,
 };
 use crate::store::{Outcome, StoreError, StoreRequest, WriteOp, WriteRequest};
 
@@ -47,7 +47,7 @@ enum Pending {
     GetMany { id: u64 },
     Write { id: u64 },
     OpenIterator { id: u64 },
-    ReadBatch { id: u64, epoch: u32 },
+    ReadBatch { id: u64, epoch: u32, bytes: u64 },
     Stats { id: u64 },
 }
 
@@ -72,6 +72,10 @@ pub struct ServerConnection {
     queued: VecDeque<Queued>,
     reads_in_flight: usize,
     writes_in_flight: usize,
+    /// Bytes the outstanding iterator batch reads may add to the output.
+    reading_bytes: u64,
+    /// The largest frame the client accepts, from its hello.
+    client_max_frame: u32,
     last_request_id: u64,
     iterators: BTreeMap<u64, ServerIterator>,
     last_input: Instant,
@@ -92,6 +96,8 @@ impl ServerConnection {
             queued: VecDeque::new(),
             reads_in_flight: 0,
             writes_in_flight: 0,
+            reading_bytes: 0,
+            client_max_frame: u32::MAX,
             last_request_id: 0,
             iterators: BTreeMap::new(),
             last_input: now,
@@ -293,6 +299,7 @@ impl ServerConnection {
             return Err(ServerError::VersionMismatch { client: hello.version, server: PROTOCOL_VERSION });
         }
         self.phase = Phase::Open { session: hello.session };
+        self.client_max_frame = hello.max_frame;
         self.send(&ServerMessage::Hello(ServerHello {
             magic: MAGIC,
             version: PROTOCOL_VERSION,
@@ -364,16 +371,32 @@ impl ServerConnection {
         self.events.push_back(ServerEvent::Store { op, request });
     }
 
+    /// Lets every iterator that waited for output room read on.
+    fn resume_iterators(&mut self) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        let ids: Vec<u64> = self.iterators.keys().copied().collect();
+        for id in ids {
+            self.read_next_batch(id);
+        }
+    }
+
     /// Asks the store for an iterator's next batch if it has credit and no read outstanding,
     /// or tells the client it ended.
     fn read_next_batch(&mut self, id: u64) {
-        if self.out.len() >= self.config.output_high_water {
+        // Counting the reads already asked for keeps many iterators from overshooting at once.
+        if self.out.len() as u64 + self.reading_bytes >= self.config.output_high_water as u64 {
             return; // resumed from poll_transmit once the output drains
         }
         let Some(iter) = self.iterators.get_mut(&id) else { return };
         let epoch = iter.epoch;
-        match iter.next_step(id, &self.config) {
-            Some(Step::Read(read)) => self.emit(Pending::ReadBatch { id, epoch }, StoreRequest::ReadBatch(read)),
+        match iter.next_step(id, &self.config, self.client_max_frame) {
+            Some(Step::Read(read)) => {
+                let bytes = read.max_bytes;
+                self.reading_bytes += bytes;
+                self.emit(Pending::ReadBatch { id, epoch, bytes }, StoreRequest::ReadBatch(read));
+            }
             Some(Step::End) => self.send(&ServerMessage::IterEnd { id, epoch }),
             None => {}
         }
@@ -392,7 +415,7 @@ impl ServerConnection {
         let Some(pending) = self.outstanding.remove(&op) else { return Ok(()) };
         match pending {
             Pending::Write { .. } => self.writes_in_flight -= 1,
-            Pending::ReadBatch { .. } => {}
+            Pending::ReadBatch { bytes, .. } => self.reading_bytes -= bytes,
             _ => self.reads_in_flight -= 1,
         }
         if self.phase == Phase::Closed {
@@ -413,9 +436,12 @@ impl ServerConnection {
                 if let Some(iter) = self.iterators.get_mut(&id) {
                     iter.opened();
                     self.read_next_batch(id);
+                } else {
+                    // Closed while its open waited in the queue: release the snapshot just taken.
+                    self.events.push_back(ServerEvent::CloseIterator { iterator: id });
                 }
             }
-            (Pending::ReadBatch { id, epoch }, Ok(Outcome::Batch { entries, exhausted })) => {
+            (Pending::ReadBatch { id, epoch, .. }, Ok(Outcome::Batch { entries, exhausted })) => {
                 self.handle_batch(id, epoch, entries, exhausted);
             }
             (Pending::OpenIterator { id } | Pending::ReadBatch { id, .. }, Err(err)) => {
@@ -456,7 +482,8 @@ impl ServerConnection {
         } else if let Some(data) = iter.take_batch(id, entries, exhausted) {
             self.send(&data);
         }
-        self.read_next_batch(id);
+        // This read's bytes are no longer reserved: any iterator may go on, not only this one.
+        self.resume_iterators();
     }
 
     /// Tells the machine the time; call it when [`poll_timeout`](Self::poll_timeout) passes.
@@ -487,12 +514,7 @@ impl ServerConnection {
             return None;
         }
         let bytes = self.out.split().freeze();
-        if self.phase != Phase::Closed {
-            let ids: Vec<u64> = self.iterators.keys().copied().collect();
-            for id in ids {
-                self.read_next_batch(id);
-            }
-        }
+        self.resume_iterators();
         Some(bytes)
     }
 
@@ -527,7 +549,36 @@ impl ServerConnection {
         self.queued.clear();
     }
 
+    /// Queues `msg`, or, if it would not fit the client's largest frame, the error that says
+    /// so in its place: a frame the client cannot take would cost it the connection, and with
+    /// retry it would ask again forever.
     fn send(&mut self, msg: &ServerMessage) {
-        encode(msg, &mut self.out);
+        let len = encoded_len(msg);
+        if len <= self.client_max_frame as usize {
+            encode(msg, &mut self.out);
+            return;
+        }
+        let message =
+            format!("an answer of {len} bytes exceeds the client's maximum frame of {} bytes", self.client_max_frame);
+        let error = RemoteError::new(ErrorCode::TooLarge, message);
+        match msg {
+            ServerMessage::Value { id, .. } | ServerMessage::Values { id, .. } | ServerMessage::Stats { id, .. } => {
+                encode(&ServerMessage::Error { id: *id, error }, &mut self.out);
+            }
+            ServerMessage::IterData { id, .. } => {
+                if self.iterators.remove(id).is_some() {
+                    self.events.push_back(ServerEvent::CloseIterator { iterator: *id });
+                }
+                encode(&ServerMessage::IterError { id: *id, error }, &mut self.out);
+            }
+            // The rest are small, unless a hook's rejection message is huge: cut it short.
+            ServerMessage::Error { id, error: original } => {
+                let mut message = original.message.clone();
+                message.truncate(message.floor_char_boundary(256));
+                let error = RemoteError::new(original.code, message);
+                encode(&ServerMessage::Error { id: *id, error }, &mut self.out);
+            }
+            other => encode(other, &mut self.out),
+        }
     }
 }
