@@ -574,7 +574,8 @@ impl ServerConnection {
             // The rest are small, unless a hook's rejection message is huge: cut it short.
             ServerMessage::Error { id, error: original } => {
                 let mut message = original.message.clone();
-                message.truncate(message.floor_char_boundary(256));
+                let cut = (0..=message.len().min(256)).rev().find(|i| message.is_char_boundary(*i)).unwrap_or(0);
+                message.truncate(cut);
                 let error = RemoteError::new(original.code, message);
                 encode(&ServerMessage::Error { id: *id, error }, &mut self.out);
             }
