@@ -269,7 +269,11 @@ fn open_env(
 }
 
 /// Opens the environment read-write and creates the databases if missing.
-fn create(path: &Path, options: &StoreOptions, map_size: usize) -> Result<(Env<WithoutTls>, Db, Db), OpenError> {
+pub(crate) fn create(
+    path: &Path,
+    options: &StoreOptions,
+    map_size: usize,
+) -> Result<(Env<WithoutTls>, Db, Db), OpenError> {
     let env = open_env(path, options, map_size, false)?;
     let err = |e: heed::Error| OpenError::from_heed(path.to_path_buf(), e);
     let wtxn = env.write_txn().map_err(err)?;

@@ -66,6 +66,7 @@
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod anchor;
 mod apply;
 mod env;
 mod error;
