@@ -70,6 +70,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod backoff;
 pub mod client;
 pub mod client_api;
@@ -84,6 +85,7 @@ pub mod store;
 #[doc(hidden)]
 pub use bytes as __bytes;
 
+pub use auth::{Role, Tokens, TokensError};
 pub use backoff::Backoff;
 pub use client::{
     CallError, Client, ClientConfig, ClientEvent, ClientOptions, ConnectionError, ConnectionState, IssueError,

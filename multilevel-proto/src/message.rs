@@ -72,6 +72,8 @@ pub enum GoodbyeReason {
     IdleTimeout,
     /// The server is shutting down.
     Shutdown,
+    /// The server requires a token and the client gave none, or a wrong one.
+    Unauthenticated,
 }
 
 /// The last message on a connection, saying why it ends. Its layout is frozen.
@@ -289,6 +291,11 @@ pub enum ClientMessage {
         /// Request id.
         id: u64,
     },
+    /// Present a token; sent right after the hello to a server that requires one.
+    Auth {
+        /// The token.
+        token: String,
+    },
 }
 
 /// Messages from server to client.
@@ -384,7 +391,7 @@ pub enum DecodeError {
 }
 
 /// Number of variants in [`ClientMessage`]; a tag at or above it is unknown.
-const CLIENT_VARIANTS: u32 = 15;
+const CLIENT_VARIANTS: u32 = 16;
 /// Number of variants in [`ServerMessage`]; a tag at or above it is unknown.
 const SERVER_VARIANTS: u32 = 12;
 
@@ -511,6 +518,7 @@ mod tests {
             ClientMessage::IterSeek { id: 7, epoch: 1, range: KeyRange::all().gte(b"m"), limit: None, credit: 10 },
             ClientMessage::IterClose { id: 7 },
             ClientMessage::Stats { id: 8 },
+            ClientMessage::Auth { token: "0123456789abcdef".into() },
         ]
     }
 

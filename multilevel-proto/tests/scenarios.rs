@@ -440,3 +440,42 @@ fn ids_are_never_reused() {
     assert_eq!(sorted, ids);
     assert!(ids.windows(2).all(|w| w[0] < w[1]));
 }
+
+fn with_tokens(token: Option<&str>) -> Sim {
+    let tokens = multilevel_proto::Tokens::parse("rw 0123456789abcdef-writer\nro 0123456789abcdef-reader\n").unwrap();
+    let server = ServerConfig { tokens: Some(std::sync::Arc::new(tokens)), ..ServerConfig::default() };
+    let mut client = ClientConfig::new(1).with_retry(true);
+    client.token = token.map(str::to_owned);
+    Sim::new(client, server)
+}
+
+#[test]
+fn a_server_with_tokens_lets_in_only_a_valid_one() {
+    let mut sim = with_tokens(Some("0123456789abcdef-writer"));
+    let id = issue(&mut sim, put(b"k", b"v"));
+    sim.settle();
+    assert_eq!(answer(&sim, id), Ok(Response::Done));
+
+    for token in [None, Some("0123456789abcdef-wrong!")] {
+        let mut sim = with_tokens(token);
+        let id = issue(&mut sim, put(b"k", b"v"));
+        sim.settle();
+        let Err(RequestError::Unauthenticated(message)) = answer(&sim, id) else { panic!("{token:?} got in") };
+        assert!(message.contains("token"), "{message}");
+        assert!(!message.contains("wrong"), "the token is never echoed: {message}");
+        assert!(sim.store.data().is_empty());
+        assert_eq!(sim.connects, 1, "retry does not hammer a server that refused the token");
+    }
+}
+
+#[test]
+fn a_read_only_token_cannot_write() {
+    let mut sim = with_tokens(Some("0123456789abcdef-reader"));
+    let write = issue(&mut sim, put(b"k", b"v"));
+    let read = issue(&mut sim, Request::Get { key: b(b"k") });
+    sim.settle();
+    let Err(RequestError::Remote(err)) = answer(&sim, write) else { panic!("a reader wrote") };
+    assert_eq!(err.code, ErrorCode::ReadOnly);
+    assert_eq!(answer(&sim, read), Ok(Response::Value(None)));
+    assert!(sim.client.server().unwrap().readonly, "the handshake says the connection is read-only");
+}

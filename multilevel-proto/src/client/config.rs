@@ -31,6 +31,8 @@ pub struct ClientConfig {
     pub keepalive_timeout: Duration,
     /// Fail requests not answered within this long; `None` waits forever. Default `None`.
     pub request_timeout: Option<Duration>,
+    /// The token to present to a server that requires one. Default `None`.
+    pub token: Option<String>,
 }
 
 impl ClientConfig {
@@ -45,6 +47,7 @@ impl ClientConfig {
             keepalive_interval: Duration::from_secs(10),
             keepalive_timeout: Duration::from_secs(30),
             request_timeout: None,
+            token: None,
         }
     }
 
@@ -233,6 +236,9 @@ pub enum RequestError {
     /// The server speaks another protocol version or is not a multilevel server.
     #[error("incompatible server: {0}")]
     Incompatible(String),
+    /// The server refused the client's token, or wanted one and got none.
+    #[error("not allowed in: {0}")]
+    Unauthenticated(String),
 }
 
 /// Why a request could not even be issued.
@@ -286,6 +292,9 @@ pub enum ConnectionError {
     /// The server is not a multilevel server or speaks another version; retrying will not help.
     #[error("incompatible server: {0}")]
     Incompatible(String),
+    /// The server refused the token (or wanted one); retrying will not help.
+    #[error("not allowed in: {0}")]
+    Unauthenticated(String),
     /// Nothing arrived from the server within the keepalive timeout.
     #[error("server silent for {0:?}")]
     KeepaliveTimeout(Duration),
@@ -294,7 +303,7 @@ pub enum ConnectionError {
 impl ConnectionError {
     /// Whether connecting again to the same server cannot help.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, ConnectionError::Incompatible(_))
+        matches!(self, ConnectionError::Incompatible(_) | ConnectionError::Unauthenticated(_))
     }
 }
 

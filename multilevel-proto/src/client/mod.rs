@@ -242,6 +242,11 @@ impl Client {
             max_frame: self.config.max_frame,
         };
         encode(&ClientMessage::Hello(hello), &mut self.out);
+        // Always right behind the hello, so the handshake takes one round trip and a server
+        // that requires a token can refuse at once when there is none (an empty one). Servers
+        // without tokens ignore it.
+        let token = self.config.token.clone().unwrap_or_default();
+        encode(&ClientMessage::Auth { token }, &mut self.out);
     }
 
     /// Says the transport ended. Without retry, pending requests and open iterators fail with
@@ -382,6 +387,8 @@ impl Client {
         self.events.push_back(ClientEvent::Disconnected(error.clone()));
         let failure = if let ConnectionError::Incompatible(message) = &error {
             Some(RequestError::Incompatible(message.clone()))
+        } else if let ConnectionError::Unauthenticated(message) = &error {
+            Some(RequestError::Unauthenticated(message.clone()))
         } else if !self.config.retry {
             Some(RequestError::ConnectionLost)
         } else {
@@ -477,6 +484,7 @@ impl Client {
 fn goodbye_error(goodbye: Goodbye) -> ConnectionError {
     match goodbye.reason {
         GoodbyeReason::BadMagic | GoodbyeReason::VersionMismatch => ConnectionError::Incompatible(goodbye.message),
+        GoodbyeReason::Unauthenticated => ConnectionError::Unauthenticated(goodbye.message),
         _ => ConnectionError::Goodbye(goodbye),
     }
 }

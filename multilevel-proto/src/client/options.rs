@@ -19,12 +19,21 @@ pub struct ClientOptions {
     pub request_timeout: Option<Duration>,
     /// Protocol settings; when `None`, defaults with a random session id.
     pub protocol: Option<ClientConfig>,
+    /// The token to present to a server that requires one (read it from a file or the
+    /// environment, not from a command-line argument).
+    pub token: Option<String>,
 }
 
 impl ClientOptions {
     /// These options with `retry` set.
     pub fn retry(mut self, retry: bool) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// These options with a token to present.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
         self
     }
 
@@ -41,6 +50,9 @@ impl ClientOptions {
         config.retry = self.retry;
         if self.request_timeout.is_some() {
             config.request_timeout = self.request_timeout;
+        }
+        if self.token.is_some() {
+            config.token.clone_from(&self.token);
         }
         config
     }

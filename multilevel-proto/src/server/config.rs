@@ -21,6 +21,9 @@ pub struct ServerConfig {
     pub max_iterators: u32,
     /// Refuse every write with a read-only error. Default off.
     pub readonly: bool,
+    /// Tokens a client must present (with their roles); `None` lets everyone in. Default
+    /// `None`.
+    pub tokens: Option<std::sync::Arc<crate::auth::Tokens>>,
     /// Close a connection that sent nothing for this long (clients ping well within it).
     /// Default 60 s.
     pub idle_timeout: Duration,
@@ -44,6 +47,7 @@ impl Default for ServerConfig {
             max_in_flight: 256,
             max_iterators: 64,
             readonly: false,
+            tokens: None,
             idle_timeout: Duration::from_secs(60),
             output_high_water: 256 << 10,
             max_batch_bytes: 64 << 10,
@@ -110,6 +114,9 @@ pub enum ServerError {
     /// An iterator id was opened while already open.
     #[error("iterator {0} is already open")]
     IteratorIdInUse(u64),
+    /// The server requires a token and the client presented none or a wrong one.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
     /// The client sent nothing for longer than the idle timeout.
     #[error("no data from the client for {0:?}")]
     IdleTimeout(Duration),

@@ -36,7 +36,13 @@ use crate::store::{Outcome, StoreError, StoreRequest, WriteOp, WriteRequest};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     AwaitingHello,
-    Open { session: SessionId },
+    /// Hello received; the server requires a token before it answers.
+    AwaitingAuth {
+        session: SessionId,
+    },
+    Open {
+        session: SessionId,
+    },
     Closed,
 }
 
@@ -76,6 +82,8 @@ pub struct ServerConnection {
     reading_bytes: u64,
     /// The largest frame the client accepts, from its hello.
     client_max_frame: u32,
+    /// Writes are refused: the server is read-only or the client's token is.
+    readonly: bool,
     last_request_id: u64,
     iterators: BTreeMap<u64, ServerIterator>,
     last_input: Instant,
@@ -87,6 +95,7 @@ impl ServerConnection {
     pub fn new(config: ServerConfig, now: Instant) -> Self {
         Self {
             decoder: FrameDecoder::new(config.max_frame),
+            readonly: config.readonly,
             config,
             phase: Phase::AwaitingHello,
             out: BytesMut::new(),
@@ -173,12 +182,16 @@ impl ServerConnection {
     }
 
     fn process_frame(&mut self, frame: &Bytes) -> Result<(), ServerError> {
-        let Phase::Open { .. } = self.phase else {
-            return self.process_hello(frame);
-        };
+        match self.phase {
+            Phase::Open { .. } => {}
+            Phase::AwaitingAuth { session } => return self.process_auth(session, frame),
+            _ => return self.process_hello(frame),
+        }
         let msg = decode::<ClientMessage>(frame)?;
         match msg {
             ClientMessage::Hello(_) => return Err(ServerError::Unexpected("a second handshake")),
+            // Tokens are only read right after the hello, by servers that require one.
+            ClientMessage::Auth { .. } => {}
             ClientMessage::Goodbye(_) => {
                 self.phase = Phase::Closed;
                 self.release_iterators();
@@ -298,8 +311,38 @@ impl ServerConnection {
         if hello.version != PROTOCOL_VERSION {
             return Err(ServerError::VersionMismatch { client: hello.version, server: PROTOCOL_VERSION });
         }
-        self.phase = Phase::Open { session: hello.session };
         self.client_max_frame = hello.max_frame;
+        if self.config.tokens.is_some() {
+            self.phase = Phase::AwaitingAuth { session: hello.session };
+            return Ok(());
+        }
+        self.open(hello.session);
+        Ok(())
+    }
+
+    /// Checks the token that must follow the hello.
+    fn process_auth(&mut self, session: SessionId, frame: &Bytes) -> Result<(), ServerError> {
+        let token = match decode::<ClientMessage>(frame)? {
+            ClientMessage::Auth { token } => token,
+            _ => return Err(ServerError::Unauthenticated("this server requires a token; none was given")),
+        };
+        if token.is_empty() {
+            return Err(ServerError::Unauthenticated("this server requires a token; none was given"));
+        }
+        let role = self.config.tokens.as_ref().and_then(|tokens| tokens.check(token.as_bytes()));
+        match role {
+            Some(role) => {
+                self.readonly |= role == crate::auth::Role::ReadOnly;
+                self.open(session);
+                Ok(())
+            }
+            None => Err(ServerError::Unauthenticated("the token was not accepted")),
+        }
+    }
+
+    /// Completes the handshake.
+    fn open(&mut self, session: SessionId) {
+        self.phase = Phase::Open { session };
         self.send(&ServerMessage::Hello(ServerHello {
             magic: MAGIC,
             version: PROTOCOL_VERSION,
@@ -308,9 +351,8 @@ impl ServerConnection {
             max_key_size: self.config.max_key_size,
             max_in_flight: self.config.max_in_flight,
             max_iterators: self.config.max_iterators,
-            readonly: self.config.readonly,
+            readonly: self.readonly,
         }));
-        Ok(())
     }
 
     fn check_id(&mut self, id: u64) -> Result<(), ServerError> {
@@ -333,7 +375,7 @@ impl ServerConnection {
     }
 
     fn enqueue_write(&mut self, id: u64, op: WriteOp) {
-        if self.config.readonly {
+        if self.readonly {
             self.send(&ServerMessage::Error { id, error: StoreError::ReadOnly.to_remote() });
             return;
         }
@@ -535,6 +577,7 @@ impl ServerConnection {
             ServerError::BadMagic => GoodbyeReason::BadMagic,
             ServerError::VersionMismatch { .. } => GoodbyeReason::VersionMismatch,
             ServerError::IdleTimeout(_) => GoodbyeReason::IdleTimeout,
+            ServerError::Unauthenticated(_) => GoodbyeReason::Unauthenticated,
             _ => GoodbyeReason::ProtocolViolation,
         };
         self.close(reason, &err.to_string());
