@@ -74,6 +74,8 @@ pub enum GoodbyeReason {
     Shutdown,
     /// The server requires a token and the client gave none, or a wrong one.
     Unauthenticated,
+    /// The server already holds as many connections as it allows.
+    TooManyConnections,
 }
 
 /// The last message on a connection, saying why it ends. Its layout is frozen.

@@ -270,6 +270,23 @@ impl Client {
         )
     }
 
+    /// A client of the server at a TCP address over TLS, verifying it as `server_name`.
+    pub fn tls<A: ToSocketAddrs + Clone + Send + Sync + 'static>(
+        addr: A,
+        server_name: impl Into<String>,
+        config: Arc<rustls::ClientConfig>,
+        options: ClientOptions,
+    ) -> Self {
+        let server_name = server_name.into();
+        Self::new(
+            move || {
+                let (addr, name, config) = (addr.clone(), server_name.clone(), Arc::clone(&config));
+                async move { Transport::tls(TcpStream::connect(addr).await?, config, &name).await }
+            },
+            options,
+        )
+    }
+
     /// A client of the server at a Unix socket path.
     #[cfg(unix)]
     pub fn unix(path: impl Into<std::path::PathBuf>, options: ClientOptions) -> Self {

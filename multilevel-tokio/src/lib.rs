@@ -26,8 +26,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bench;
 mod client;
 mod server;
+pub mod tls;
 mod transport;
 
 pub use client::{Client, Entry, Iter};

@@ -23,6 +23,7 @@ pub struct Server {
     config: ServerConfig,
     shutdown: watch::Sender<bool>,
     connections: Arc<AtomicUsize>,
+    max_connections: usize,
 }
 
 impl std::fmt::Debug for Server {
@@ -41,7 +42,20 @@ impl Server {
     /// A server with explicit protocol settings; keep `max_key_size` at or below what the
     /// store accepts.
     pub fn with_config(store: Store, config: ServerConfig) -> Self {
-        Self { store, config, shutdown: watch::Sender::new(false), connections: Arc::new(AtomicUsize::new(0)) }
+        Self {
+            store,
+            config,
+            shutdown: watch::Sender::new(false),
+            connections: Arc::new(AtomicUsize::new(0)),
+            max_connections: 10_000,
+        }
+    }
+
+    /// Caps the connections served at once (default 10 000); past it, a new connection gets a
+    /// goodbye saying so and is closed.
+    pub fn with_max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max;
+        self
     }
 
     /// The store served.
@@ -77,9 +91,12 @@ impl Server {
         loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => {
+                    Ok((mut stream, peer)) => {
                         if let Err(err) = stream.set_nodelay(true) {
                             debug!("TCP_NODELAY on {peer}: {err}");
+                        }
+                        if self.refuse_when_full(&mut stream).await {
+                            continue;
                         }
                         let (reader, writer) = stream.into_split();
                         self.spawn_connection(reader, writer);
@@ -92,6 +109,57 @@ impl Server {
                 _ = wait_true(&mut shutdown) => return Ok(()),
             }
         }
+    }
+
+    /// Accepts TCP connections over TLS until [`shutdown`](Self::shutdown); see
+    /// [`crate::tls::server_config`]. A handshake that fails or takes over 10 s closes that
+    /// connection only.
+    pub async fn serve_tls(&self, listener: TcpListener, tls: Arc<rustls::ServerConfig>) -> io::Result<()> {
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        let mut shutdown = self.shutdown.subscribe();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let _ = stream.set_nodelay(true);
+                        if self.connections() >= self.max_connections {
+                            warn!("refusing {peer}: {} connections open", self.connections());
+                            continue;
+                        }
+                        let (server, acceptor) = (self.clone(), acceptor.clone());
+                        tokio::spawn(async move {
+                            let handshake = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream));
+                            match handshake.await {
+                                Ok(Ok(tls)) => server.serve_stream(tls).await,
+                                Ok(Err(err)) => info!("TLS handshake with {peer} failed: {err}"),
+                                Err(_) => info!("TLS handshake with {peer} timed out"),
+                            }
+                        });
+                    }
+                    Err(err) => {
+                        warn!("accept failed: {err}");
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    }
+                },
+                _ = wait_true(&mut shutdown) => return Ok(()),
+            }
+        }
+    }
+
+    /// Says goodbye to a connection past the cap; returns whether it did.
+    async fn refuse_when_full<S: AsyncWrite + Unpin>(&self, stream: &mut S) -> bool {
+        if self.connections() < self.max_connections {
+            return false;
+        }
+        warn!("refusing a connection: {} open, at most {}", self.connections(), self.max_connections);
+        let goodbye = multilevel_proto::message::Goodbye {
+            reason: GoodbyeReason::TooManyConnections,
+            message: format!("the server holds its maximum of {} connections; try again later", self.max_connections),
+        };
+        let mut out = bytes::BytesMut::new();
+        multilevel_proto::message::encode(&multilevel_proto::ServerMessage::Goodbye(goodbye), &mut out);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), stream.write_all(&out)).await;
+        true
     }
 
     /// Accepts Unix socket connections until [`shutdown`](Self::shutdown).

@@ -35,6 +35,19 @@ impl Transport {
         Ok(Self { reader: Box::new(reader), writer: Box::new(writer) })
     }
 
+    /// A TLS transport over a TCP stream: runs the handshake, verifying the server as
+    /// `server_name` with `config` (see [`crate::tls::client_config`]).
+    pub async fn tls(
+        stream: TcpStream,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        server_name: &str,
+    ) -> io::Result<Self> {
+        stream.set_nodelay(true)?;
+        let name = crate::tls::server_name(server_name)?;
+        let stream = tokio_rustls::TlsConnector::from(config).connect(name, stream).await?;
+        Ok(Self::new(stream))
+    }
+
     /// A transport over a Unix socket.
     #[cfg(unix)]
     pub fn unix(stream: UnixStream) -> Self {

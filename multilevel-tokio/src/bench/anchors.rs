@@ -1,0 +1,134 @@
+//! The anchors that do not come from heed: the server child, a loopback ping-pong, and Redis.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The CPUs this process may run on (children inherit them).
+pub(crate) fn placement() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Cpus_allowed_list:")).map(|l| l[18..].trim().to_owned()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// A child process killed on drop.
+pub(crate) struct ChildGuard(pub(crate) Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `exe serve dir --addr 127.0.0.1:0` and returns it with the address it printed.
+pub(crate) fn start_server(exe: &Path, dir: &Path, no_sync: bool) -> io::Result<(ChildGuard, SocketAddr)> {
+    let mut command = Command::new(exe);
+    command.arg("serve").arg(dir).args(["--addr", "127.0.0.1:0"]).env("RUST_LOG", "warn");
+    if no_sync {
+        command.arg("--no-sync");
+    }
+    let mut child = ChildGuard(command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?);
+    let stdout = child.0.stdout.take().ok_or_else(|| io::Error::other("no stdout"))?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let addr = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| io::Error::other(format!("unexpected banner from the server: {line:?}")))?;
+    Ok((child, addr))
+}
+
+/// Round trips of `request` bytes out and `response` bytes back over loopback TCP with
+/// `TCP_NODELAY`, on plain threads: the floor for one request in flight.
+pub(crate) fn ping_pong(round_trips: u64, request: usize, response: usize) -> io::Result<Vec<u64>> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let server = std::thread::spawn(move || -> io::Result<()> {
+        let (mut stream, _) = listener.accept()?;
+        stream.set_nodelay(true)?;
+        let (mut inbuf, outbuf) = (vec![0u8; request], vec![1u8; response]);
+        while stream.read_exact(&mut inbuf).is_ok() {
+            stream.write_all(&outbuf)?;
+        }
+        Ok(())
+    });
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+    let (outbuf, mut inbuf) = (vec![2u8; request], vec![0u8; response]);
+    let mut latencies = Vec::with_capacity(round_trips as usize);
+    for _ in 0..round_trips {
+        let t = Instant::now();
+        stream.write_all(&outbuf)?;
+        stream.read_exact(&mut inbuf)?;
+        latencies.push(t.elapsed().as_nanos() as u64);
+    }
+    drop(stream);
+    let _ = server.join();
+    Ok(latencies)
+}
+
+/// Whether `name` is on the `PATH`.
+fn installed(name: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()))
+}
+
+/// A Redis server for the run, when Redis is installed.
+pub(crate) struct Redis {
+    _server: ChildGuard,
+    port: u16,
+}
+
+impl Redis {
+    /// Starts `redis-server` on a free loopback port with persistence off, if installed.
+    pub(crate) fn start() -> Option<Self> {
+        if !installed("redis-server") || !installed("redis-benchmark") {
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let server = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let server = ChildGuard(server);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Self { _server: server, port })
+    }
+
+    /// `redis-benchmark -t test -n ops -c clients -P pipeline -d value_size`: requests per
+    /// second and p50 in microseconds.
+    pub(crate) fn bench(
+        &self,
+        test: &str,
+        ops: u64,
+        clients: usize,
+        pipeline: usize,
+        value_size: usize,
+        keys: u64,
+    ) -> Option<(f64, f64)> {
+        let output = Command::new("redis-benchmark")
+            .args(["-p", &self.port.to_string(), "-t", test, "-n", &ops.to_string(), "-c", &clients.to_string()])
+            .args(["-P", &pipeline.to_string(), "-d", &value_size.to_string(), "-r", &keys.to_string(), "--csv"])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        // "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms",...
+        let row =
+            text.lines().find(|l| l.to_ascii_uppercase().starts_with(&format!("\"{}\"", test.to_ascii_uppercase())))?;
+        let fields: Vec<f64> = row.split(',').skip(1).filter_map(|f| f.trim_matches('"').parse().ok()).collect();
+        Some((*fields.first()?, fields.get(3).copied().unwrap_or(0.0) * 1000.0))
+    }
+}

@@ -1,0 +1,213 @@
+//! The workloads, run against a server child through the tokio client, next to their anchors.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use multilevel_proto::{BatchOp, ClientOptions, IterOptions};
+use multilevel_store::anchor::{Measurement, RawHeed};
+
+use super::anchors::{Redis, ping_pong, start_server};
+use super::report::{Figure, percentiles};
+use super::{BenchConfig, Report, key};
+use crate::Client;
+
+fn io_err(err: impl std::fmt::Display) -> io::Error {
+    io::Error::other(err.to_string())
+}
+
+fn per_sec(ops: u64, elapsed: std::time::Duration) -> f64 {
+    ops as f64 / elapsed.as_secs_f64().max(1e-9)
+}
+
+fn heed_rate(m: &Measurement) -> f64 {
+    per_sec(m.ops, m.elapsed)
+}
+
+async fn connect(addr: SocketAddr) -> io::Result<Client> {
+    let client = Client::tcp(addr, ClientOptions::default());
+    if !client.connected().await {
+        return Err(io::Error::other("the bench server closed"));
+    }
+    Ok(client)
+}
+
+/// Runs `clients` clients with `depth` requests in flight each, `ops` requests in all; `make`
+/// builds request `i`. Returns the elapsed time and each request's latency.
+async fn load<F, Fut>(
+    clients: &[Client],
+    depth: usize,
+    ops: u64,
+    make: F,
+) -> io::Result<(std::time::Duration, Vec<u64>)>
+where
+    F: Fn(Client, u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), crate::Error>> + Send,
+{
+    let lanes = (clients.len() * depth) as u64;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for lane in 0..lanes {
+        let client = clients[(lane as usize) % clients.len()].clone();
+        let make = make.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut i = lane;
+            while i < ops {
+                let t = Instant::now();
+                make(client.clone(), i).await?;
+                latencies.push(t.elapsed().as_nanos() as u64);
+                i += lanes;
+            }
+            Ok::<_, crate::Error>(latencies)
+        }));
+    }
+    let mut all = Vec::with_capacity(ops as usize);
+    for task in tasks {
+        all.extend(task.await.map_err(io_err)?.map_err(io_err)?);
+    }
+    Ok((start.elapsed(), all))
+}
+
+fn figure(name: &str, elapsed: std::time::Duration, mut latencies: Vec<u64>) -> Figure {
+    Figure {
+        name: name.to_owned(),
+        per_sec: per_sec(latencies.len() as u64, elapsed),
+        latency_us: percentiles(&mut latencies),
+        ..Figure::default()
+    }
+}
+
+pub(super) async fn run_all(config: &BenchConfig, dir: &Path, report: &mut Report) -> io::Result<()> {
+    let value = Bytes::from(vec![b'v'; config.value_size]);
+    let keys = config.keys;
+    let ops = config.ops;
+
+    // Anchors from raw heed, durable and not, in this process.
+    let heed = RawHeed::open(&dir.join("heed-durable"), false).map_err(io_err)?;
+    heed.fill(keys, key, &value)?;
+    let heed_get = heed.gets(ops, |i| key(i % keys))?;
+    let heed_put_1 = heed.puts(ops.min(2_000), 1, |i| key(keys + i), &value)?;
+    let heed_put_1000 = heed.puts(ops * 2, 1000, |i| key(2 * keys + i), &value)?;
+    let heed_scan = heed.scan()?;
+    let redis = if config.redis { Redis::start() } else { None };
+    let request_len = 1 + 1 + 1 + 17; // tag, id, key length, key
+    let response_len = 1 + 1 + 1 + 1 + config.value_size;
+    let mut echo = ping_pong(ops.min(20_000), request_len, response_len)?;
+    let echo_p50 = percentiles(&mut echo).map(|p| p[0]);
+
+    let (_durable, addr) = start_server(&config.server_exe, &dir.join("durable"), false)?;
+    let (_nosync, nosync_addr) = start_server(&config.server_exe, &dir.join("nosync"), true)?;
+    let one = vec![connect(addr).await?];
+    let many: Vec<Client> = futures_util::future::try_join_all((0..config.clients).map(|_| connect(addr))).await?;
+    let many_nosync: Vec<Client> =
+        futures_util::future::try_join_all((0..config.clients).map(|_| connect(nosync_addr))).await?;
+
+    // The data set, in batches of 1000: also the batch workload.
+    let start = Instant::now();
+    let mut latencies = Vec::new();
+    for chunk in (0..keys).collect::<Vec<_>>().chunks(1000) {
+        let ops = chunk.iter().map(|i| BatchOp::Put { key: key(*i).into(), value: value.clone() }).collect();
+        let t = Instant::now();
+        one[0].batch(ops).await.map_err(io_err)?;
+        latencies.push(t.elapsed().as_nanos() as u64);
+    }
+    let mut f = Figure { name: "batches of 1000 puts, durable (entries/s)".into(), ..Figure::default() };
+    f.per_sec = per_sec(keys, start.elapsed());
+    f.latency_us = percentiles(&mut latencies);
+    f.anchor = Some(("raw heed, 1000 puts per txn, durable".into(), heed_rate(&heed_put_1000)));
+    report.figures.push(f);
+
+    let get = |client: Client, i: u64| async move { client.get(key(i % 1_000_000)).await.map(drop) };
+    let (elapsed, lat) = load(&one, 1, ops.min(20_000), move |c, i| get(c, i % keys)).await?;
+    let mut f = figure("sequential get, 1 in flight", elapsed, lat);
+    f.anchor_p50_us = echo_p50;
+    f.anchor = Some(("loopback ping-pong, same sizes (round trips/s)".into(), 1e6 / echo_p50.unwrap_or(1.0)));
+    report.figures.push(f);
+    let mut f = report.figures.last().cloned().unwrap_or_default();
+    f.name = "sequential get vs raw heed get".into();
+    f.anchor = Some(("raw heed get, 1 read txn each".into(), heed_rate(&heed_get)));
+    f.anchor_p50_us = None;
+    report.figures.push(f);
+
+    let v = value.clone();
+    let put = move |client: Client, i: u64| {
+        let v = v.clone();
+        async move { client.put(key(10 * keys + i), v).await }
+    };
+    let (elapsed, lat) = load(&one, 1, ops.min(2_000), put.clone()).await?;
+    let mut f = figure("sequential put, durable, 1 in flight", elapsed, lat);
+    f.anchor = Some(("raw heed, 1 put per txn, durable".into(), heed_rate(&heed_put_1)));
+    report.figures.push(f);
+
+    let (elapsed, lat) = load(&many, 1, ops.min(20_000), put.clone()).await?;
+    let mut f = figure(&format!("{} clients, 1 durable put in flight each", config.clients), elapsed, lat);
+    f.anchor = Some(("raw heed, 1 put per txn, durable".into(), heed_rate(&heed_put_1)));
+    report.figures.push(f);
+
+    let (elapsed, lat) = load(&many, 1, ops, move |c, i| get(c, i % keys)).await?;
+    let mut f = figure(&format!("{} clients, 1 get in flight each", config.clients), elapsed, lat);
+    if let Some(r) = &redis
+        && let Some((rps, _)) = r.bench("get", ops, config.clients, 1, config.value_size, keys)
+    {
+        f.anchor = Some((format!("redis -c {} get", config.clients), rps));
+    }
+    report.figures.push(f);
+
+    let (elapsed, lat) = load(&many, config.depth, ops * 5, move |c, i| get(c, i % keys)).await?;
+    let mut f = figure(&format!("pipelined get, {} clients x {}", config.clients, config.depth), elapsed, lat);
+    if let Some(r) = &redis
+        && let Some((rps, _)) = r.bench("get", ops * 5, config.clients, config.depth, config.value_size, keys)
+    {
+        f.anchor = Some((format!("redis -c {} -P {} get", config.clients, config.depth), rps));
+    }
+    report.figures.push(f);
+
+    let (elapsed, lat) = load(&many_nosync, config.depth, ops * 5, put.clone()).await?;
+    let mut f = figure(&format!("pipelined put, no-sync, {} clients x {}", config.clients, config.depth), elapsed, lat);
+    if let Some(r) = &redis
+        && let Some((rps, _)) = r.bench("set", ops * 5, config.clients, config.depth, config.value_size, keys)
+    {
+        f.anchor = Some((format!("redis -c {} -P {} set", config.clients, config.depth), rps));
+    }
+    report.figures.push(f);
+    let (elapsed, lat) = load(&many, config.depth, ops * 2, put.clone()).await?;
+    let mut f = figure(&format!("pipelined put, durable, {} clients x {}", config.clients, config.depth), elapsed, lat);
+    f.anchor = Some(("raw heed, 1000 puts per txn, durable".into(), heed_rate(&heed_put_1000)));
+    report.figures.push(f);
+
+    let v = value.clone();
+    let mixed = move |client: Client, i: u64| {
+        let v = v.clone();
+        async move {
+            if i.is_multiple_of(5) {
+                client.put(key(20 * keys + i), v).await
+            } else {
+                client.get(key(i % keys)).await.map(drop)
+            }
+        }
+    };
+    let (elapsed, lat) = load(&many, 1, ops, mixed).await?;
+    report.figures.push(figure(&format!("mixed 80% get / 20% durable put, {} clients", config.clients), elapsed, lat));
+
+    let scan_range = multilevel_proto::KeyRange::all().gte(key(0)).lt(key(keys));
+    let start = Instant::now();
+    let mut it = one[0].iter(IterOptions { range: scan_range, ..IterOptions::default() }).map_err(io_err)?;
+    let (mut entries, mut bytes) = (0u64, 0u64);
+    while let Some(entry) = it.next().await {
+        let entry = entry.map_err(io_err)?;
+        entries += 1;
+        bytes += (entry.key.map_or(0, |k| k.len()) + entry.value.map_or(0, |v| v.len())) as u64;
+    }
+    let elapsed = start.elapsed();
+    let mut f = Figure { name: "range iteration over TCP (entries/s)".into(), ..Figure::default() };
+    f.per_sec = per_sec(entries, elapsed);
+    f.mb_per_sec = Some(bytes as f64 / 1e6 / elapsed.as_secs_f64().max(1e-9));
+    let heed_entries = heed_scan.ops.min(keys);
+    f.anchor = Some((format!("raw heed scan ({heed_entries}+ entries)"), heed_rate(&heed_scan)));
+    report.figures.push(f);
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! `multilevel`: serve an LMDB database over TCP or a Unix socket (`multilevel serve`, or no
+//! command at all), and talk to a server from the shell in the spirit of `redis-cli`: `get`,
+//! `put`, `del`, `scan`, `stats`, `import` and `export` of JSON lines.
+//!
+//! `multilevel --help` documents the formats; the README has a tour.
+
+use std::fmt;
+use std::io::{self, IsTerminal};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+
+mod args;
+mod commands;
+mod connect;
+mod encoding;
+mod jsonl;
+mod serve;
+
+use args::{Cli, Command, ServeArgs};
+use commands::Style;
+use connect::{Connection, Target};
+
+/// Why the program stops with a non-zero status (or, for a closed stdout, quietly).
+#[derive(Debug)]
+pub(crate) struct Failure {
+    /// The one-line message printed after `multilevel: `; `None` prints nothing.
+    message: Option<String>,
+    /// The exit status.
+    code: u8,
+}
+
+impl Failure {
+    /// A failure with this message and exit status 1.
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        Self { message: Some(message.into()), code: 1 }
+    }
+
+    /// A failure to write the output. When the reader went away (`multilevel scan | head`)
+    /// there is nobody to tell: exit quietly, successfully.
+    pub(crate) fn output(err: io::Error) -> Self {
+        if err.kind() == io::ErrorKind::BrokenPipe {
+            Self { message: None, code: 0 }
+        } else {
+            Self::new(format!("cannot write the output: {err}"))
+        }
+    }
+
+    /// This failure with `context` in front of its message.
+    pub(crate) fn context(self, context: &str) -> Self {
+        Self { message: self.message.map(|message| format!("{context}: {message}")), code: self.code }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message.as_deref().unwrap_or(""))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let serving = matches!(cli.command, None | Some(Command::Serve(_)));
+    init_logging(if serving { "info" } else { "warn" });
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("multilevel: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(cli));
+    // Do not wait for a blocking reader still parked on stdin, or for lingering connections.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            if let Some(message) = &failure.message {
+                eprintln!("multilevel: {message}");
+            }
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+/// Logs to stderr, at `RUST_LOG`'s levels, else at `default`.
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
+        .init();
+}
+
+/// `multilevel bench`: starts its own servers (this executable) and prints the figures.
+async fn bench(args: args::BenchArgs) -> Result<(), Failure> {
+    let exe = std::env::current_exe().map_err(|err| Failure::new(format!("cannot find this executable: {err}")))?;
+    let mut config = multilevel_tokio::bench::BenchConfig {
+        keys: args.keys,
+        value_size: args.value_size,
+        ops: args.ops,
+        clients: args.clients,
+        depth: args.depth,
+        redis: !args.no_redis,
+        server_exe: exe,
+    };
+    if args.quick {
+        config = config.quick();
+    }
+    let report = multilevel_tokio::bench::run(&config).await.map_err(|err| Failure::new(format!("bench: {err}")))?;
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(())
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let global = cli.global;
+    let target = match &global.unix {
+        Some(path) => Target::Unix(path.clone()),
+        None => Target::Tcp(global.addr.clone()),
+    };
+    let style = Style { hex: global.hex, format: global.format };
+    let command = match cli.command {
+        None => return serve::serve(ServeArgs::default(), target).await,
+        Some(Command::Serve(args)) => return serve::serve(args, target).await,
+        Some(Command::Bench(args)) => return bench(args).await,
+        Some(command) => command,
+    };
+    let security = connect::Security::from_flags(&global)?;
+    let db = Connection::open(target, global.timeout, security).await?;
+    let result = match &command {
+        Command::Serve(_) | Command::Bench(_) => unreachable!("handled above"),
+        Command::Get { key } => commands::get(&db, style, key).await,
+        Command::Put { key, value } => commands::put(&db, style, key, value.as_deref()).await,
+        Command::Del { key } => commands::del(&db, style, key).await,
+        Command::Scan(args) => commands::scan(&db, style, &args.range, args.keys_only, args.values_only).await,
+        Command::Stats => commands::stats(&db, style).await,
+        Command::Import(args) => commands::import(&db, args).await,
+        Command::Export(args) => commands::export(&db, style.hex, args.file.as_deref(), &args.range).await,
+    };
+    db.close().await;
+    result
+}

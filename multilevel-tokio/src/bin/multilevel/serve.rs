@@ -1,0 +1,203 @@
+//! `multilevel serve`: open the store, listen, print where, serve until a signal, then shut
+//! down gracefully.
+
+use std::io::{self, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use multilevel_store::{Store, StoreOptions};
+use multilevel_tokio::Server;
+use tracing::{info, warn};
+
+use crate::Failure;
+use crate::args::ServeArgs;
+use crate::connect::Target;
+
+/// How long connections get to finish their work after a shutdown signal.
+const GRACE: Duration = Duration::from_secs(10);
+
+/// A bound listener.
+enum Listener {
+    Tcp(tokio::net::TcpListener),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixListener),
+}
+
+/// Serves `args.path` at `target` until SIGINT or SIGTERM.
+pub(crate) async fn serve(args: ServeArgs, target: Target) -> Result<(), Failure> {
+    let mut signals = Signals::new().map_err(|err| Failure::new(format!("cannot watch for signals: {err}")))?;
+    let mut options = StoreOptions::default().readonly(args.readonly).no_sync(args.no_sync);
+    if let Some(size) = args.map_size {
+        options = options.map_size(size);
+    }
+    let store =
+        Store::open(&args.path, options).map_err(|err| Failure::new(format!("cannot open the database: {err}")))?;
+    let mut config = store.server_config();
+    config.tokens = tokens(&args)?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            multilevel_tokio::tls::server_config(cert, key, args.tls_client_ca.as_deref())
+                .map_err(|err| Failure::new(format!("cannot set up TLS: {err}")))?,
+        ),
+        _ => None,
+    };
+    let server = Server::with_config(store.clone(), config.clone()).with_max_connections(args.max_connections);
+    let (listener, shown) = bind(&target).await?;
+    let open = config.tokens.is_none() && tls.is_none();
+    if let Listener::Tcp(listener) = &listener
+        && open
+        && listener.local_addr().is_ok_and(|addr| !addr.ip().is_loopback())
+    {
+        warn!("serving {shown} to the network with neither tokens nor TLS: anyone who can reach it can read and write");
+    }
+    info!(path = %args.path.display(), on = %shown, readonly = args.readonly, no_sync = args.no_sync, "serving");
+    banner(&args.path, &shown);
+
+    let serving = server.clone();
+    let mut task = tokio::spawn(async move {
+        match listener {
+            Listener::Tcp(listener) => match tls {
+                Some(tls) => serving.serve_tls(listener, tls).await,
+                None => serving.serve_tcp(listener).await,
+            },
+            #[cfg(unix)]
+            Listener::Unix(listener) => serving.serve_unix(listener).await,
+        }
+    });
+    let failed = tokio::select! {
+        signal = signals.recv() => {
+            info!("{signal}: shutting down, letting {} connection(s) finish", server.connections());
+            None
+        }
+        result = &mut task => Some(match result {
+            Ok(Ok(())) => "the listener stopped".to_owned(),
+            Ok(Err(err)) => format!("the listener failed: {err}"),
+            Err(err) => format!("the listener failed: {err}"),
+        }),
+    };
+    server.shutdown();
+    task.abort();
+    tokio::select! {
+        finished = tokio::time::timeout(GRACE, server.closed()) => if finished.is_err() {
+            warn!("{} connection(s) still open after {GRACE:?}; exiting anyway", server.connections());
+        },
+        signal = signals.recv() => warn!("{signal} again: exiting now"),
+    }
+    #[cfg(unix)]
+    if let Target::Unix(path) = &target {
+        let _ = std::fs::remove_file(path);
+    }
+    if args.no_sync {
+        // Flush what the skipped fsyncs left in the page cache.
+        if let Err(err) = store.sync() {
+            warn!("flushing the database to disk: {err}");
+        }
+    }
+    drop(server);
+    drop(store); // commits what is queued and closes the environment, unless connections linger
+    info!("stopped");
+    match failed {
+        None => Ok(()),
+        Some(message) => Err(Failure::new(message)),
+    }
+}
+
+/// The token list from `--tokens-file`, else `$MULTILEVEL_TOKENS`; `None` lets everyone in.
+fn tokens(args: &ServeArgs) -> Result<Option<std::sync::Arc<multilevel_proto::Tokens>>, Failure> {
+    let text = match &args.tokens_file {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|err| Failure::new(format!("cannot read the tokens file {}: {err}", path.display())))?,
+        None => match std::env::var("MULTILEVEL_TOKENS") {
+            Ok(text) => text,
+            Err(_) => return Ok(None),
+        },
+    };
+    let tokens =
+        multilevel_proto::Tokens::parse(&text).map_err(|err| Failure::new(format!("bad token list: {err}")))?;
+    Ok(Some(std::sync::Arc::new(tokens)))
+}
+
+/// Binds the listener; returns it and how to show its address (with the real port).
+async fn bind(target: &Target) -> Result<(Listener, String), Failure> {
+    let cannot = |err: io::Error| Failure::new(format!("cannot listen on {target}: {err}"));
+    match target {
+        Target::Tcp(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr.as_str()).await.map_err(cannot)?;
+            let local = listener.local_addr().map_err(cannot)?;
+            Ok((Listener::Tcp(listener), local.to_string()))
+        }
+        #[cfg(unix)]
+        Target::Unix(path) => {
+            remove_stale_socket(path)
+                .map_err(|message| Failure::new(format!("cannot listen on {target}: {message}")))?;
+            let listener = tokio::net::UnixListener::bind(path).map_err(cannot)?;
+            // Owner only: other local users cannot connect.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(cannot)?;
+            Ok((Listener::Unix(listener), target.to_string()))
+        }
+        #[cfg(not(unix))]
+        Target::Unix(_) => Err(Failure::new("Unix sockets are not supported on this platform")),
+    }
+}
+
+/// Removes a socket file left by a server that is gone; refuses to touch a live socket or a
+/// file that is not a socket.
+#[cfg(unix)]
+fn remove_stale_socket(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(err.to_string()),
+        Ok(meta) if meta.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err("another server is listening there".into());
+            }
+            std::fs::remove_file(path).map_err(|err| format!("cannot remove the stale socket: {err}"))
+        }
+        Ok(_) => Err("the path exists and is not a socket".into()),
+    }
+}
+
+/// Prints `multilevel: serving PATH on ADDR` to stdout, flushed, for scripts to read.
+fn banner(path: &Path, on: &str) {
+    let mut out = io::stdout().lock();
+    // Nobody reading stdout is no reason to stop serving.
+    let _ = writeln!(out, "multilevel: serving {} on {on}", path.display()).and_then(|()| out.flush());
+}
+
+/// SIGINT and SIGTERM, installed before the banner so that a signal right after it is handled.
+struct Signals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// Waits for the next signal; returns its name.
+    async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.interrupt.recv() => "interrupted",
+                _ = self.terminate.recv() => "terminated",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "interrupted"
+        }
+    }
+}
