@@ -339,6 +339,11 @@ impl Client {
         if deadline.is_some() {
             inner.wake_driver.pulse(); // re-arm the timer for the new deadline
         }
+        if inner.lock().machine().pending() > 1 {
+            // Others are pipelining: let the tasks woken with this one issue theirs first, so
+            // one write carries them all instead of one syscall each.
+            futures_lite::future::yield_now().await;
+        }
         inner.flush().await;
         let result = poll_fn(|cx| inner.lock().poll_answer(id, cx)).await;
         pending.done = true;

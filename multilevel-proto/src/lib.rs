@@ -10,6 +10,8 @@
 //! - [`Client`]: issue requests and open iterators; it retries and resumes across reconnects.
 //! - [`ServerConnection`]: one per connection; it turns frames into [`StoreRequest`]s for the
 //!   adapter to run against a store, and the store's answers back into frames.
+//! - [`ManyLevelServer`]: the same for Node `many-level` guests ([`manylevel`]); both machines
+//!   implement [`ServerMachine`], so an adapter can drive either ([`Protocol`]).
 //! - [`store`]: the contract a store keeps, including at-most-once writes.
 //! - [`MemoryStore`]: an in-memory store keeping that contract.
 //!
@@ -75,6 +77,8 @@ pub mod backoff;
 pub mod client;
 pub mod client_api;
 pub mod frame;
+pub mod machine;
+pub mod manylevel;
 pub mod memory;
 pub mod message;
 pub mod range;
@@ -92,6 +96,8 @@ pub use client::{
     IterPoll, Request, RequestError, Response,
 };
 pub use frame::{FrameDecoder, FrameError};
+pub use machine::{Protocol, ServerMachine};
+pub use manylevel::ManyLevelServer;
 pub use memory::{MemorySnapshots, MemoryStore};
 pub use message::{
     BatchOp, ClientMessage, DecodeError, ErrorCode, GoodbyeReason, IterOptions, PROTOCOL_VERSION, RemoteError,

@@ -4,8 +4,8 @@
 use std::time::Instant;
 
 use multilevel_proto::{
-    Client, ClientConfig, IterOptions, MemorySnapshots, MemoryStore, Request, ServerConfig, ServerConnection,
-    ServerEvent,
+    Client, ClientConfig, ClientEvent, IterOptions, MemorySnapshots, MemoryStore, Request, ServerConfig,
+    ServerConnection, ServerEvent, StoreRequest, WriteOp, WriteRequest,
 };
 
 /// Runs every store request of `server` in order, as an adapter does, until it is quiet.
@@ -65,5 +65,79 @@ fn an_iterator_closed_before_its_open_is_dispatched_leaks_no_snapshot() {
         0,
         "every iterator was closed, yet the connection holds {} snapshots (max_iterators is 2)",
         snapshots.len()
+    );
+}
+
+/// Found by `server_input` (every frame the server sends must fit the `max_frame` of the
+/// client's hello, input `fuzz/corpus/server_input/seed-regression-client-max-frame`): the
+/// server never reads `ClientHello::max_frame` ("the largest frame the client accepts") and sends
+/// answers of any size. The client's decoder rejects the frame, so the connection drops; with
+/// retry on, the client replays the same request on every reconnect and never gets an answer
+/// (a reconnect loop); with retry off, it and every other pending request fail.
+///
+/// A `GetMany` of large values can reach this with default limits (16 MiB both ways); here the
+/// client accepts 256 bytes and asks for two values of 200.
+#[test]
+fn an_answer_larger_than_the_client_accepts_is_not_sent() {
+    let now = Instant::now();
+    let mut config = ClientConfig::new(7).with_retry(true);
+    config.max_frame = 256;
+    let mut client = Client::new(config, now);
+    let mut store = MemoryStore::new();
+    let mut snapshots = MemorySnapshots::default();
+    for (request, key) in [(1, "a"), (2, "b")] {
+        let op = WriteOp::Put { key: key.into(), value: vec![0u8; 200].into() };
+        store.execute(&mut snapshots, StoreRequest::Write(WriteRequest { session: 99, request, op })).unwrap();
+    }
+    let get = client.issue(Request::GetMany { keys: vec!["a".into(), "b".into()] }, now).unwrap();
+
+    let mut answer = None;
+    let mut disconnects = 0;
+    for _connection in 0..3 {
+        let mut server = ServerConnection::new(ServerConfig::default(), now);
+        client.handle_connected(now);
+        let mut lost = false;
+        loop {
+            let mut progress = false;
+            while let Some(bytes) = client.poll_transmit() {
+                let _ = server.handle_input(&bytes, now);
+                progress = true;
+            }
+            while let Some(event) = server.poll_event() {
+                progress = true;
+                match event {
+                    ServerEvent::Store { op, request } => {
+                        let result = store.execute(&mut snapshots, request);
+                        let _ = server.handle_outcome(op, result, now);
+                    }
+                    ServerEvent::CloseIterator { iterator } => snapshots.close(iterator),
+                }
+            }
+            while let Some(bytes) = server.poll_transmit() {
+                let _ = client.handle_input(&bytes, now);
+                progress = true;
+            }
+            while let Some(event) = client.poll_event() {
+                match event {
+                    ClientEvent::Response { id, result } if id == get => answer = Some(result),
+                    ClientEvent::Disconnected(_) => lost = true,
+                    _ => {}
+                }
+            }
+            if lost || !progress {
+                break;
+            }
+        }
+        if lost {
+            disconnects += 1;
+        }
+        if answer.is_some() {
+            break;
+        }
+    }
+    assert!(
+        answer.is_some() && disconnects == 0,
+        "the GetMany got {answer:?} after {disconnects} dropped connections: every connection is dropped on the \
+         oversized answer and the retry asks again"
     );
 }

@@ -1,8 +1,11 @@
 //! One server connection bound to the store: the part of a server that every adapter shares.
 //!
-//! [`ServedConnection`] joins a [`ServerConnection`] state machine to a [`ConnectionStore`]:
-//! reads run inline, writes go to the writer thread, and their outcomes come back through a
-//! queue that wakes the adapter with a [`Waker`]. An adapter only moves bytes and waits.
+//! [`ServedConnection`] joins a server state machine
+//! ([`ServerConnection`](multilevel_proto::ServerConnection) for multilevel's own protocol, or
+//! [`ManyLevelServer`](multilevel_proto::ManyLevelServer) for many-level's) to a
+//! [`ConnectionStore`]: reads run inline, writes go to the writer thread, and their outcomes
+//! come back through a queue that wakes the adapter with a [`Waker`]. An adapter only moves
+//! bytes and waits.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,7 +14,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use multilevel_proto::{
-    GoodbyeReason, OpId, Outcome, ServerConfig, ServerConnection, ServerError, ServerEvent, StoreError, StoreRequest,
+    GoodbyeReason, OpId, Outcome, Protocol, ServerConfig, ServerError, ServerEvent, ServerMachine, StoreError,
+    StoreRequest,
 };
 
 use crate::{ConnectionStore, Execution, Store};
@@ -45,7 +49,7 @@ impl Completions {
 /// and after each, write what [`take_output`](Self::take_output) gives. Close the transport once
 /// [`is_closed`](Self::is_closed) and the output is written.
 pub struct ServedConnection {
-    machine: ServerConnection,
+    machine: Box<dyn ServerMachine>,
     store: ConnectionStore,
     completions: Arc<Completions>,
     connections: Arc<AtomicUsize>,
@@ -63,10 +67,20 @@ impl ServedConnection {
     /// A new connection on `store`. `connections` is the server's count of open connections:
     /// it is incremented now, decremented on drop, and reported by `Stats` requests.
     pub fn new(store: &Store, config: ServerConfig, connections: Arc<AtomicUsize>) -> Self {
+        Self::with_protocol(store, config, connections, Protocol::Multilevel)
+    }
+
+    /// A new connection on `store` speaking `protocol`; otherwise as [`new`](Self::new).
+    pub fn with_protocol(
+        store: &Store,
+        config: ServerConfig,
+        connections: Arc<AtomicUsize>,
+        protocol: Protocol,
+    ) -> Self {
         connections.fetch_add(1, Ordering::Relaxed);
         Self {
             output_limit: config.output_high_water.max(1),
-            machine: ServerConnection::new(config, Instant::now()),
+            machine: protocol.machine(config, Instant::now()),
             store: store.connection(),
             completions: Arc::default(),
             connections,
@@ -74,17 +88,18 @@ impl ServedConnection {
     }
 
     /// The state machine, for what this type does not wrap.
-    pub fn machine(&self) -> &ServerConnection {
-        &self.machine
+    pub fn machine(&self) -> &dyn ServerMachine {
+        &*self.machine
     }
 
     /// Whether the adapter should read from the transport now (see
-    /// [`ServerConnection::wants_input`]).
+    /// [`ServerConnection::wants_input`](multilevel_proto::ServerConnection::wants_input)).
     pub fn wants_input(&self) -> bool {
         self.machine.wants_input()
     }
 
-    /// Whether the connection is finished (see [`ServerConnection::is_closed`]).
+    /// Whether the connection is finished (see
+    /// [`ServerConnection::is_closed`](multilevel_proto::ServerConnection::is_closed)).
     pub fn is_closed(&self) -> bool {
         self.machine.is_closed()
     }

@@ -5,7 +5,7 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use multilevel_proto::{GoodbyeReason, ServerConfig};
+use multilevel_proto::{GoodbyeReason, Protocol, ServerConfig};
 use multilevel_store::{ServedConnection, Store};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -24,6 +24,7 @@ pub struct Server {
     shutdown: watch::Sender<bool>,
     connections: Arc<AtomicUsize>,
     max_connections: usize,
+    protocol: Protocol,
 }
 
 impl std::fmt::Debug for Server {
@@ -48,7 +49,15 @@ impl Server {
             shutdown: watch::Sender::new(false),
             connections: Arc::new(AtomicUsize::new(0)),
             max_connections: 10_000,
+            protocol: Protocol::Multilevel,
         }
+    }
+
+    /// Speaks `protocol` on every connection (default [`Protocol::Multilevel`]);
+    /// [`Protocol::ManyLevel`] serves Node `many-level` guests.
+    pub fn with_protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = protocol;
+        self
     }
 
     /// Caps the connections served at once (default 10 000); past it, a new connection gets a
@@ -152,6 +161,9 @@ impl Server {
             return false;
         }
         warn!("refusing a connection: {} open, at most {}", self.connections(), self.max_connections);
+        if self.protocol == Protocol::ManyLevel {
+            return true; // many-level has no goodbye: just close
+        }
         let goodbye = multilevel_proto::message::Goodbye {
             reason: GoodbyeReason::TooManyConnections,
             message: format!("the server holds its maximum of {} connections; try again later", self.max_connections),
@@ -198,7 +210,8 @@ impl Server {
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
     {
-        let connection = ServedConnection::new(&self.store, self.config.clone(), Arc::clone(&self.connections));
+        let connections = Arc::clone(&self.connections);
+        let connection = ServedConnection::with_protocol(&self.store, self.config.clone(), connections, self.protocol);
         if let Err(err) = run(connection, reader, writer, self.shutdown.subscribe()).await {
             debug!("connection ended: {err}");
         }

@@ -200,6 +200,28 @@ pub(crate) struct ServeArgs {
     /// Connections served at once; past it new ones are told so and closed
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub(crate) max_connections: usize,
+    /// The wire protocol: multilevel's own, or many-level 2.0 for Node guests (`many-level`,
+    /// `rave-level`); many-level has no authentication, so it cannot be used with tokens
+    #[arg(long, value_enum, default_value_t = WireProtocol::Multilevel)]
+    pub(crate) protocol: WireProtocol,
+}
+
+/// The protocols `serve` speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum WireProtocol {
+    /// multilevel's own protocol (Rust clients, the other commands)
+    Multilevel,
+    /// many-level 2.0 (Node guests); writes replayed by a reconnecting guest may apply twice
+    ManyLevel,
+}
+
+impl From<WireProtocol> for multilevel_proto::Protocol {
+    fn from(protocol: WireProtocol) -> Self {
+        match protocol {
+            WireProtocol::Multilevel => multilevel_proto::Protocol::Multilevel,
+            WireProtocol::ManyLevel => multilevel_proto::Protocol::ManyLevel,
+        }
+    }
 }
 
 impl Default for ServeArgs {
@@ -214,6 +236,7 @@ impl Default for ServeArgs {
             tls_key: None,
             tls_client_ca: None,
             max_connections: 10_000,
+            protocol: WireProtocol::Multilevel,
         }
     }
 }

@@ -34,6 +34,13 @@ pub(crate) async fn serve(args: ServeArgs, target: Target) -> Result<(), Failure
         Store::open(&args.path, options).map_err(|err| Failure::new(format!("cannot open the database: {err}")))?;
     let mut config = store.server_config();
     config.tokens = tokens(&args)?;
+    let protocol = multilevel_proto::Protocol::from(args.protocol);
+    if protocol == multilevel_proto::Protocol::ManyLevel && config.tokens.is_some() {
+        return Err(Failure::new(
+            "many-level has no authentication: --protocol many-level cannot be used with tokens \
+             (--tokens-file or $MULTILEVEL_TOKENS)",
+        ));
+    }
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(
             multilevel_tokio::tls::server_config(cert, key, args.tls_client_ca.as_deref())
@@ -41,7 +48,9 @@ pub(crate) async fn serve(args: ServeArgs, target: Target) -> Result<(), Failure
         ),
         _ => None,
     };
-    let server = Server::with_config(store.clone(), config.clone()).with_max_connections(args.max_connections);
+    let server = Server::with_config(store.clone(), config.clone())
+        .with_max_connections(args.max_connections)
+        .with_protocol(protocol);
     let (listener, shown) = bind(&target).await?;
     let open = config.tokens.is_none() && tls.is_none();
     if let Listener::Tcp(listener) = &listener
@@ -50,7 +59,8 @@ pub(crate) async fn serve(args: ServeArgs, target: Target) -> Result<(), Failure
     {
         warn!("serving {shown} to the network with neither tokens nor TLS: anyone who can reach it can read and write");
     }
-    info!(path = %args.path.display(), on = %shown, readonly = args.readonly, no_sync = args.no_sync, "serving");
+    info!(path = %args.path.display(), on = %shown, readonly = args.readonly, no_sync = args.no_sync,
+        protocol = ?protocol, "serving");
     banner(&args.path, &shown);
 
     let serving = server.clone();

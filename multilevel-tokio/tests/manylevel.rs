@@ -1,0 +1,158 @@
+//! `multilevel serve --protocol many-level` end to end: the real binary, spoken to over TCP
+//! and a Unix socket with the raw frames captured from many-level 2.0 (reference §1.5), and
+//! answered byte for byte as the original host answers.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_multilevel");
+
+/// A `multilevel serve` child; killed when dropped.
+struct ServerProcess {
+    child: Child,
+    addr: String,
+    _dir: TempDir,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `multilevel serve <tmp>/db --protocol many-level` plus `extra` and reads its banner.
+fn serve(extra: &[&str]) -> ServerProcess {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let mut child = Command::new(BIN)
+        .env_remove("MULTILEVEL_ADDR")
+        .env_remove("MULTILEVEL_TOKENS")
+        .env_remove("RUST_LOG")
+        .arg("serve")
+        .arg(&db)
+        .args(["--protocol", "many-level"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let line = read_line_within(child.stdout.take().unwrap(), Duration::from_secs(30));
+    let mut server = ServerProcess { child, addr: String::new(), _dir: dir };
+    let line = line.expect("no banner from `multilevel serve` within 30 s");
+    let prefix = format!("multilevel: serving {} on ", db.display());
+    server.addr = line.strip_prefix(&prefix).expect("banner").trim_end().to_owned();
+    server
+}
+
+fn read_line_within(stdout: ChildStdout, limit: Duration) -> Option<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        let _ = tx.send(line);
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+    });
+    rx.recv_timeout(limit).ok().filter(|line| !line.is_empty())
+}
+
+/// Hex bytes, with quoted runs taken as ASCII.
+fn hex(text: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, part) in text.split('"').enumerate() {
+        if i % 2 == 1 {
+            out.extend_from_slice(part.as_bytes());
+        } else {
+            out.extend(part.split_whitespace().map(|b| u8::from_str_radix(b, 16).unwrap()));
+        }
+    }
+    out
+}
+
+/// Sends `request` and reads exactly as many bytes as `reply` has; they must be equal.
+fn exchange(stream: &mut (impl Read + Write), request: &str, reply: &str) {
+    stream.write_all(&hex(request)).unwrap();
+    let want = hex(reply);
+    let mut got = vec![0u8; want.len()];
+    stream.read_exact(&mut got).unwrap();
+    assert_eq!(got, want, "reply to {request}");
+}
+
+/// The captured session: put, get, get missing, getMany, del, batch, then an iterator
+/// (first batch of one entry, the rest after the ack) and a clear.
+fn captured_session(stream: &mut (impl Read + Write)) {
+    exchange(stream, "09 01 08 01 12 01 61 1a 01 31", "03 00 08 01");
+    exchange(stream, "06 00 08 02 12 01 61", "06 00 08 02 1a 01 31");
+    exchange(stream, "07 00 08 03 12 02 7a 7a", r#"14 00 08 03 12 0f "LEVEL_NOT_FOUND""#);
+    exchange(stream, "0a 06 08 04 12 01 61 12 02 7a 7a", "0a 02 08 04 1a 03 0a 01 31 1a 00");
+    exchange(stream, "06 02 08 05 12 01 61", "03 00 08 05");
+    exchange(
+        stream,
+        r#"27 03 08 06 12 0b 0a 03 "put" 12 01 62 1a 01 32 12 08 0a 03 "del" 12 01 63 12 0b 0a 03 "put" 12 01 63 1a 01 33"#,
+        "03 00 08 06",
+    );
+    exchange(
+        stream,
+        "14 04 08 01 10 00 1a 0b 08 01 10 01 22 01 62 38 0a 40 00 20 00",
+        "0b 01 08 01 10 00 1a 01 62 1a 01 32",
+    );
+    // After the ack: the last entry, then the end.
+    exchange(stream, "07 08 08 01 10 00 18 01", "0b 01 08 01 10 00 1a 01 63 1a 01 33 05 04 08 01 10 00");
+    stream.write_all(&hex("03 07 08 01")).unwrap(); // close: no reply
+    exchange(stream, "0c 05 08 07 12 07 1a 01 62 38 01 40 00", "03 00 08 07");
+    exchange(stream, "07 00 08 08 12 02 63 63", r#"14 00 08 08 12 0f "LEVEL_NOT_FOUND""#);
+    exchange(stream, "06 00 08 09 12 01 62", "06 00 08 09 1a 01 32");
+}
+
+#[test]
+fn serve_many_level_over_tcp_answers_captured_frames() {
+    let server = serve(&["--addr", "127.0.0.1:0"]);
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    captured_session(&mut stream);
+
+    // An unknown tag closes the connection (no id to answer); the server goes on serving.
+    stream.write_all(&hex("03 0a 08 01")).unwrap();
+    let mut rest = Vec::new();
+    assert_eq!(stream.read_to_end(&mut rest).unwrap(), 0, "closed without a reply");
+    let mut again = TcpStream::connect(&server.addr).unwrap();
+    again.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    exchange(&mut again, "06 00 08 01 12 01 62", "06 00 08 01 1a 01 32");
+}
+
+#[cfg(unix)]
+#[test]
+fn serve_many_level_over_a_unix_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("many.sock");
+    let server = serve(&["--unix", socket.to_str().unwrap()]);
+    let mut stream = std::os::unix::net::UnixStream::connect(server.addr.strip_prefix("unix:").unwrap()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    captured_session(&mut stream);
+}
+
+#[test]
+fn many_level_refuses_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "read-write s3cr3t-token-of-some-length\n").unwrap();
+    let output = Command::new(BIN)
+        .env_remove("MULTILEVEL_TOKENS")
+        .arg("serve")
+        .arg(dir.path().join("db"))
+        .args(["--addr", "127.0.0.1:0", "--protocol", "many-level", "--tokens-file"])
+        .arg(&tokens)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("many-level has no authentication"));
+}
