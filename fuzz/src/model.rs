@@ -1,0 +1,596 @@
+//! Target `model`: structured operations (`arbitrary`) driving a client (retry on), a server
+//! connection and a `MemoryStore` through the simulation in [`crate::sim`]: requests,
+//! iterators read a little at a time and moved, bytes delivered a few at a time each way,
+//! queued writes run, connections cut and brought back, time passing.
+//!
+//! Checked, like `multilevel-proto/tests/model.rs` but coverage-guided:
+//! - after every operation: the store applied writes at most once and in id order
+//!   (`MemoryStore::applied()`), and only writes;
+//! - at the end (reconnect and pump until quiet): nothing pending, every request answered
+//!   exactly once, every write answered `Done` and applied exactly once, the store equal to a
+//!   `BTreeMap` fold of all writes in issue order;
+//! - every read answered with a state the store passed through between its issue and its
+//!   answer, having seen every earlier write;
+//! - every iterator that completed on one snapshot (it was served by a single connection, or no
+//!   write was issued while it was open) yielded exactly the model's entries of its range, in
+//!   order, across seeks and limits; iterators never fail;
+//! - once every iterator is closed and the pipes are quiet, the connection holds no snapshot.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use arbitrary::{Arbitrary, Unstructured};
+use bytes::Bytes;
+use multilevel_proto::{
+    BatchOp, ClientConfig, IterOptions, IterPoll, KeyRange, Request, Response, ServerConfig, WireEntry,
+};
+
+use crate::sim::{self, Sim};
+
+type Model = BTreeMap<Bytes, Bytes>;
+
+/// Counters over every run in this process, to see that the checks are not vacuous:
+/// cases, cases with a cut, iterators checked against the model, iterators skipped (they read
+/// more than one snapshot), reads checked.
+pub static STATS: [AtomicUsize; 5] = [const { AtomicUsize::new(0) }; 5];
+
+fn count(i: usize, n: usize) {
+    STATS[i].fetch_add(n, Ordering::Relaxed);
+}
+
+/// Most operations run per input, to keep executions fast.
+pub const MAX_OPS: usize = 64;
+/// Most iterators open at once.
+pub const MAX_OPEN_ITERATORS: usize = 4;
+
+/// Keys that make ordering bugs show: the empty key, keys that extend other keys, 0x00, 0xff.
+const EDGE: [&[u8]; 13] = [
+    b"",
+    &[0],
+    &[0, 0],
+    &[0, 0xff],
+    &[1],
+    &[1, 0],
+    &[1, 4],
+    &[1, 4, 9],
+    &[1, 4, 0xff],
+    &[1, 5],
+    &[0xff],
+    &[0xff, 0],
+    &[0xff, 0xff],
+];
+const ALPHABET: [u8; 5] = [0, 1, 2, 0xfe, 0xff];
+
+/// A key: mostly one of [`EDGE`], sometimes up to three bytes of [`ALPHABET`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key(pub Bytes);
+
+impl<'a> Arbitrary<'a> for Key {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let i = u.int_in_range(0..=EDGE.len() + 3)?;
+        if let Some(edge) = EDGE.get(i) {
+            return Ok(Key(Bytes::from_static(edge)));
+        }
+        let len = u.int_in_range(0..=3)?;
+        let mut key = Vec::with_capacity(len);
+        for _ in 0..len {
+            key.push(*u.choose(&ALPHABET)?);
+        }
+        Ok(Key(Bytes::from(key)))
+    }
+}
+
+/// A value of at most 12 bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Value(pub Bytes);
+
+impl<'a> Arbitrary<'a> for Value {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        // Never fails for lack of data, which would throw the whole input away.
+        let len = u.int_in_range(0..=12)?.min(u.len());
+        Ok(Value(Bytes::copy_from_slice(u.bytes(len)?)))
+    }
+}
+
+/// One end of a key range.
+#[derive(Debug, Clone, Arbitrary)]
+pub enum End {
+    Unbounded,
+    Included(Key),
+    Excluded(Key),
+}
+
+impl End {
+    fn bound(&self) -> Bound<Bytes> {
+        match self {
+            End::Unbounded => Bound::Unbounded,
+            End::Included(k) => Bound::Included(k.0.clone()),
+            End::Excluded(k) => Bound::Excluded(k.0.clone()),
+        }
+    }
+}
+
+/// A key range.
+#[derive(Debug, Clone, Arbitrary)]
+pub struct Range {
+    pub lower: End,
+    pub upper: End,
+}
+
+impl Range {
+    fn key_range(&self) -> KeyRange {
+        KeyRange { lower: self.lower.bound(), upper: self.upper.bound() }
+    }
+}
+
+/// Limits of the client and server; each is folded into a small range.
+#[derive(Debug, Clone, Arbitrary)]
+pub struct Setup {
+    pub window: u16,
+    pub batch_entries: u8,
+    pub batch_bytes: u16,
+    pub max_in_flight: u8,
+    pub high_water: u16,
+    pub pipe_capacity: u16,
+}
+
+/// One thing the test does.
+#[derive(Debug, Clone, Arbitrary)]
+pub enum Op {
+    Put(Key, Value),
+    Del(Key),
+    /// `(true, k, v)` puts, `(false, k, _)` deletes.
+    Batch(Vec<(bool, Key, Value)>),
+    Clear {
+        range: Range,
+        reverse: bool,
+        limit: Option<u8>,
+    },
+    Get(Key),
+    GetMany(Vec<Key>),
+    Stats,
+    /// Opens an iterator; `shape` picks keys and/or values, `limit` is taken modulo 8.
+    Open {
+        range: Range,
+        reverse: bool,
+        limit: Option<u8>,
+        shape: u8,
+    },
+    /// Reads up to `n % 8 + 1` entries of an open iterator, without pumping.
+    Read {
+        which: u8,
+        n: u8,
+    },
+    Seek {
+        which: u8,
+        target: Key,
+    },
+    Close {
+        which: u8,
+    },
+    /// Delivers up to that many bytes each way.
+    Deliver {
+        c2s: u16,
+        s2c: u16,
+    },
+    /// Runs up to `n % 4 + 1` queued writes.
+    RunWrites(u8),
+    Cut,
+    Connect,
+    Settle,
+    /// Lets `s % 40` seconds pass (keepalive pings; a silent connection is given up).
+    Advance(u8),
+}
+
+/// A whole test case: the setup, then operations until the data runs out (at most
+/// [`MAX_OPS`]), with no continuation byte between them, so random bytes make long cases.
+#[derive(Debug, Clone)]
+pub struct Input {
+    pub setup: Setup,
+    pub ops: Vec<Op>,
+}
+
+impl<'a> Arbitrary<'a> for Input {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let setup = Setup::arbitrary(u)?;
+        let mut ops = Vec::new();
+        while !u.is_empty() && ops.len() < MAX_OPS {
+            ops.push(Op::arbitrary(u)?);
+        }
+        Ok(Input { setup, ops })
+    }
+
+    fn arbitrary_take_rest(mut u: Unstructured<'a>) -> arbitrary::Result<Self> {
+        Self::arbitrary(&mut u)
+    }
+
+    fn size_hint(depth: usize) -> (usize, Option<usize>) {
+        (Setup::size_hint(depth).0, None)
+    }
+}
+
+fn apply_write(model: &mut Model, request: &Request) {
+    match request {
+        Request::Put { key, value } => {
+            model.insert(key.clone(), value.clone());
+        }
+        Request::Del { key } => {
+            model.remove(key);
+        }
+        Request::Batch { ops } => {
+            for op in ops {
+                match op {
+                    BatchOp::Put { key, value } => {
+                        model.insert(key.clone(), value.clone());
+                    }
+                    BatchOp::Del { key } => {
+                        model.remove(key);
+                    }
+                }
+            }
+        }
+        Request::Clear { range, reverse, limit } => {
+            let mut keys: Vec<Bytes> = model.keys().filter(|k| range.contains(k)).cloned().collect();
+            if *reverse {
+                keys.reverse();
+            }
+            keys.truncate(limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX)));
+            for key in keys {
+                model.remove(&key);
+            }
+        }
+        _ => unreachable!("not a write: {request:?}"),
+    }
+}
+
+fn read(model: &Model, request: &Request) -> Response {
+    match request {
+        Request::Get { key } => Response::Value(model.get(key).cloned()),
+        Request::GetMany { keys } => Response::Values(keys.iter().map(|k| model.get(k).cloned()).collect()),
+        Request::Stats => Response::Stats(vec![("entries".into(), model.len() as u64)]),
+        _ => unreachable!("not a read: {request:?}"),
+    }
+}
+
+/// The reference iterator: a plain walk over a model, independent of `KeyRange` narrowing.
+struct ModelIter {
+    entries: Vec<(Bytes, Bytes)>,
+    options: IterOptions,
+    position: Position,
+    yielded: u64,
+}
+
+enum Position {
+    Start,
+    After(Bytes),
+    AtOrAfter(Bytes),
+}
+
+impl ModelIter {
+    fn new(model: &Model, options: &IterOptions) -> Self {
+        let mut entries: Vec<(Bytes, Bytes)> =
+            model.iter().filter(|(k, _)| options.range.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        if options.reverse {
+            entries.reverse();
+        }
+        Self { entries, options: options.clone(), position: Position::Start, yielded: 0 }
+    }
+
+    fn seek(&mut self, target: Bytes) {
+        self.position = Position::AtOrAfter(target);
+    }
+
+    fn next(&mut self) -> Option<WireEntry> {
+        if self.options.limit.is_some_and(|l| self.yielded >= l) {
+            return None;
+        }
+        let reverse = self.options.reverse;
+        let beyond = |key: &Bytes, mark: &Bytes, inclusive: bool| {
+            if reverse { key < mark || (inclusive && key == mark) } else { key > mark || (inclusive && key == mark) }
+        };
+        let (key, value) = self
+            .entries
+            .iter()
+            .find(|(k, _)| match &self.position {
+                Position::Start => true,
+                Position::After(mark) => beyond(k, mark, false),
+                Position::AtOrAfter(mark) => beyond(k, mark, true),
+            })?
+            .clone();
+        self.position = Position::After(key.clone());
+        self.yielded += 1;
+        Some(WireEntry { key: self.options.keys.then_some(key), value: self.options.values.then_some(value) })
+    }
+}
+
+#[derive(Debug)]
+enum Seen {
+    Entry(WireEntry),
+    Seek(Bytes),
+}
+
+struct OpenIter {
+    id: u64,
+    options: IterOptions,
+    /// The model of every write issued before the iterator: what its snapshot holds.
+    model: Model,
+    /// The last connection that may serve it while it still reads one snapshot.
+    connection: usize,
+    writes_before: usize,
+    log: Vec<Seen>,
+}
+
+struct Sut {
+    sim: Sim,
+    writes: BTreeMap<u64, Request>,
+    reads: BTreeMap<u64, Request>,
+    iterators: Vec<OpenIter>,
+}
+
+impl Sut {
+    fn new(setup: &Setup) -> Self {
+        let mut client = ClientConfig::new(0x5eed).with_retry(true);
+        client.iterator_window = u64::from(setup.window % 400) + 1;
+        let server = ServerConfig {
+            max_in_flight: u32::from(setup.max_in_flight % 8) + 1,
+            output_high_water: 16 + usize::from(setup.high_water % 2048),
+            max_batch_entries: u64::from(setup.batch_entries % 5) + 1,
+            max_batch_bytes: u64::from(setup.batch_bytes % 600) + 1,
+            ..ServerConfig::default()
+        };
+        let mut sim = Sim::new(client, server);
+        sim.pipe_capacity = 8 + usize::from(setup.pipe_capacity % 2048);
+        Self { sim, writes: BTreeMap::new(), reads: BTreeMap::new(), iterators: Vec::new() }
+    }
+
+    fn issue(&mut self, request: Request) {
+        let is_write = request.is_write();
+        let Some(id) = sim::try_issue(&mut self.sim, request.clone()) else {
+            panic!("the client refused {request:?}");
+        };
+        if is_write {
+            self.writes.insert(id, request);
+        } else {
+            self.reads.insert(id, request);
+        }
+    }
+
+    fn applied(&self) -> Vec<u64> {
+        self.sim.store.applied().iter().map(|(_, id)| *id).collect()
+    }
+
+    fn check_applied_order(&self) {
+        let applied = self.applied();
+        assert!(applied.windows(2).all(|w| w[0] < w[1]), "writes applied out of order or twice: {applied:?}");
+        for id in &applied {
+            assert!(self.writes.contains_key(id), "the store applied {id}, which is not a write");
+        }
+    }
+
+    fn model_of_all_writes(&self) -> Model {
+        let mut model = Model::new();
+        for request in self.writes.values() {
+            apply_write(&mut model, request);
+        }
+        model
+    }
+
+    fn open(&mut self, options: IterOptions) {
+        if self.iterators.len() >= MAX_OPEN_ITERATORS {
+            return;
+        }
+        let connection = if self.sim.is_up() { self.sim.connects } else { self.sim.connects + 1 };
+        let id = self.sim.client.open_iterator(options.clone()).expect("iterators open");
+        self.sim.collect();
+        self.iterators.push(OpenIter {
+            id,
+            model: self.model_of_all_writes(),
+            options,
+            connection,
+            writes_before: self.writes.len(),
+            log: Vec::new(),
+        });
+    }
+
+    /// One `iterator_next`; returns whether the iterator can give more.
+    fn read_one(&mut self, index: usize, pump: bool) -> bool {
+        let id = self.iterators[index].id;
+        let poll = if pump { self.sim.iterator_next(id) } else { self.sim.client.iterator_next(id) };
+        self.sim.collect();
+        match poll {
+            IterPoll::Entry(entry) => {
+                self.iterators[index].log.push(Seen::Entry(entry));
+                true
+            }
+            IterPoll::Pending => false,
+            IterPoll::End => {
+                let iter = self.iterators.remove(index);
+                self.finish(iter);
+                self.sim.client.close_iterator(id);
+                self.sim.collect();
+                false
+            }
+            IterPoll::Error(err) => {
+                panic!("iterator {id} {:?} failed with retry on: {err}", self.iterators[index].options)
+            }
+        }
+    }
+
+    /// Checks a finished iterator against the model, if it read a single snapshot.
+    fn finish(&mut self, iter: OpenIter) {
+        let single_snapshot = self.sim.connects <= iter.connection || self.writes.len() == iter.writes_before;
+        if !single_snapshot {
+            count(3, 1);
+            return;
+        }
+        count(2, 1);
+        let mut expected = ModelIter::new(&iter.model, &iter.options);
+        for (i, seen) in iter.log.iter().enumerate() {
+            match seen {
+                Seen::Seek(target) => expected.seek(target.clone()),
+                Seen::Entry(entry) => {
+                    let want = expected.next();
+                    assert_eq!(
+                        Some(entry),
+                        want.as_ref(),
+                        "iterator {} {:?} over {:?}: step {i} of {:?}",
+                        iter.id,
+                        iter.options,
+                        iter.model,
+                        iter.log
+                    );
+                }
+            }
+        }
+        let more = expected.next();
+        assert_eq!(
+            more, None,
+            "iterator {} {:?} over {:?} ended early: {:?}",
+            iter.id, iter.options, iter.model, iter.log
+        );
+    }
+
+    fn apply(&mut self, op: Op) {
+        match op {
+            Op::Put(k, v) => self.issue(Request::Put { key: k.0, value: v.0 }),
+            Op::Del(k) => self.issue(Request::Del { key: k.0 }),
+            Op::Batch(ops) => {
+                let ops = ops
+                    .into_iter()
+                    .take(5)
+                    .map(
+                        |(put, k, v)| {
+                            if put { BatchOp::Put { key: k.0, value: v.0 } } else { BatchOp::Del { key: k.0 } }
+                        },
+                    )
+                    .collect();
+                self.issue(Request::Batch { ops });
+            }
+            Op::Clear { range, reverse, limit } => {
+                let limit = limit.map(|l| u64::from(l % 4));
+                self.issue(Request::Clear { range: range.key_range(), reverse, limit });
+            }
+            Op::Get(k) => self.issue(Request::Get { key: k.0 }),
+            Op::GetMany(keys) => self.issue(Request::GetMany { keys: keys.into_iter().take(4).map(|k| k.0).collect() }),
+            Op::Stats => self.issue(Request::Stats),
+            Op::Open { range, reverse, limit, shape } => {
+                let (keys, values) = [(true, false), (false, true), (true, true), (true, true)][usize::from(shape % 4)];
+                let limit = limit.map(|l| u64::from(l % 8));
+                self.open(IterOptions { range: range.key_range(), reverse, limit, keys, values });
+            }
+            Op::Read { which, n } => {
+                if self.iterators.is_empty() {
+                    return;
+                }
+                let index = usize::from(which) % self.iterators.len();
+                for _ in 0..=(n % 8) {
+                    if !self.read_one(index, false) {
+                        break;
+                    }
+                }
+            }
+            Op::Seek { which, target } => {
+                if self.iterators.is_empty() {
+                    return;
+                }
+                let index = usize::from(which) % self.iterators.len();
+                let id = self.iterators[index].id;
+                self.sim.client.seek(id, target.0.clone());
+                self.sim.collect();
+                self.iterators[index].log.push(Seen::Seek(target.0));
+            }
+            Op::Close { which } => {
+                if self.iterators.is_empty() {
+                    return;
+                }
+                let index = usize::from(which) % self.iterators.len();
+                let iter = self.iterators.remove(index);
+                self.sim.client.close_iterator(iter.id);
+                self.sim.collect();
+            }
+            Op::Deliver { c2s, s2c } => {
+                self.sim.deliver_c2s(usize::from(c2s));
+                self.sim.deliver_s2c(usize::from(s2c));
+            }
+            Op::RunWrites(n) => {
+                self.sim.run_writes(usize::from(n % 4) + 1);
+            }
+            Op::Cut => self.sim.cut(),
+            Op::Connect => self.sim.connect(),
+            Op::Settle => self.sim.settle(),
+            Op::Advance(s) => self.sim.advance(Duration::from_secs(u64::from(s % 40))),
+        }
+    }
+
+    fn teardown(mut self) {
+        for _ in 0..10 {
+            self.sim.settle();
+            if self.sim.client.pending() == 0 {
+                break;
+            }
+        }
+        while let Some(first) = self.iterators.first() {
+            let id = first.id;
+            let mut reads = 0;
+            while self.iterators.first().is_some_and(|it| it.id == id) {
+                self.read_one(0, true);
+                reads += 1;
+                assert!(reads < 100_000, "iterator {id} never ended");
+            }
+        }
+        self.sim.settle();
+        self.check_applied_order();
+
+        assert_eq!(self.sim.client.pending(), 0, "requests left unanswered");
+        assert_eq!(self.sim.answers.len(), self.writes.len() + self.reads.len(), "every request gets one answer");
+        for id in self.writes.keys() {
+            match &self.sim.answers[id].result {
+                Ok(Response::Done) => {}
+                other => panic!("write {id} {:?} answered {other:?}", self.writes[id]),
+            }
+        }
+        let applied = self.applied();
+        let ids: Vec<u64> = self.writes.keys().copied().collect();
+        assert_eq!(applied, ids, "with retry on, every write applies exactly once, in id order");
+        let all = self.model_of_all_writes();
+        assert_eq!(&all, self.sim.store.data(), "the store differs from the model of all writes");
+
+        // states[k]: the model after the first k writes.
+        let mut states = vec![Model::new()];
+        for request in self.writes.values() {
+            let mut next = states.last().expect("non-empty").clone();
+            apply_write(&mut next, request);
+            states.push(next);
+        }
+        for (id, request) in &self.reads {
+            let answer = &self.sim.answers[id];
+            let got = match &answer.result {
+                Ok(response) => response,
+                Err(err) => panic!("read {id} {request:?} failed with retry on: {err}"),
+            };
+            let earliest = ids.iter().take_while(|w| *w < id).count();
+            let latest = answer.applied_at_answer;
+            assert!(earliest <= latest, "read {id} answered before {earliest} earlier writes applied");
+            assert!(
+                (earliest..=latest).any(|k| &read(&states[k], request) == got),
+                "read {id} {request:?} answered {got:?}, not a state between its issue and its answer"
+            );
+        }
+        count(0, 1);
+        count(1, usize::from(self.sim.disconnect_events > 0));
+        count(4, self.reads.len());
+        assert_eq!(self.sim.snapshots(), 0, "every iterator is closed but the connection holds snapshots");
+    }
+}
+
+/// Runs one input.
+pub fn run(input: Input) {
+    let mut sut = Sut::new(&input.setup);
+    for op in input.ops.into_iter().take(MAX_OPS) {
+        sut.apply(op);
+        sut.check_applied_order();
+    }
+    sut.teardown();
+}
