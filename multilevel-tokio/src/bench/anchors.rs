@@ -44,6 +44,59 @@ pub(crate) fn start_server(exe: &Path, dir: &Path, no_sync: bool) -> io::Result<
     Ok((child, addr))
 }
 
+/// Starts `exe serve dir --unix socket` and waits for its banner.
+#[cfg(unix)]
+pub(crate) fn start_unix_server(exe: &Path, dir: &Path, socket: &Path) -> io::Result<ChildGuard> {
+    let mut command = Command::new(exe);
+    command.arg("serve").arg(dir).arg("--unix").arg(socket).env("RUST_LOG", "warn");
+    let mut child = ChildGuard(command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?);
+    let stdout = child.0.stdout.take().ok_or_else(|| io::Error::other("no stdout"))?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    if !line.contains("unix:") {
+        return Err(io::Error::other(format!("unexpected banner from the server: {line:?}")));
+    }
+    Ok(child)
+}
+
+/// Resident memory of process `pid`, in KiB (Linux).
+pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The same ping-pong as [`ping_pong`], over a Unix socket.
+#[cfg(unix)]
+pub(crate) fn unix_ping_pong(round_trips: u64, request: usize, response: usize) -> io::Result<Vec<u64>> {
+    use std::os::unix::net::{UnixListener, UnixStream};
+    let dir =
+        std::env::temp_dir().join(format!("multilevel-pingpong-{}-{}", std::process::id(), rand::random::<u32>()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("sock");
+    let listener = UnixListener::bind(&path)?;
+    let server = std::thread::spawn(move || -> io::Result<()> {
+        let (mut stream, _) = listener.accept()?;
+        let (mut inbuf, outbuf) = (vec![0u8; request], vec![1u8; response]);
+        while stream.read_exact(&mut inbuf).is_ok() {
+            stream.write_all(&outbuf)?;
+        }
+        Ok(())
+    });
+    let mut stream = UnixStream::connect(&path)?;
+    let (outbuf, mut inbuf) = (vec![2u8; request], vec![0u8; response]);
+    let mut latencies = Vec::with_capacity(round_trips as usize);
+    for _ in 0..round_trips {
+        let t = Instant::now();
+        stream.write_all(&outbuf)?;
+        stream.read_exact(&mut inbuf)?;
+        latencies.push(t.elapsed().as_nanos() as u64);
+    }
+    drop(stream);
+    let _ = server.join();
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(latencies)
+}
+
 /// Round trips of `request` bytes out and `response` bytes back over loopback TCP with
 /// `TCP_NODELAY`, on plain threads: the floor for one request in flight.
 pub(crate) fn ping_pong(round_trips: u64, request: usize, response: usize) -> io::Result<Vec<u64>> {

@@ -133,6 +133,24 @@ pub(super) async fn run_all(config: &BenchConfig, dir: &Path, report: &mut Repor
     f.anchor_p50_us = None;
     report.figures.push(f);
 
+    #[cfg(unix)]
+    {
+        let socket = dir.join("multilevel.sock");
+        let _unix = super::anchors::start_unix_server(&config.server_exe, &dir.join("unix"), &socket)?;
+        let client = Client::unix(&socket, ClientOptions::default());
+        if !client.connected().await {
+            return Err(io::Error::other("the bench Unix server closed"));
+        }
+        client.put(key(0), &value).await.map_err(io_err)?;
+        let (elapsed, lat) = load(std::slice::from_ref(&client), 1, ops.min(20_000), move |c, _| get(c, 0)).await?;
+        let mut echo = super::anchors::unix_ping_pong(ops.min(20_000), request_len, response_len)?;
+        let echo_p50 = percentiles(&mut echo).map(|p| p[0]);
+        let mut f = figure("sequential get over a Unix socket, 1 in flight", elapsed, lat);
+        f.anchor_p50_us = echo_p50;
+        f.anchor = Some(("Unix ping-pong, same sizes (round trips/s)".into(), 1e6 / echo_p50.unwrap_or(1.0)));
+        report.figures.push(f);
+    }
+
     let v = value.clone();
     let put = move |client: Client, i: u64| {
         let v = v.clone();
@@ -192,6 +210,21 @@ pub(super) async fn run_all(config: &BenchConfig, dir: &Path, report: &mut Repor
     };
     let (elapsed, lat) = load(&many, 1, ops, mixed).await?;
     report.figures.push(figure(&format!("mixed 80% get / 20% durable put, {} clients", config.clients), elapsed, lat));
+
+    // Memory per idle connection, read off the durable server's RSS.
+    let server_pid = _durable.0.id();
+    let before = super::anchors::rss_kib(server_pid).unwrap_or(0);
+    let idle_count = (config.clients * 20).max(100);
+    let idle: Vec<Client> = futures_util::future::try_join_all((0..idle_count).map(|_| connect(addr))).await?;
+    let after = super::anchors::rss_kib(server_pid).unwrap_or(0);
+    let per_connection_kib = after.saturating_sub(before) as f64 / idle_count as f64;
+    report.figures.push(Figure {
+        name: format!("server RSS per idle connection, KiB ({idle_count} connections)"),
+        per_sec: per_connection_kib,
+        anchor: Some(("target: under 64 KiB".into(), 64.0)),
+        ..Figure::default()
+    });
+    drop(idle);
 
     let scan_range = multilevel_proto::KeyRange::all().gte(key(0)).lt(key(keys));
     let start = Instant::now();
