@@ -12,7 +12,6 @@ pub mod frame_decoder;
 pub mod model;
 pub mod seeds;
 pub mod server_input;
-pub mod sim;
 
 use multilevel_proto::FrameDecoder;
 use multilevel_proto::message::{DecodeError, WireMessage, decode};

@@ -27,7 +27,7 @@ use multilevel_proto::{
     BatchOp, ClientConfig, IterOptions, IterPoll, KeyRange, Request, Response, ServerConfig, WireEntry,
 };
 
-use crate::sim::{self, Sim};
+use multilevel_proto::sim::{self, Sim};
 
 type Model = BTreeMap<Bytes, Bytes>;
 
@@ -340,7 +340,7 @@ impl Sut {
             max_batch_bytes: u64::from(setup.batch_bytes % 600) + 1,
             ..ServerConfig::default()
         };
-        let mut sim = Sim::new(client, server);
+        let mut sim = Sim::new(client, server, std::time::Instant::now());
         sim.pipe_capacity = 8 + usize::from(setup.pipe_capacity % 2048);
         Self { sim, writes: BTreeMap::new(), reads: BTreeMap::new(), iterators: Vec::new() }
     }

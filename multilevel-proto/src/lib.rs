@@ -84,6 +84,7 @@ pub mod message;
 pub mod range;
 pub mod router;
 pub mod server;
+pub mod sim;
 pub mod store;
 
 #[doc(hidden)]

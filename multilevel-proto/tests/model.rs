@@ -10,8 +10,6 @@
 //! - every iterator yields exactly the model's entries in order, across cuts and seeks
 //!   (with retry off: a prefix of them, then a connection-lost error).
 
-mod sim;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
@@ -25,7 +23,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use proptest::test_runner::{Config, TestRunner};
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
 
-use sim::Sim;
+use multilevel_proto::sim::{self, Sim};
+
+/// `Sim::new` starting now (the proto crate itself never reads the clock).
+trait NewNow {
+    fn new_now(client: ClientConfig, server: ServerConfig) -> Sim;
+}
+
+impl NewNow for Sim {
+    fn new_now(client: ClientConfig, server: ServerConfig) -> Sim {
+        Sim::new(client, server, std::time::Instant::now())
+    }
+}
 
 type Model = BTreeMap<Bytes, Bytes>;
 
@@ -375,7 +384,7 @@ impl StateMachineTest for Sut {
             max_batch_bytes: setup.batch_bytes,
             ..ServerConfig::default()
         };
-        let mut sim = Sim::new(client, server);
+        let mut sim = Sim::new_now(client, server);
         sim.pipe_capacity = setup.pipe_capacity;
         Self { sim, retry: setup.retry, writes: BTreeMap::new(), reads: BTreeMap::new() }
     }

@@ -1,17 +1,26 @@
 //! One test per behaviour of the state machines, on the deterministic simulation.
 
-mod sim;
-
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use multilevel_proto::message::{ClientHello, Goodbye, MAGIC, encode};
+use multilevel_proto::sim::{Sim, issue};
 use multilevel_proto::{
     ClientConfig, ClientEvent, ClientMessage, ConnectionError, ErrorCode, GoodbyeReason, IssueError, IterOptions,
     IterPoll, KeyRange, PROTOCOL_VERSION, Request, RequestError, Response, ServerConfig, ServerConnection, ServerError,
     ServerEvent, ServerMessage,
 };
-use sim::{Sim, issue};
+
+/// `Sim::new` starting now (the proto crate itself never reads the clock).
+trait NewNow {
+    fn new_now(client: ClientConfig, server: ServerConfig) -> Sim;
+}
+
+impl NewNow for Sim {
+    fn new_now(client: ClientConfig, server: ServerConfig) -> Sim {
+        Sim::new(client, server, std::time::Instant::now())
+    }
+}
 
 fn b(data: &[u8]) -> Bytes {
     Bytes::copy_from_slice(data)
@@ -22,7 +31,7 @@ fn put(key: &[u8], value: &[u8]) -> Request {
 }
 
 fn sim(retry: bool) -> Sim {
-    Sim::new(ClientConfig::new(1).with_retry(retry), ServerConfig::default())
+    Sim::new_now(ClientConfig::new(1).with_retry(retry), ServerConfig::default())
 }
 
 fn answer(sim: &Sim, id: u64) -> Result<Response, RequestError> {
@@ -120,7 +129,7 @@ fn replay_of_a_write_still_queued_from_a_dead_connection_applies_once() {
 #[test]
 fn reverse_iterator_resumes_without_losing_keys_that_extend_a_smaller_key() {
     // many-level loses [01 04 09] when resuming a reverse iterator below [01 05].
-    let mut sim = Sim::new(
+    let mut sim = Sim::new_now(
         ClientConfig { iterator_window: 1, ..ClientConfig::new(1).with_retry(true) },
         ServerConfig { max_batch_entries: 1, ..ServerConfig::default() },
     );
@@ -145,7 +154,7 @@ fn reverse_iterator_resumes_without_losing_keys_that_extend_a_smaller_key() {
 
 #[test]
 fn values_only_iterator_resumes_where_it_stopped() {
-    let mut sim = Sim::new(
+    let mut sim = Sim::new_now(
         ClientConfig { iterator_window: 1, ..ClientConfig::new(1).with_retry(true) },
         ServerConfig { max_batch_entries: 1, ..ServerConfig::default() },
     );
@@ -187,7 +196,7 @@ fn seek_after_the_end_on_a_new_connection_reads_again() {
 #[test]
 fn seek_is_relative_to_the_original_range_after_a_resume() {
     // Found by the model test: the server must not clip a seek to the narrowed reopen range.
-    let mut sim = Sim::new(
+    let mut sim = Sim::new_now(
         ClientConfig { iterator_window: 1, ..ClientConfig::new(1).with_retry(true) },
         ServerConfig { max_batch_entries: 1, ..ServerConfig::default() },
     );
@@ -207,7 +216,7 @@ fn seek_is_relative_to_the_original_range_after_a_resume() {
 
 #[test]
 fn iterator_limit_counts_across_reconnects_and_seeks() {
-    let mut sim = Sim::new(
+    let mut sim = Sim::new_now(
         ClientConfig { iterator_window: 1, ..ClientConfig::new(1).with_retry(true) },
         ServerConfig { max_batch_entries: 1, ..ServerConfig::default() },
     );
@@ -255,7 +264,7 @@ fn two_iterators_at_once_read_their_own_snapshots() {
 
 #[test]
 fn readonly_server_refuses_writes_with_a_typed_error() {
-    let mut sim = Sim::new(ClientConfig::new(1), ServerConfig { readonly: true, ..ServerConfig::default() });
+    let mut sim = Sim::new_now(ClientConfig::new(1), ServerConfig { readonly: true, ..ServerConfig::default() });
     let id = issue(&mut sim, put(b"k", b"v"));
     sim.settle();
     let Err(RequestError::Remote(err)) = answer(&sim, id) else { panic!("write accepted") };
@@ -265,7 +274,7 @@ fn readonly_server_refuses_writes_with_a_typed_error() {
 
 #[test]
 fn oversized_keys_are_refused_before_sending_once_the_limit_is_known() {
-    let mut sim = Sim::new(ClientConfig::new(1), ServerConfig { max_key_size: 4, ..ServerConfig::default() });
+    let mut sim = Sim::new_now(ClientConfig::new(1), ServerConfig { max_key_size: 4, ..ServerConfig::default() });
     let early = issue(&mut sim, put(b"12345", b"")); // limit not known yet
     sim.settle();
     let Err(RequestError::Remote(err)) = answer(&sim, early) else { panic!("accepted") };
@@ -275,7 +284,7 @@ fn oversized_keys_are_refused_before_sending_once_the_limit_is_known() {
 
 #[test]
 fn the_queue_is_bounded_and_says_when_it_has_room() {
-    let mut sim = Sim::new(ClientConfig { max_pending: 2, ..ClientConfig::new(1) }, ServerConfig::default());
+    let mut sim = Sim::new_now(ClientConfig { max_pending: 2, ..ClientConfig::new(1) }, ServerConfig::default());
     issue(&mut sim, put(b"a", b""));
     issue(&mut sim, put(b"b", b""));
     assert_eq!(sim.client.issue(put(b"c", b""), sim.now), Err(IssueError::QueueFull));
@@ -288,7 +297,7 @@ fn the_queue_is_bounded_and_says_when_it_has_room() {
 
 #[test]
 fn requests_past_their_deadline_time_out() {
-    let mut sim = Sim::new(
+    let mut sim = Sim::new_now(
         ClientConfig { request_timeout: Some(Duration::from_secs(5)), ..ClientConfig::new(1) },
         ServerConfig::default(),
     );
@@ -412,7 +421,7 @@ fn server_stops_reading_at_the_in_flight_cap() {
 
 #[test]
 fn too_many_iterators_get_an_error_and_the_connection_lives() {
-    let mut sim = Sim::new(ClientConfig::new(1), ServerConfig { max_iterators: 1, ..ServerConfig::default() });
+    let mut sim = Sim::new_now(ClientConfig::new(1), ServerConfig { max_iterators: 1, ..ServerConfig::default() });
     sim.settle();
     let first = sim.client.open_iterator(IterOptions::default()).unwrap();
     let second = sim.client.open_iterator(IterOptions::default()).unwrap();
@@ -446,7 +455,7 @@ fn with_tokens(token: Option<&str>) -> Sim {
     let server = ServerConfig { tokens: Some(std::sync::Arc::new(tokens)), ..ServerConfig::default() };
     let mut client = ClientConfig::new(1).with_retry(true);
     client.token = token.map(str::to_owned);
-    Sim::new(client, server)
+    Sim::new_now(client, server)
 }
 
 #[test]

@@ -1,12 +1,12 @@
-//! A deterministic simulation: one client, one server connection at a time, and an in-memory
-//! store, joined by byte pipes that a test can cut at any byte, in simulated time.
-
-#![allow(dead_code, unreachable_pub)]
+//! A deterministic simulation for tests and fuzzing: one client, one server connection at a
+//! time, and an in-memory store, joined by byte pipes that a test can cut at any byte, in
+//! simulated time. The model test, the scenario tests and the fuzz targets run on it; code
+//! built on this crate can use it the same way.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use multilevel_proto::{
+use crate::{
     Client, ClientConfig, ClientEvent, IterPoll, MemorySnapshots, MemoryStore, OpId, Request, RequestError, Response,
     ServerConfig, ServerConnection, ServerEvent, StoreRequest,
 };
@@ -14,15 +14,24 @@ use multilevel_proto::{
 /// A finished request: its result and how many writes the store had applied when it came back.
 #[derive(Debug, Clone)]
 pub struct Answer {
+    /// What the client got.
     pub result: Result<Response, RequestError>,
+    /// Writes the store had applied when the answer arrived.
     pub applied_at_answer: usize,
 }
 
+/// The simulated system. See the [module docs](self).
+#[derive(Debug)]
 pub struct Sim {
+    /// The simulated time.
     pub now: Instant,
+    /// The client under test.
     pub client: Client,
+    /// The current server connection, if a transport is up.
     pub server: Option<ServerConnection>,
+    /// Settings for each new server connection.
     pub server_config: ServerConfig,
+    /// The store, which outlives connections.
     pub store: MemoryStore,
     snapshots: MemorySnapshots,
     /// Bytes sent by the client, not yet read by the server.
@@ -31,9 +40,13 @@ pub struct Sim {
     s2c: VecDeque<u8>,
     /// How many bytes the server→client pipe holds before the server must wait.
     pub pipe_capacity: usize,
+    /// Every finished request, by id.
     pub answers: BTreeMap<u64, Answer>,
+    /// Transports brought up so far.
     pub connects: usize,
+    /// `Disconnected` events the client raised.
     pub disconnect_events: usize,
+    /// `QueueAvailable` events the client raised.
     pub queue_available_events: usize,
     /// Writes handed to the store but not yet applied, like a writer thread's queue:
     /// `(connection number, op, request)`. They apply in order, even after their connection
@@ -42,8 +55,8 @@ pub struct Sim {
 }
 
 impl Sim {
-    pub fn new(client_config: ClientConfig, server_config: ServerConfig) -> Self {
-        let now = Instant::now();
+    /// A system with no transport up yet, starting at `now`.
+    pub fn new(client_config: ClientConfig, server_config: ServerConfig, now: Instant) -> Self {
         Self {
             now,
             client: Client::new(client_config, now),
@@ -62,6 +75,12 @@ impl Sim {
         }
     }
 
+    /// Iterator snapshots the current connection holds in the store.
+    pub fn snapshots(&self) -> usize {
+        self.snapshots.len()
+    }
+
+    /// Whether a transport is up.
     pub fn is_up(&self) -> bool {
         self.server.is_some()
     }
@@ -92,6 +111,7 @@ impl Sim {
         self.collect();
     }
 
+    /// Moves simulated time on by `by` and runs both sides' timers.
     pub fn advance(&mut self, by: Duration) {
         self.now += by;
         self.client.handle_timeout(self.now);
@@ -261,4 +281,11 @@ pub fn issue(sim: &mut Sim, request: Request) -> u64 {
     let id = sim.client.issue(request, sim.now).expect("queue has room in tests");
     sim.collect();
     id
+}
+
+/// Issues a request; `None` if the client refused it (queue full, too large, closed).
+pub fn try_issue(sim: &mut Sim, request: Request) -> Option<u64> {
+    let id = sim.client.issue(request, sim.now).ok()?;
+    sim.collect();
+    Some(id)
 }
