@@ -488,3 +488,27 @@ fn a_read_only_token_cannot_write() {
     assert_eq!(answer(&sim, read), Ok(Response::Value(None)));
     assert!(sim.client.server().unwrap().readonly, "the handshake says the connection is read-only");
 }
+
+#[test]
+fn a_seek_too_large_for_the_server_fails_the_iterator_not_the_connection() {
+    // Reported by the fuzz work: such a seek would be refused by the server's decoder, and with
+    // retry the client would reconnect and send it again forever.
+    let mut sim = Sim::new_now(
+        ClientConfig::new(1).with_retry(true),
+        ServerConfig { max_frame: 1024, ..ServerConfig::default() },
+    );
+    sim.settle();
+    issue(&mut sim, put(b"a", b""));
+    sim.settle();
+    let iter = sim.client.open_iterator(IterOptions::default()).unwrap();
+    assert!(matches!(sim.iterator_next(iter), IterPoll::Entry(_)));
+    sim.client.seek(iter, Bytes::from(vec![7u8; 4096]));
+    sim.collect();
+    let IterPoll::Error(RequestError::Remote(err)) = sim.iterator_next(iter) else { panic!("the seek went out") };
+    assert_eq!(err.code, ErrorCode::TooLarge);
+    let connects = sim.connects;
+    let id = issue(&mut sim, Request::Get { key: b(b"a") });
+    sim.settle();
+    assert_eq!(answer(&sim, id), Ok(Response::Value(Some(b(b"")))));
+    assert_eq!(sim.connects, connects, "the connection was kept");
+}

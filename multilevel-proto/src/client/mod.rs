@@ -207,7 +207,26 @@ impl Client {
             None if iter.needs_server() => iter.open_message(id, window),
             None => return,
         };
-        encode(&msg, &mut self.out);
+        self.send_iterator_frame(id, &msg);
+    }
+
+    /// Sends an iterator's open or seek, or fails the iterator if the frame would exceed the
+    /// server's maximum (a seek to a huge key): sending it would only cost the connection, and
+    /// with retry, every connection after it.
+    fn send_iterator_frame(&mut self, id: u64, msg: &ClientMessage) {
+        let too_large = self.server.as_ref().map(|server| (encoded_len(msg), server.max_frame as usize));
+        let Some((len, max)) = too_large.filter(|(len, max)| len > max) else {
+            encode(msg, &mut self.out);
+            return;
+        };
+        let Some(iter) = self.iterators.get_mut(&id) else { return };
+        if matches!(msg, ClientMessage::IterSeek { .. }) {
+            encode(&ClientMessage::IterClose { id }, &mut self.out);
+        }
+        iter.on_server = false;
+        let message = format!("iterator request of {len} bytes exceeds the server's maximum frame of {max} bytes");
+        iter.fail(RequestError::Remote(RemoteError::new(ErrorCode::TooLarge, message)));
+        self.events.push_back(ClientEvent::IteratorReadable { id });
     }
 
     /// Closes an iterator and releases its snapshot on the server.
@@ -364,7 +383,7 @@ impl Client {
                 }
             } else if let Some(iter) = self.iterators.get_mut(&id) {
                 let msg = iter.open_message(id, window);
-                encode(&msg, &mut self.out);
+                self.send_iterator_frame(id, &msg);
             }
         }
     }
