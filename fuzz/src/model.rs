@@ -27,9 +27,8 @@ use multilevel_proto::{
     BatchOp, ClientConfig, IterOptions, IterPoll, KeyRange, Request, Response, ServerConfig, WireEntry,
 };
 
+use multilevel_proto::sim::reference::{Model, ModelIter, apply_write, read};
 use multilevel_proto::sim::{self, Sim};
-
-type Model = BTreeMap<Bytes, Bytes>;
 
 /// Counters over every run in this process, to see that the checks are not vacuous:
 /// cases, cases with a cut, iterators checked against the model, iterators skipped (they read
@@ -208,100 +207,6 @@ impl<'a> Arbitrary<'a> for Input {
 
     fn size_hint(depth: usize) -> (usize, Option<usize>) {
         (Setup::size_hint(depth).0, None)
-    }
-}
-
-fn apply_write(model: &mut Model, request: &Request) {
-    match request {
-        Request::Put { key, value } => {
-            model.insert(key.clone(), value.clone());
-        }
-        Request::Del { key } => {
-            model.remove(key);
-        }
-        Request::Batch { ops } => {
-            for op in ops {
-                match op {
-                    BatchOp::Put { key, value } => {
-                        model.insert(key.clone(), value.clone());
-                    }
-                    BatchOp::Del { key } => {
-                        model.remove(key);
-                    }
-                }
-            }
-        }
-        Request::Clear { range, reverse, limit } => {
-            let mut keys: Vec<Bytes> = model.keys().filter(|k| range.contains(k)).cloned().collect();
-            if *reverse {
-                keys.reverse();
-            }
-            keys.truncate(limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX)));
-            for key in keys {
-                model.remove(&key);
-            }
-        }
-        _ => unreachable!("not a write: {request:?}"),
-    }
-}
-
-fn read(model: &Model, request: &Request) -> Response {
-    match request {
-        Request::Get { key } => Response::Value(model.get(key).cloned()),
-        Request::GetMany { keys } => Response::Values(keys.iter().map(|k| model.get(k).cloned()).collect()),
-        Request::Stats => Response::Stats(vec![("entries".into(), model.len() as u64)]),
-        _ => unreachable!("not a read: {request:?}"),
-    }
-}
-
-/// The reference iterator: a plain walk over a model, independent of `KeyRange` narrowing.
-struct ModelIter {
-    entries: Vec<(Bytes, Bytes)>,
-    options: IterOptions,
-    position: Position,
-    yielded: u64,
-}
-
-enum Position {
-    Start,
-    After(Bytes),
-    AtOrAfter(Bytes),
-}
-
-impl ModelIter {
-    fn new(model: &Model, options: &IterOptions) -> Self {
-        let mut entries: Vec<(Bytes, Bytes)> =
-            model.iter().filter(|(k, _)| options.range.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
-        if options.reverse {
-            entries.reverse();
-        }
-        Self { entries, options: options.clone(), position: Position::Start, yielded: 0 }
-    }
-
-    fn seek(&mut self, target: Bytes) {
-        self.position = Position::AtOrAfter(target);
-    }
-
-    fn next(&mut self) -> Option<WireEntry> {
-        if self.options.limit.is_some_and(|l| self.yielded >= l) {
-            return None;
-        }
-        let reverse = self.options.reverse;
-        let beyond = |key: &Bytes, mark: &Bytes, inclusive: bool| {
-            if reverse { key < mark || (inclusive && key == mark) } else { key > mark || (inclusive && key == mark) }
-        };
-        let (key, value) = self
-            .entries
-            .iter()
-            .find(|(k, _)| match &self.position {
-                Position::Start => true,
-                Position::After(mark) => beyond(k, mark, false),
-                Position::AtOrAfter(mark) => beyond(k, mark, true),
-            })?
-            .clone();
-        self.position = Position::After(key.clone());
-        self.yielded += 1;
-        Some(WireEntry { key: self.options.keys.then_some(key), value: self.options.values.then_some(value) })
     }
 }
 

@@ -15,7 +15,7 @@ use std::ops::Bound;
 
 use bytes::Bytes;
 use multilevel_proto::{
-    BatchOp, ClientConfig, IterOptions, IterPoll, KeyRange, Request, RequestError, Response, ServerConfig, WireEntry,
+    BatchOp, ClientConfig, IterOptions, IterPoll, KeyRange, Request, RequestError, Response, ServerConfig,
 };
 use proptest::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use proptest::test_runner::{Config, TestRunner};
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
 
+use multilevel_proto::sim::reference::{Model, ModelIter, apply_write, read};
 use multilevel_proto::sim::{self, Sim};
 
 /// `Sim::new` starting now (the proto crate itself never reads the clock).
@@ -35,8 +36,6 @@ impl NewNow for Sim {
         Sim::new(client, server, std::time::Instant::now())
     }
 }
-
-type Model = BTreeMap<Bytes, Bytes>;
 
 #[derive(Debug, Clone)]
 struct Setup {
@@ -194,49 +193,6 @@ struct Sut {
     reads: BTreeMap<u64, Request>,
 }
 
-fn apply_write(model: &mut Model, request: &Request) {
-    match request {
-        Request::Put { key, value } => {
-            model.insert(key.clone(), value.clone());
-        }
-        Request::Del { key } => {
-            model.remove(key);
-        }
-        Request::Batch { ops } => {
-            for op in ops {
-                match op {
-                    BatchOp::Put { key, value } => {
-                        model.insert(key.clone(), value.clone());
-                    }
-                    BatchOp::Del { key } => {
-                        model.remove(key);
-                    }
-                }
-            }
-        }
-        Request::Clear { range, reverse, limit } => {
-            let mut keys: Vec<Bytes> = model.keys().filter(|k| range.contains(k)).cloned().collect();
-            if *reverse {
-                keys.reverse();
-            }
-            keys.truncate(limit.map_or(usize::MAX, |l| l as usize));
-            for key in keys {
-                model.remove(&key);
-            }
-        }
-        _ => unreachable!("not a write: {request:?}"),
-    }
-}
-
-fn read(model: &Model, request: &Request) -> Response {
-    match request {
-        Request::Get { key } => Response::Value(model.get(key).cloned()),
-        Request::GetMany { keys } => Response::Values(keys.iter().map(|k| model.get(k).cloned()).collect()),
-        Request::Stats => Response::Stats(vec![("entries".into(), model.len() as u64)]),
-        _ => unreachable!("not a read"),
-    }
-}
-
 impl Sut {
     /// Request ids of the writes the store applied, in order.
     fn applied(&self) -> Vec<u64> {
@@ -315,58 +271,6 @@ impl Sut {
         }
         self.sim.client.close_iterator(id);
         self.sim.collect();
-    }
-}
-
-/// The reference iterator: a straightforward walk over the model, independent of `KeyRange`'s
-/// narrowing.
-struct ModelIter {
-    entries: Vec<(Bytes, Bytes)>,
-    options: IterOptions,
-    position: Position,
-    yielded: u64,
-}
-
-enum Position {
-    Start,
-    After(Bytes),
-    AtOrAfter(Bytes),
-}
-
-impl ModelIter {
-    fn new(model: &Model, options: &IterOptions) -> Self {
-        let mut entries: Vec<(Bytes, Bytes)> =
-            model.iter().filter(|(k, _)| options.range.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
-        if options.reverse {
-            entries.reverse();
-        }
-        Self { entries, options: options.clone(), position: Position::Start, yielded: 0 }
-    }
-
-    fn seek(&mut self, target: Bytes) {
-        self.position = Position::AtOrAfter(target);
-    }
-
-    fn next(&mut self) -> Option<WireEntry> {
-        if self.options.limit.is_some_and(|l| self.yielded >= l) {
-            return None;
-        }
-        let reverse = self.options.reverse;
-        let beyond = |key: &Bytes, mark: &Bytes, inclusive: bool| {
-            if reverse { key < mark || (inclusive && key == mark) } else { key > mark || (inclusive && key == mark) }
-        };
-        let (key, value) = self
-            .entries
-            .iter()
-            .find(|(k, _)| match &self.position {
-                Position::Start => true,
-                Position::After(mark) => beyond(k, mark, false),
-                Position::AtOrAfter(mark) => beyond(k, mark, true),
-            })?
-            .clone();
-        self.position = Position::After(key.clone());
-        self.yielded += 1;
-        Some(WireEntry { key: self.options.keys.then_some(key), value: self.options.values.then_some(value) })
     }
 }
 

@@ -3,6 +3,8 @@
 //! simulated time. The model test, the scenario tests and the fuzz targets run on it; code
 //! built on this crate can use it the same way.
 
+pub mod reference;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
