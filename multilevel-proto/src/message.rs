@@ -20,6 +20,32 @@ pub const PROTOCOL_VERSION: u16 = 1;
 /// the server to apply each write at most once.
 pub type SessionId = u64;
 
+/// Hashes the `u64` ids that key the state machines' maps (request, iterator and store
+/// operation ids): one multiplication instead of SipHash. Ids are chosen by this process or
+/// increase by one, so there is no hash flooding to defend against.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.write_u64(u64::from(*byte));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // Fx-style: mixes sequential ids into the high bits hashbrown uses for its tags.
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+/// A map keyed by ids, hashed with [`IdHasher`].
+pub(crate) type IdMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 /// First message from the client. Its layout is frozen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientHello {
@@ -445,26 +471,128 @@ pub fn decode_prefix<M: WireMessage>(body: &[u8]) -> Result<(M, &[u8]), DecodeEr
     postcard::take_from_bytes::<M>(body).map_err(|e| DecodeError::Malformed(e.to_string()))
 }
 
+/// Decodes a frame body from the server exactly as [`decode`] does (same messages, same
+/// errors), except that the keys and values of [`ServerMessage::IterData`] and
+/// [`ServerMessage::Value`] are slices of `body` (a reference count each) rather than copies
+/// (an allocation and a `memcpy` each). They keep `body`'s buffer alive while they live.
+pub fn decode_server(body: &Bytes) -> Result<ServerMessage, DecodeError> {
+    match shared::server_message(body) {
+        Some(msg) => Ok(msg),
+        // Anything else, including every malformed body, goes through the strict decoder.
+        None => decode(body),
+    }
+}
+
+/// The zero-copy decoding of the server messages that carry bulk data, mirroring postcard's
+/// format rule for rule; `None` means "not one of these, or not valid: use [`decode`]".
+mod shared {
+    use bytes::Bytes;
+
+    use super::{ServerMessage, WireEntry};
+
+    /// Variant index of [`ServerMessage::Value`].
+    const VALUE: u64 = 4;
+    /// Variant index of [`ServerMessage::IterData`].
+    const ITER_DATA: u64 = 8;
+
+    struct Reader<'a> {
+        body: &'a Bytes,
+        pos: usize,
+    }
+
+    impl Reader<'_> {
+        fn byte(&mut self) -> Option<u8> {
+            let byte = *self.body.get(self.pos)?;
+            self.pos += 1;
+            Some(byte)
+        }
+
+        /// A postcard varint of at most `max_len` bytes whose last byte is at most `last_max`.
+        fn varint(&mut self, max_len: usize, last_max: u8) -> Option<u64> {
+            let mut out = 0u64;
+            for i in 0..max_len {
+                let byte = self.byte()?;
+                out |= u64::from(byte & 0x7f) << (7 * i);
+                if byte & 0x80 == 0 {
+                    return (i < max_len - 1 || byte <= last_max).then_some(out);
+                }
+            }
+            None
+        }
+
+        fn u32(&mut self) -> Option<u32> {
+            self.varint(5, 0x0f).and_then(|n| u32::try_from(n).ok())
+        }
+
+        fn u64(&mut self) -> Option<u64> {
+            self.varint(10, 0x01)
+        }
+
+        fn bytes(&mut self) -> Option<Bytes> {
+            let len = usize::try_from(self.u64()?).ok()?;
+            let end = self.pos.checked_add(len).filter(|end| *end <= self.body.len())?;
+            let bytes = self.body.slice(self.pos..end);
+            self.pos = end;
+            Some(bytes)
+        }
+
+        fn option_bytes(&mut self) -> Option<Option<Bytes>> {
+            match self.byte()? {
+                0 => Some(None),
+                1 => self.bytes().map(Some),
+                _ => None,
+            }
+        }
+    }
+
+    pub(super) fn server_message(body: &Bytes) -> Option<ServerMessage> {
+        let mut r = Reader { body, pos: 0 };
+        let msg = match u64::from(r.u32()?) {
+            VALUE => ServerMessage::Value { id: r.u64()?, value: r.option_bytes()? },
+            ITER_DATA => {
+                let id = r.u64()?;
+                let epoch = r.u32()?;
+                let len = usize::try_from(r.u64()?).ok()?;
+                // Each entry takes at least two bytes: never trust `len` for the allocation.
+                let mut entries = Vec::with_capacity(len.min((body.len() - r.pos) / 2));
+                for _ in 0..len {
+                    entries.push(WireEntry { key: r.option_bytes()?, value: r.option_bytes()? });
+                }
+                ServerMessage::IterData { id, epoch, entries, last_key: r.bytes()? }
+            }
+            _ => return None,
+        };
+        (r.pos == body.len()).then_some(msg)
+    }
+}
+
 /// Appends `msg` as one frame (length prefix and body) to `out`.
 pub fn encode<M: WireMessage>(msg: &M, out: &mut BytesMut) {
     let len = postcard::experimental::serialized_size(msg).expect("wire messages always serialize");
     put_prefix(out, u32::try_from(len).expect("wire messages are far below 4 GiB"));
     out.reserve(len);
-    postcard::to_extend(msg, ExtendBytes(out)).expect("wire messages always serialize");
+    postcard::serialize_with_flavor::<M, _, ()>(msg, AppendBytes(out)).expect("wire messages always serialize");
 }
 
-/// Lets postcard append straight into a `BytesMut` we only borrow.
-struct ExtendBytes<'a>(&'a mut BytesMut);
+/// Lets postcard append straight into a `BytesMut` we only borrow, a slice at a time (keys and
+/// values are copied with one `memcpy` each, not byte by byte).
+struct AppendBytes<'a>(&'a mut BytesMut);
 
-impl Extend<u8> for ExtendBytes<'_> {
-    fn extend<T: IntoIterator<Item = u8>>(&mut self, iter: T) {
-        self.0.extend(iter);
+impl postcard::ser_flavors::Flavor for AppendBytes<'_> {
+    type Output = ();
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.extend_from_slice(&[data]);
+        Ok(())
     }
-}
 
-impl<'a> Extend<&'a u8> for ExtendBytes<'_> {
-    fn extend<T: IntoIterator<Item = &'a u8>>(&mut self, iter: T) {
-        self.0.extend(iter.into_iter().copied());
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
     }
 }
 
@@ -535,6 +663,74 @@ mod tests {
             dec.push(&out);
             let body = dec.next_frame().unwrap().unwrap();
             assert_eq!(decode::<ClientMessage>(&body).unwrap(), msg);
+        }
+    }
+
+    fn server_samples() -> Vec<ServerMessage> {
+        let entry = |k: &[u8], v: Option<&[u8]>| WireEntry { key: Some(copy(k)), value: v.map(copy) };
+        vec![
+            ServerMessage::Value { id: 1, value: None },
+            ServerMessage::Value { id: u64::MAX, value: Some(copy(&[0xff; 200])) },
+            ServerMessage::Value { id: 300, value: Some(copy(b"")) },
+            ServerMessage::IterData { id: 7, epoch: 0, entries: vec![], last_key: copy(b"") },
+            ServerMessage::IterData {
+                id: 7,
+                epoch: u32::MAX,
+                entries: vec![
+                    entry(b"a", Some(b"1")),
+                    entry(b"", None),
+                    WireEntry { key: None, value: Some(copy(&[0x80; 130])) },
+                    WireEntry { key: None, value: None },
+                ],
+                last_key: copy(b"zz"),
+            },
+            ServerMessage::Done { id: 3 },
+            ServerMessage::IterEnd { id: 9, epoch: 2 },
+        ]
+    }
+
+    #[test]
+    fn decode_server_agrees_with_decode_on_valid_and_damaged_bodies() {
+        for msg in server_samples() {
+            let body = Bytes::from(postcard::to_stdvec(&msg).unwrap());
+            assert_eq!(decode_server(&body), Ok(msg.clone()));
+            // Every truncation, every extension and every single-byte change.
+            let mut variants: Vec<Vec<u8>> = (0..body.len()).map(|cut| body[..cut].to_vec()).collect();
+            for extra in [0u8, 1, 0x80, 0xff] {
+                variants.push([&body[..], &[extra]].concat());
+            }
+            for i in 0..body.len() {
+                for byte in [0u8, 1, 2, 0x0f, 0x10, 0x7f, 0x80, 0xff, body[i] ^ 1] {
+                    let mut damaged = body.to_vec();
+                    damaged[i] = byte;
+                    variants.push(damaged);
+                }
+            }
+            for variant in variants {
+                let variant = Bytes::from(variant);
+                assert_eq!(decode_server(&variant), decode::<ServerMessage>(&variant), "{variant:02x?}");
+            }
+        }
+    }
+
+    #[test]
+    fn decode_server_shares_the_frame() {
+        let msg = ServerMessage::Value { id: 1, value: Some(copy(b"value")) };
+        let body = Bytes::from(postcard::to_stdvec(&msg).unwrap());
+        let Ok(ServerMessage::Value { value: Some(value), .. }) = decode_server(&body) else { panic!() };
+        assert_eq!(value.as_ptr(), body[body.len() - 5..].as_ptr(), "the value is a slice of the body");
+    }
+
+    #[test]
+    fn huge_varints_are_rejected_like_postcard_does() {
+        // Tag Value, id of ten bytes with a last byte above 1, and a u32 epoch of five bytes
+        // with a last byte above 0x0f.
+        let id = [0x04, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0x00];
+        let epoch = [0x08, 0x01, 0xff, 0xff, 0xff, 0xff, 0x10, 0x00, 0x00];
+        for body in [&id[..], &epoch[..]] {
+            let body = Bytes::copy_from_slice(body);
+            assert!(decode_server(&body).is_err());
+            assert_eq!(decode_server(&body), decode::<ServerMessage>(&body));
         }
     }
 

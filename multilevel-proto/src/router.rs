@@ -6,7 +6,7 @@
 //! [`dispatch`](Router::dispatch), which wakes exactly the callers whose answer arrived. A
 //! blocking adapter uses wakers that unpark threads; an async one, its tasks' wakers.
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::sync::{Arc, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
@@ -14,7 +14,7 @@ use std::time::Instant;
 use crate::client::{
     CallError, Client, ClientEvent, ConnectionError, IssueError, IterPoll, Request, RequestError, Response,
 };
-use crate::message::{IterOptions, ServerHello, WireEntry};
+use crate::message::{IdMap, IterOptions, ServerHello, WireEntry};
 
 /// What a caller's request slot holds.
 #[derive(Debug)]
@@ -37,15 +37,15 @@ pub enum ConnectionChange {
 #[derive(Debug)]
 pub struct Router {
     machine: Client,
-    answers: HashMap<u64, Slot>,
-    iterator_wakers: HashMap<u64, Waker>,
+    answers: IdMap<u64, Slot>,
+    iterator_wakers: IdMap<u64, Waker>,
     queue_wakers: Vec<Waker>,
 }
 
 impl Router {
     /// Routes the events of `machine`.
     pub fn new(machine: Client) -> Self {
-        Self { machine, answers: HashMap::new(), iterator_wakers: HashMap::new(), queue_wakers: Vec::new() }
+        Self { machine, answers: IdMap::default(), iterator_wakers: IdMap::default(), queue_wakers: Vec::new() }
     }
 
     /// The state machine, to feed it transport events and take its output. Call
@@ -78,12 +78,18 @@ impl Router {
 
     /// The answer to request `id`, or `Pending` with `cx` registered.
     pub fn poll_answer(&mut self, id: u64, cx: &mut Context<'_>) -> Poll<Result<Response, RequestError>> {
-        match self.answers.remove(&id) {
-            Some(Slot::Done(result)) => Poll::Ready(result),
-            Some(Slot::Waiting(_)) => {
-                self.answers.insert(id, Slot::Waiting(Some(cx.waker().clone())));
+        match self.answers.get_mut(&id) {
+            Some(Slot::Waiting(waker)) => {
+                match waker {
+                    Some(waker) if waker.will_wake(cx.waker()) => {}
+                    _ => *waker = Some(cx.waker().clone()),
+                }
                 Poll::Pending
             }
+            Some(Slot::Done(_)) => match self.answers.remove(&id) {
+                Some(Slot::Done(result)) => Poll::Ready(result),
+                _ => Poll::Ready(Err(RequestError::Closed)),
+            },
             None => Poll::Ready(Err(RequestError::Closed)),
         }
     }
@@ -196,16 +202,28 @@ impl<T: RouterHost> RouterHost for Arc<T> {
     }
 }
 
+/// Most entries an [`IterHandle`] takes from the router under one lock.
+const READY_MAX_ENTRIES: usize = 256;
+/// Most bytes (by [`entry_cost`](crate::message::entry_cost)) an [`IterHandle`] takes from the router under one lock. They
+/// count as read, so the server may send this much beyond the client's window.
+const READY_MAX_BYTES: u64 = 64 << 10;
+
 /// An open iterator of an async client, shared by the adapters' `Iter` types: reading,
 /// seeking, and closing (with its snapshot released) on drop.
+///
+/// It takes the entries that have arrived from the router a batch at a time (at most
+/// 256 entries and about 64 KiB) and hands them out one by one without
+/// the router's lock.
 pub struct IterHandle<H: RouterHost> {
     host: H,
     id: u64,
+    /// Entries taken from the router, in order, not yet handed out.
+    ready: VecDeque<WireEntry>,
 }
 
 impl<H: RouterHost> std::fmt::Debug for IterHandle<H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IterHandle").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("IterHandle").field("id", &self.id).field("ready", &self.ready.len()).finish_non_exhaustive()
     }
 }
 
@@ -214,20 +232,28 @@ impl<H: RouterHost> IterHandle<H> {
     pub fn open(host: H, options: IterOptions) -> Result<Self, CallError> {
         let id = host.router().open_iterator(options)?;
         host.wake_writer();
-        Ok(Self { host, id })
+        Ok(Self { host, id, ready: VecDeque::new() })
     }
 
     /// Moves to the first key at or after `target` (at or before, in reverse), within the
     /// iterator's range. The limit keeps counting.
     pub fn seek(&mut self, target: impl AsRef<[u8]>) {
+        self.ready.clear();
         self.host.router().machine().seek(self.id, bytes::Bytes::copy_from_slice(target.as_ref()));
         self.host.wake_writer();
     }
 
     /// The next entry, `Ready(None)` at the end.
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<WireEntry, CallError>>> {
+        if let Some(entry) = self.ready.pop_front() {
+            return Poll::Ready(Some(Ok(entry)));
+        }
         let mut router = self.host.router();
-        let poll = router.poll_iterator(self.id, cx);
+        router.machine.iterator_take(self.id, READY_MAX_ENTRIES, READY_MAX_BYTES, &mut self.ready);
+        let poll = match self.ready.pop_front() {
+            Some(entry) => Poll::Ready(Some(Ok(entry))),
+            None => router.poll_iterator(self.id, cx),
+        };
         self.credit(&mut router);
         poll.map(|item| item.map(|r| r.map_err(CallError::from)))
     }
@@ -239,6 +265,11 @@ impl<H: RouterHost> IterHandle<H> {
         max: usize,
         out: &mut Vec<WireEntry>,
     ) -> Poll<Result<(), CallError>> {
+        if !self.ready.is_empty() {
+            let n = max.min(self.ready.len());
+            out.extend(self.ready.drain(..n));
+            return Poll::Ready(Ok(()));
+        }
         let mut router = self.host.router();
         let poll = router.poll_iterator_batch(self.id, max, out, cx);
         self.credit(&mut router);

@@ -48,18 +48,35 @@ pub(crate) fn read_batch(data: Db, txn: &RoTxn<'_>, read: &BatchRead) -> Result<
     } else {
         Box::new(data.range(txn, &bounds).map_err(err)?)
     };
-    let mut entries = Vec::new();
+    // Keys and values are copied into one buffer, and the entries are slices of it: one
+    // allocation per batch rather than two per entry. The last entry may go past `max_bytes`:
+    // leave room for a usual one so the buffer does not grow (and copy) for it.
+    let capacity = usize::try_from(read.max_bytes).unwrap_or(usize::MAX).min(1 << 20) + 4096;
+    let mut buf = Vec::with_capacity(capacity);
+    let mut spans: Vec<(usize, usize, Option<usize>)> = Vec::new();
     let mut bytes = 0u64;
-    loop {
-        if entries.len() as u64 >= read.max_entries || bytes >= read.max_bytes {
-            let exhausted = iter.next().transpose().map_err(err)?.is_none();
-            return Ok(Outcome::Batch { entries, exhausted });
+    let exhausted = loop {
+        if spans.len() as u64 >= read.max_entries || bytes >= read.max_bytes {
+            break iter.next().transpose().map_err(err)?.is_none();
         }
         let Some((key, value)) = iter.next().transpose().map_err(err)? else {
-            return Ok(Outcome::Batch { entries, exhausted: true });
+            break true;
         };
         let key = keys::decode(key);
-        bytes += (key.len() + if read.values { value.len() } else { 0 }) as u64;
-        entries.push((Bytes::copy_from_slice(key), read.values.then(|| Bytes::copy_from_slice(value))));
-    }
+        let start = buf.len();
+        buf.extend_from_slice(key);
+        let key_end = buf.len();
+        let value_end = read.values.then(|| {
+            buf.extend_from_slice(value);
+            buf.len()
+        });
+        bytes += (buf.len() - start) as u64;
+        spans.push((start, key_end, value_end));
+    };
+    let buf = Bytes::from(buf);
+    let entries = spans
+        .into_iter()
+        .map(|(start, key_end, value_end)| (buf.slice(start..key_end), value_end.map(|end| buf.slice(key_end..end))))
+        .collect();
+    Ok(Outcome::Batch { entries, exhausted })
 }

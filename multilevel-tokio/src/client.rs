@@ -76,18 +76,14 @@ impl Inner {
 
     /// Writes whatever the machine has to send.
     async fn flush(&self) {
+        // Nothing to send: whoever makes output next writes it (or wakes the writer task).
+        if !self.lock().machine().wants_transmit() {
+            return;
+        }
         let mut writer = self.writer.lock().await;
         loop {
-            let mut out = Vec::new();
-            {
-                let mut router = self.lock();
-                while let Some(bytes) = router.machine().poll_transmit() {
-                    out.extend_from_slice(&bytes);
-                }
-            }
-            if out.is_empty() {
-                return;
-            }
+            // The machine hands out everything it has as one chunk: write it as it is.
+            let Some(out) = self.lock().machine().poll_transmit() else { return };
             let Some(w) = writer.as_mut() else { return };
             if let Err(err) = w.write_all(&out).await {
                 debug!("write failed: {err}");
@@ -322,12 +318,17 @@ impl Client {
     pub async fn request(&self, request: Request, timeout: Option<Duration>) -> Result<Response, CallError> {
         let inner = self.inner();
         let deadline = timeout.map(|t| Instant::now() + t);
-        let id = std::future::poll_fn(|cx| inner.lock().poll_issue(&request, deadline, Instant::now(), cx)).await?;
+        let (id, others) = std::future::poll_fn(|cx| {
+            let mut router = inner.lock();
+            let issued = router.poll_issue(&request, deadline, Instant::now(), cx);
+            issued.map(|issued| issued.map(|id| (id, router.machine().pending() > 1)))
+        })
+        .await?;
         let mut pending = Pending { inner, id, done: false };
         if deadline.is_some() {
             inner.wake_driver.notify_one(); // re-arm the timer for the new deadline
         }
-        if inner.lock().machine().pending() > 1 {
+        if others {
             // Others are pipelining: let the tasks woken with this one issue theirs first, so
             // one write carries them all instead of one syscall each.
             tokio::task::yield_now().await;

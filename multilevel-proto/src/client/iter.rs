@@ -144,6 +144,39 @@ impl ClientIterator {
         (IterPoll::Entry(entry), credit)
     }
 
+    /// Moves up to `max_entries` buffered entries to `out`, stopping once they cost
+    /// `max_bytes` (by [`entry_cost`]); as [`next`](Self::next) for each, but with one credit
+    /// decision for all. Returns how many moved and the credit to grant, if due.
+    pub(super) fn take(
+        &mut self,
+        window: u64,
+        max_entries: usize,
+        max_bytes: u64,
+        out: &mut VecDeque<WireEntry>,
+    ) -> (usize, Option<u64>) {
+        let allowed = self
+            .options
+            .limit
+            .map_or(usize::MAX, |limit| usize::try_from(limit.saturating_sub(self.yielded)).unwrap_or(usize::MAX));
+        let max_entries = max_entries.min(allowed);
+        let (mut count, mut cost) = (0usize, 0u64);
+        while count < max_entries && cost < max_bytes {
+            let Some(entry) = self.buffer.pop_front() else { break };
+            cost += entry_cost(&entry);
+            count += 1;
+            out.push_back(entry);
+        }
+        if count == 0 {
+            return (0, None);
+        }
+        self.yielded += count as u64;
+        self.buffered_bytes -= cost;
+        self.consumed += cost;
+        let grant =
+            (self.state == State::Active && self.on_server) && (self.consumed >= window / 2 || self.buffer.is_empty());
+        (count, grant.then(|| std::mem::take(&mut self.consumed)))
+    }
+
     /// Moves to `target`: drops what was buffered and returns the frame to send if the server
     /// knows this iterator (otherwise it is reopened by [`open_message`](Self::open_message)).
     pub(super) fn seek(&mut self, id: u64, target: Bytes, window: u64) -> Option<ClientMessage> {

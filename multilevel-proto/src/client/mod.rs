@@ -35,7 +35,7 @@ pub use options::ClientOptions;
 use crate::frame::FrameDecoder;
 use crate::message::{
     ClientHello, ClientMessage, ErrorCode, Goodbye, GoodbyeReason, IterOptions, MAGIC, PROTOCOL_VERSION, RemoteError,
-    ServerHello, ServerMessage, decode, encode, encoded_len,
+    ServerHello, ServerMessage, decode_server, encode, encoded_len,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +59,14 @@ pub struct Client {
     phase: Phase,
     decoder: FrameDecoder,
     out: BytesMut,
+    /// Requests issued but held back from `out` (see [`release_due`](Self::release_due)).
+    held: BytesMut,
+    /// Frames in `held`.
+    held_count: usize,
+    /// Pending requests that were sent on this connection.
+    sent_pending: usize,
+    /// The highest request id sent on this connection.
+    last_sent_id: u64,
     events: VecDeque<ClientEvent>,
     next_id: u64,
     requests: BTreeMap<u64, PendingRequest>,
@@ -78,6 +86,10 @@ impl Client {
             config,
             phase: Phase::Disconnected,
             out: BytesMut::new(),
+            held: BytesMut::new(),
+            held_count: 0,
+            sent_pending: 0,
+            last_sent_id: 0,
             events: VecDeque::new(),
             next_id: 1,
             requests: BTreeMap::new(),
@@ -142,7 +154,8 @@ impl Client {
         self.check_limits(request.keys().into_iter(), &msg)?;
         self.next_id += 1;
         if self.phase == Phase::Connected {
-            encode(&msg, &mut self.out);
+            encode(&msg, &mut self.held);
+            self.held_count += 1;
         }
         self.requests.insert(id, PendingRequest { request, deadline });
         Ok(id)
@@ -173,7 +186,7 @@ impl Client {
         self.check_limits(std::iter::empty(), &msg)?;
         self.next_id += 1;
         if self.phase == Phase::Connected {
-            encode(&msg, &mut self.out);
+            self.send(&msg);
         } else {
             iter.on_server = false;
         }
@@ -188,9 +201,30 @@ impl Client {
         if let Some(bytes) = credit
             && self.phase == Phase::Connected
         {
-            encode(&ClientMessage::IterCredit { id, bytes }, &mut self.out);
+            self.send(&ClientMessage::IterCredit { id, bytes });
         }
         poll
+    }
+
+    /// Moves up to `max_entries` entries of an iterator that have arrived to `out`, stopping
+    /// once they cost `max_bytes` (see [`entry_cost`](crate::message::entry_cost)); returns how
+    /// many. The same as that many [`iterator_next`](Self::iterator_next) calls, in one: when
+    /// it returns 0, `iterator_next` tells whether the iterator ended, failed or waits.
+    pub fn iterator_take(
+        &mut self,
+        id: u64,
+        max_entries: usize,
+        max_bytes: u64,
+        out: &mut VecDeque<crate::message::WireEntry>,
+    ) -> usize {
+        let Some(iter) = self.iterators.get_mut(&id) else { return 0 };
+        let (count, credit) = iter.take(self.config.iterator_window, max_entries, max_bytes, out);
+        if let Some(bytes) = credit
+            && self.phase == Phase::Connected
+        {
+            self.send(&ClientMessage::IterCredit { id, bytes });
+        }
+        count
     }
 
     /// Moves an iterator to the first key at or after `target` (at or before, in reverse),
@@ -216,13 +250,16 @@ impl Client {
     fn send_iterator_frame(&mut self, id: u64, msg: &ClientMessage) {
         let too_large = self.server.as_ref().map(|server| (encoded_len(msg), server.max_frame as usize));
         let Some((len, max)) = too_large.filter(|(len, max)| len > max) else {
-            encode(msg, &mut self.out);
+            self.send(msg);
             return;
         };
-        let Some(iter) = self.iterators.get_mut(&id) else { return };
-        if matches!(msg, ClientMessage::IterSeek { .. }) {
-            encode(&ClientMessage::IterClose { id }, &mut self.out);
+        if !self.iterators.contains_key(&id) {
+            return;
         }
+        if matches!(msg, ClientMessage::IterSeek { .. }) {
+            self.send(&ClientMessage::IterClose { id });
+        }
+        let Some(iter) = self.iterators.get_mut(&id) else { return };
         iter.on_server = false;
         let message = format!("iterator request of {len} bytes exceeds the server's maximum frame of {max} bytes");
         iter.fail(RequestError::Remote(RemoteError::new(ErrorCode::TooLarge, message)));
@@ -235,7 +272,7 @@ impl Client {
             && iter.on_server
             && self.phase == Phase::Connected
         {
-            encode(&ClientMessage::IterClose { id }, &mut self.out);
+            self.send(&ClientMessage::IterClose { id });
         }
     }
 
@@ -248,6 +285,7 @@ impl Client {
         self.phase = Phase::Handshaking;
         self.decoder = FrameDecoder::new(self.config.max_frame);
         self.out.clear();
+        self.clear_held();
         self.last_heard = now;
         self.ping_outstanding = false;
         for iter in self.iterators.values_mut() {
@@ -260,12 +298,12 @@ impl Client {
             session: self.config.session,
             max_frame: self.config.max_frame,
         };
-        encode(&ClientMessage::Hello(hello), &mut self.out);
+        self.send(&ClientMessage::Hello(hello));
         // Always right behind the hello, so the handshake takes one round trip and a server
         // that requires a token can refuse at once when there is none (an empty one). Servers
         // without tokens ignore it.
         let token = self.config.token.clone().unwrap_or_default();
-        encode(&ClientMessage::Auth { token }, &mut self.out);
+        self.send(&ClientMessage::Auth { token });
     }
 
     /// Says the transport ended. Without retry, pending requests and open iterators fail with
@@ -293,8 +331,7 @@ impl Client {
                 Ok(None) => return Ok(()),
                 Err(err) => return Err(self.lose(err.into())),
             };
-            let result =
-                decode::<ServerMessage>(&frame).map_err(ConnectionError::from).and_then(|msg| self.handle_message(msg));
+            let result = decode_server(&frame).map_err(ConnectionError::from).and_then(|msg| self.handle_message(msg));
             if let Err(err) = result {
                 return Err(self.lose(err));
             }
@@ -315,7 +352,7 @@ impl Client {
         match msg {
             ServerMessage::Hello(_) => return Err(ConnectionError::Protocol("a second handshake".into())),
             ServerMessage::Goodbye(goodbye) => return Err(goodbye_error(goodbye)),
-            ServerMessage::Ping { nonce } => encode(&ClientMessage::Pong { nonce }, &mut self.out),
+            ServerMessage::Ping { nonce } => self.send(&ClientMessage::Pong { nonce }),
             ServerMessage::Pong { .. } => {}
             ServerMessage::Value { id, value } => self.finish(id, Ok(Response::Value(value))),
             ServerMessage::Values { id, values } => self.finish(id, Ok(Response::Values(values))),
@@ -372,7 +409,7 @@ impl Client {
             if let Some(pending) = self.requests.get(&id) {
                 let msg = request_message(id, &pending.request);
                 match self.check_limits(pending.request.keys().into_iter(), &msg) {
-                    Ok(()) => encode(&msg, &mut self.out),
+                    Ok(()) => self.send(&msg),
                     Err(err) => {
                         let code = match err {
                             IssueError::KeyTooLarge { .. } => ErrorCode::KeyTooLarge,
@@ -386,11 +423,16 @@ impl Client {
                 self.send_iterator_frame(id, &msg);
             }
         }
+        self.sent_pending = self.requests.len();
+        self.last_sent_id = self.next_id - 1;
     }
 
     fn finish(&mut self, id: u64, result: Result<Response, RequestError>) {
         if self.requests.remove(&id).is_none() {
             return; // timed out earlier, or a duplicate answer
+        }
+        if id <= self.last_sent_id {
+            self.sent_pending = self.sent_pending.saturating_sub(1);
         }
         self.events.push_back(ClientEvent::Response { id, result });
         if self.queue_full && !self.is_queue_full() {
@@ -403,6 +445,7 @@ impl Client {
     fn lose(&mut self, error: ConnectionError) -> ConnectionError {
         self.phase = Phase::Disconnected;
         self.out.clear();
+        self.clear_held();
         self.events.push_back(ClientEvent::Disconnected(error.clone()));
         let failure = if let ConnectionError::Incompatible(message) = &error {
             Some(RequestError::Incompatible(message.clone()))
@@ -452,7 +495,7 @@ impl Client {
         } else if self.phase == Phase::Connected && silent >= self.config.keepalive_interval && !self.ping_outstanding {
             self.ping_outstanding = true;
             self.next_nonce += 1;
-            encode(&ClientMessage::Ping { nonce: self.next_nonce }, &mut self.out);
+            self.send(&ClientMessage::Ping { nonce: self.next_nonce });
         }
     }
 
@@ -471,12 +514,57 @@ impl Client {
     /// by [`iterator_next`](Self::iterator_next). Lets an adapter wake its writer only when
     /// needed.
     pub fn wants_transmit(&self) -> bool {
-        !self.out.is_empty()
+        !self.out.is_empty() || self.release_due()
     }
 
     /// Bytes to write to the transport, if any.
+    ///
+    /// Requests issued while others are on their way are held back until as many are waiting
+    /// as are on their way, or until none is on its way any more (an answer arrived), so that
+    /// many callers pipelining on one connection send them in a few large writes rather than
+    /// one each, and the server reads and answers them in as few. A request issued when none
+    /// is on its way goes out at once; anything else sent (an iterator frame, a ping) takes the
+    /// held requests with it, in order.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        if self.release_due() {
+            self.release_held();
+        }
         (!self.out.is_empty()).then(|| self.out.split().freeze())
+    }
+
+    /// Whether the held requests should go out now.
+    fn release_due(&self) -> bool {
+        self.held_count > 0 && self.held_count >= self.sent_pending
+    }
+
+    /// Moves the held requests to the output, behind what is there.
+    fn release_held(&mut self) {
+        if self.held_count == 0 {
+            return;
+        }
+        if self.out.is_empty() {
+            std::mem::swap(&mut self.out, &mut self.held);
+        } else {
+            self.out.extend_from_slice(&self.held);
+            self.held.clear();
+        }
+        self.held_count = 0;
+        // Every pending request has now been sent on this connection.
+        self.sent_pending = self.requests.len();
+        self.last_sent_id = self.next_id - 1;
+    }
+
+    fn clear_held(&mut self) {
+        self.held.clear();
+        self.held_count = 0;
+        self.sent_pending = 0;
+        self.last_sent_id = 0;
+    }
+
+    /// Queues a frame other than a new request, behind the held requests.
+    fn send(&mut self, msg: &ClientMessage) {
+        self.release_held();
+        encode(msg, &mut self.out);
     }
 
     /// The next event for the adapter.
@@ -493,7 +581,7 @@ impl Client {
         }
         if self.phase == Phase::Connected {
             let goodbye = Goodbye { reason: GoodbyeReason::Normal, message: "client closed".into() };
-            encode(&ClientMessage::Goodbye(goodbye), &mut self.out);
+            self.send(&ClientMessage::Goodbye(goodbye));
         }
         self.phase = Phase::Closed;
         self.fail_all(RequestError::Closed);

@@ -18,7 +18,7 @@
 mod config;
 mod iter;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -28,8 +28,8 @@ use iter::{ServerIterator, Step};
 
 use crate::frame::FrameDecoder;
 use crate::message::{
-    ClientMessage, ErrorCode, Goodbye, GoodbyeReason, MAGIC, PROTOCOL_VERSION, RemoteError, ServerHello, ServerMessage,
-    SessionId, decode, decode_prefix, encode, encoded_len,
+    ClientMessage, ErrorCode, Goodbye, GoodbyeReason, IdMap, MAGIC, PROTOCOL_VERSION, RemoteError, ServerHello,
+    ServerMessage, SessionId, decode, decode_prefix, encode, encoded_len,
 };
 use crate::store::{Outcome, StoreError, StoreRequest, WriteOp, WriteRequest};
 
@@ -74,7 +74,7 @@ pub struct ServerConnection {
     out: BytesMut,
     events: VecDeque<ServerEvent>,
     next_op: u64,
-    outstanding: HashMap<OpId, Pending>,
+    outstanding: IdMap<OpId, Pending>,
     queued: VecDeque<Queued>,
     reads_in_flight: usize,
     writes_in_flight: usize,
@@ -101,7 +101,7 @@ impl ServerConnection {
             out: BytesMut::new(),
             events: VecDeque::new(),
             next_op: 0,
-            outstanding: HashMap::new(),
+            outstanding: IdMap::default(),
             queued: VecDeque::new(),
             reads_in_flight: 0,
             writes_in_flight: 0,
