@@ -376,11 +376,15 @@ fn seek_bumps_seq_and_restarts_with_one_entry() {
     h.fill(["a", "b", "c", "d"].map(|k| k.as_bytes().to_vec()));
     let replies = h.send(open(4, opts(Some("b"), -1, false)));
     assert_eq!(data_of(&replies), vec![(0, vec![b("b"), b("b")])]);
-    // The captured seek to 'a' with seq 1: 'a' is outside gte 'b', so it lands on 'b'.
+    // The captured seek to 'a' with seq 1: 'a' is outside gte 'b', so the iterator ends there
+    // (abstract-level: a target outside the range reaches the natural end).
     let replies = h.send_raw(&hex("08 09 08 04 10 01 1a 01 61")).unwrap();
-    assert_eq!(data_of(&replies), vec![(1, vec![b("b"), b("b")])]);
-    let replies = h.send(GuestMessage::IteratorSeek(IteratorSeek { id: 4, seq: 2, target: b("d") }));
-    assert_eq!(data_of(&replies), vec![(2, vec![b("d"), b("d")])]);
+    assert_eq!(data_of(&replies), vec![]);
+    assert!(ended(&replies), "a seek before the range ends the iterator");
+    let replies = h.send(GuestMessage::IteratorSeek(IteratorSeek { id: 4, seq: 2, target: b("c") }));
+    assert_eq!(data_of(&replies), vec![(2, vec![b("c"), b("c")])], "a seek back into the range restarts it");
+    let replies = h.send(GuestMessage::IteratorSeek(IteratorSeek { id: 4, seq: 3, target: b("d") }));
+    assert_eq!(data_of(&replies), vec![(3, vec![b("d"), b("d")])]);
     assert!(ended(&replies), "nothing after d");
     // Values-only iterator sends only values.
     let values_only = Options { keys: Some(false), values: Some(true), limit: Some(-1), ..Default::default() };
@@ -511,4 +515,43 @@ fn both_machines_run_behind_the_shared_trait() {
     // The multilevel machine is the default and waits for its handshake.
     let mut ours: Box<dyn ServerMachine> = Protocol::default().machine(ServerConfig::default(), now);
     assert!(ours.handle_input(&hex("09 01 08 01 12 01 61 1a 01 31"), now).is_err());
+}
+
+#[test]
+fn gte_and_lte_take_precedence_over_gt_and_lt_in_iterators_and_clear() {
+    let mut h = Harness::new(ServerConfig::default());
+    h.fill(["3", "4", "5", "6", "7", "8"].map(|k| k.as_bytes().to_vec()));
+    // abstract-level: gte wins over gt and lte over lt, whichever is tighter.
+    let both = Options {
+        keys: Some(true),
+        values: Some(false),
+        gt: Some(b("5")),
+        gte: Some(b("4")),
+        lt: Some(b("6")),
+        lte: Some(b("7")),
+        limit: Some(-1),
+        ..Options::default()
+    };
+    let mut replies = h.send(open(1, both));
+    let mut keys = Vec::new();
+    for _ in 0..8 {
+        keys.extend(data_of(&replies).into_iter().flat_map(|(_, d)| d));
+        if ended(&replies) {
+            break;
+        }
+        replies = h.send(GuestMessage::IteratorAck(IteratorAck { id: 1, seq: 0, consumed: keys.len() as u64 }));
+    }
+    assert_eq!(keys, ["4", "5", "6", "7"].map(b));
+
+    let clear = ClearOptions {
+        gt: Some(b("3")),
+        gte: Some(b("5")),
+        lt: Some(b("9")),
+        lte: Some(b("6")),
+        limit: Some(-1),
+        ..ClearOptions::default()
+    };
+    h.send(GuestMessage::Clear(Clear { id: 2, options: Some(clear) }));
+    let left: Vec<_> = h.store.data().keys().map(|k| k.to_vec()).collect();
+    assert_eq!(left, ["3", "4", "7", "8"].map(|k| k.as_bytes().to_vec()));
 }

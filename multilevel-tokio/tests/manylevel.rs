@@ -1,6 +1,7 @@
-//! `multilevel serve --protocol many-level` end to end: the real binary, spoken to over TCP
-//! and a Unix socket with the raw frames captured from many-level 2.0 (reference §1.5), and
-//! answered byte for byte as the original host answers.
+//! `multilevel serve --protocol many-level`, and `--many-level-addr` beside the native
+//! protocol, end to end: the real binary, spoken to over TCP and a Unix socket with the raw
+//! frames captured from many-level 2.0 (reference §1.5), and answered byte for byte as the
+//! original host answers.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -149,6 +150,82 @@ fn many_level_refuses_tokens() {
         .arg("serve")
         .arg(dir.path().join("db"))
         .args(["--addr", "127.0.0.1:0", "--protocol", "many-level", "--tokens-file"])
+        .arg(&tokens)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("many-level has no authentication"));
+}
+
+/// Runs a client command of the real binary against the native listener at `addr`.
+fn client(addr: &str, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .env_remove("MULTILEVEL_ADDR")
+        .env_remove("MULTILEVEL_TOKEN")
+        .args(["--addr", addr])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn one_process_serves_both_protocols_from_one_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let mut child = Command::new(BIN)
+        .env_remove("MULTILEVEL_ADDR")
+        .env_remove("MULTILEVEL_TOKENS")
+        .env_remove("RUST_LOG")
+        .arg("serve")
+        .arg(&db)
+        .args(["--addr", "127.0.0.1:0", "--many-level-addr", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let banner = || rx.recv_timeout(Duration::from_secs(30)).expect("a banner line within 30 s");
+    let (first, second) = (banner(), banner());
+    let server = ServerProcess { child, addr: String::new(), _dir: dir };
+    let native = first.strip_prefix(&format!("multilevel: serving {} on ", db.display())).expect("native banner");
+    let many = second
+        .strip_prefix(&format!("multilevel: serving {} to many-level guests on ", db.display()))
+        .expect("many-level banner");
+
+    // A many-level guest writes a=1 (captured frames); the native client reads it.
+    let mut guest = TcpStream::connect(many).unwrap();
+    guest.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    exchange(&mut guest, "09 01 08 01 12 01 61 1a 01 31", "03 00 08 01");
+    let got = client(native, &["get", "a"]);
+    assert!(got.status.success(), "{}", String::from_utf8_lossy(&got.stderr));
+    assert_eq!(got.stdout, b"1\n");
+
+    // The native client writes b=2; the guest reads it.
+    let put = client(native, &["put", "b", "2"]);
+    assert!(put.status.success(), "{}", String::from_utf8_lossy(&put.stderr));
+    exchange(&mut guest, "06 00 08 02 12 01 62", "06 00 08 02 1a 01 32");
+    drop(server);
+}
+
+#[test]
+fn a_many_level_listener_refuses_tokens_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "read-write s3cr3t-token-of-some-length\n").unwrap();
+    let output = Command::new(BIN)
+        .env_remove("MULTILEVEL_TOKENS")
+        .arg("serve")
+        .arg(dir.path().join("db"))
+        .args(["--addr", "127.0.0.1:0", "--many-level-addr", "127.0.0.1:0", "--tokens-file"])
         .arg(&tokens)
         .stdin(Stdio::null())
         .output()

@@ -15,21 +15,20 @@ use crate::store::BatchRead;
 /// At most this many [`IteratorData`] messages wait for an ack per iterator.
 pub(super) const MAX_UNACKED: u32 = 2;
 
-/// The key range of a many-level options message. Both bounds of a side apply (the tighter
-/// one wins) and no byte arithmetic is done on keys.
+/// The key range of a many-level options message, as abstract-level defines it: `gte` takes
+/// precedence over `gt` and `lte` over `lt` (the other bound of a side is ignored, even when
+/// tighter), and no byte arithmetic is done on keys.
 pub(super) fn range_of(gt: Option<&Bytes>, gte: Option<&Bytes>, lt: Option<&Bytes>, lte: Option<&Bytes>) -> KeyRange {
     let mut range = KeyRange::all();
-    if let Some(key) = gt {
-        range = range.after(key);
-    }
     if let Some(key) = gte {
-        range = range.from_key(key);
-    }
-    if let Some(key) = lt {
-        range = range.before(key);
+        range = range.gte(key);
+    } else if let Some(key) = gt {
+        range = range.gt(key);
     }
     if let Some(key) = lte {
-        range = range.to_key(key);
+        range = range.lte(key);
+    } else if let Some(key) = lt {
+        range = range.lt(key);
     }
     range
 }
@@ -236,7 +235,12 @@ impl ManyIterator {
     }
 }
 
-/// Where a seek to `target` lands: the keys at or after it (at or before it, in reverse).
+/// Where a seek to `target` lands: the keys of the original range at or after it (at or before
+/// it, in reverse). A target outside the original range ends the iterator, as abstract-level
+/// specifies, rather than landing on the range's nearest edge.
 fn seek_range(original: &KeyRange, target: &Bytes, reverse: bool) -> KeyRange {
+    if !original.contains(target) {
+        return KeyRange::all().gt(target).lt(target);
+    }
     if reverse { original.to_key(target) } else { original.from_key(target) }
 }

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::connect::Target;
+
 /// Where `serve` listens and clients connect when neither `--addr` nor `MULTILEVEL_ADDR` says.
 pub(crate) const DEFAULT_ADDR: &str = "127.0.0.1:7481";
 
@@ -204,6 +206,25 @@ pub(crate) struct ServeArgs {
     /// `rave-level`); many-level has no authentication, so it cannot be used with tokens
     #[arg(long, value_enum, default_value_t = WireProtocol::Multilevel)]
     pub(crate) protocol: WireProtocol,
+    /// Also serve many-level 2.0 guests (Node) on this TCP address, from the same database and
+    /// process; plain TCP, no tokens (port 0 picks a free port)
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "many_level_unix")]
+    pub(crate) many_level_addr: Option<String>,
+    /// Also serve many-level 2.0 guests (Node) on the Unix socket at PATH, from the same
+    /// database and process (owner-only, like --unix)
+    #[arg(long, value_name = "PATH")]
+    pub(crate) many_level_unix: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// Where `--many-level-addr` or `--many-level-unix` asks for a second, many-level listener.
+    pub(crate) fn many_level_target(&self) -> Option<Target> {
+        match (&self.many_level_unix, &self.many_level_addr) {
+            (Some(path), _) => Some(Target::Unix(path.clone())),
+            (None, Some(addr)) => Some(Target::Tcp(addr.clone())),
+            (None, None) => None,
+        }
+    }
 }
 
 /// The protocols `serve` speaks.
@@ -237,6 +258,8 @@ impl Default for ServeArgs {
             tls_client_ca: None,
             max_connections: 10_000,
             protocol: WireProtocol::Multilevel,
+            many_level_addr: None,
+            many_level_unix: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::io::{self, Write};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use multilevel_store::{Store, StoreOptions};
@@ -35,10 +36,12 @@ pub(crate) async fn serve(args: ServeArgs, target: Target) -> Result<(), Failure
     let mut config = store.server_config();
     config.tokens = tokens(&args)?;
     let protocol = multilevel_proto::Protocol::from(args.protocol);
-    if protocol == multilevel_proto::Protocol::ManyLevel && config.tokens.is_some() {
+    let many_level_target = args.many_level_target();
+    let serves_many_level = protocol == multilevel_proto::Protocol::ManyLevel || many_level_target.is_some();
+    if serves_many_level && config.tokens.is_some() {
         return Err(Failure::new(
-            "many-level has no authentication: --protocol many-level cannot be used with tokens \
-             (--tokens-file or $MULTILEVEL_TOKENS)",
+            "many-level has no authentication: --protocol many-level, --many-level-addr and \
+             --many-level-unix cannot be used with tokens (--tokens-file or $MULTILEVEL_TOKENS)",
         ));
     }
     let tls = match (&args.tls_cert, &args.tls_key) {
@@ -53,49 +56,67 @@ pub(crate) async fn serve(args: ServeArgs, target: Target) -> Result<(), Failure
         .with_protocol(protocol);
     let (listener, shown) = bind(&target).await?;
     let open = config.tokens.is_none() && tls.is_none();
-    if let Listener::Tcp(listener) = &listener
-        && open
-        && listener.local_addr().is_ok_and(|addr| !addr.ip().is_loopback())
-    {
-        warn!("serving {shown} to the network with neither tokens nor TLS: anyone who can reach it can read and write");
-    }
+    warn_if_open_to_network(&listener, open, &shown);
+    // The second listener shares the store (one writer, one set of snapshots) and the cap.
+    let many_level = match &many_level_target {
+        Some(target) => {
+            let (listener, shown) = bind(target).await?;
+            warn_if_open_to_network(&listener, true, &shown);
+            let server = Server::with_config(store.clone(), config.clone())
+                .with_max_connections(args.max_connections)
+                .with_protocol(multilevel_proto::Protocol::ManyLevel);
+            Some((server, listener, shown))
+        }
+        None => None,
+    };
     info!(path = %args.path.display(), on = %shown, readonly = args.readonly, no_sync = args.no_sync,
         protocol = ?protocol, "serving");
-    banner(&args.path, &shown);
+    banner(&args.path, &shown, "");
+    if let Some((_, _, shown)) = &many_level {
+        info!(on = %shown, "serving many-level guests");
+        banner(&args.path, shown, " to many-level guests");
+    }
 
-    let serving = server.clone();
-    let mut task = tokio::spawn(async move {
-        match listener {
-            Listener::Tcp(listener) => match tls {
-                Some(tls) => serving.serve_tls(listener, tls).await,
-                None => serving.serve_tcp(listener).await,
-            },
-            #[cfg(unix)]
-            Listener::Unix(listener) => serving.serve_unix(listener).await,
+    let mut task = tokio::spawn(accept(server.clone(), listener, tls));
+    let (mut second, second_server) = match many_level {
+        Some((server, listener, _)) => (Some(tokio::spawn(accept(server.clone(), listener, None))), Some(server)),
+        None => (None, None),
+    };
+    let second_done = async {
+        match second.as_mut() {
+            Some(task) => task.await,
+            None => std::future::pending().await,
         }
-    });
+    };
     let failed = tokio::select! {
         signal = signals.recv() => {
             info!("{signal}: shutting down, letting {} connection(s) finish", server.connections());
             None
         }
-        result = &mut task => Some(match result {
-            Ok(Ok(())) => "the listener stopped".to_owned(),
-            Ok(Err(err)) => format!("the listener failed: {err}"),
-            Err(err) => format!("the listener failed: {err}"),
-        }),
+        result = &mut task => Some(stopped("the listener", result)),
+        result = second_done => Some(stopped("the many-level listener", result)),
     };
-    server.shutdown();
+    let servers: Vec<&Server> = std::iter::once(&server).chain(second_server.as_ref()).collect();
+    for server in &servers {
+        server.shutdown();
+    }
     task.abort();
+    if let Some(task) = &second {
+        task.abort();
+    }
+    let all_closed = futures_util::future::join_all(servers.iter().map(|server| server.closed()));
     tokio::select! {
-        finished = tokio::time::timeout(GRACE, server.closed()) => if finished.is_err() {
-            warn!("{} connection(s) still open after {GRACE:?}; exiting anyway", server.connections());
+        finished = tokio::time::timeout(GRACE, all_closed) => if finished.is_err() {
+            let open: usize = servers.iter().map(|server| server.connections()).sum();
+            warn!("{open} connection(s) still open after {GRACE:?}; exiting anyway");
         },
         signal = signals.recv() => warn!("{signal} again: exiting now"),
     }
     #[cfg(unix)]
-    if let Target::Unix(path) = &target {
-        let _ = std::fs::remove_file(path);
+    for target in std::iter::once(&target).chain(many_level_target.as_ref()) {
+        if let Target::Unix(path) = target {
+            let _ = std::fs::remove_file(path);
+        }
     }
     if args.no_sync {
         // Flush what the skipped fsyncs left in the page cache.
@@ -103,7 +124,9 @@ pub(crate) async fn serve(args: ServeArgs, target: Target) -> Result<(), Failure
             warn!("flushing the database to disk: {err}");
         }
     }
+    drop(servers);
     drop(server);
+    drop(second_server);
     drop(store); // commits what is queued and closes the environment, unless connections linger
     info!("stopped");
     match failed {
@@ -125,6 +148,37 @@ fn tokens(args: &ServeArgs) -> Result<Option<std::sync::Arc<multilevel_proto::To
     let tokens =
         multilevel_proto::Tokens::parse(&text).map_err(|err| Failure::new(format!("bad token list: {err}")))?;
     Ok(Some(std::sync::Arc::new(tokens)))
+}
+
+/// Accepts and serves connections on `listener` until it fails or the task is aborted.
+async fn accept(server: Server, listener: Listener, tls: Option<Arc<rustls::ServerConfig>>) -> io::Result<()> {
+    match listener {
+        Listener::Tcp(listener) => match tls {
+            Some(tls) => server.serve_tls(listener, tls).await,
+            None => server.serve_tcp(listener).await,
+        },
+        #[cfg(unix)]
+        Listener::Unix(listener) => server.serve_unix(listener).await,
+    }
+}
+
+/// Why serving stopped, from the end of a listener's task.
+fn stopped(what: &str, result: Result<io::Result<()>, tokio::task::JoinError>) -> String {
+    match result {
+        Ok(Ok(())) => format!("{what} stopped"),
+        Ok(Err(err)) => format!("{what} failed: {err}"),
+        Err(err) => format!("{what} failed: {err}"),
+    }
+}
+
+/// Warns when `listener` is reachable from the network with neither tokens nor TLS.
+fn warn_if_open_to_network(listener: &Listener, open: bool, shown: &str) {
+    if let Listener::Tcp(listener) = listener
+        && open
+        && listener.local_addr().is_ok_and(|addr| !addr.ip().is_loopback())
+    {
+        warn!("serving {shown} to the network with neither tokens nor TLS: anyone who can reach it can read and write");
+    }
 }
 
 /// Binds the listener; returns it and how to show its address (with the real port).
@@ -169,11 +223,11 @@ fn remove_stale_socket(path: &Path) -> Result<(), String> {
     }
 }
 
-/// Prints `multilevel: serving PATH on ADDR` to stdout, flushed, for scripts to read.
-fn banner(path: &Path, on: &str) {
+/// Prints `multilevel: serving PATH{what} on ADDR` to stdout, flushed, for scripts to read.
+fn banner(path: &Path, on: &str, what: &str) {
     let mut out = io::stdout().lock();
     // Nobody reading stdout is no reason to stop serving.
-    let _ = writeln!(out, "multilevel: serving {} on {on}", path.display()).and_then(|()| out.flush());
+    let _ = writeln!(out, "multilevel: serving {}{what} on {on}", path.display()).and_then(|()| out.flush());
 }
 
 /// SIGINT and SIGTERM, installed before the banner so that a signal right after it is handled.
