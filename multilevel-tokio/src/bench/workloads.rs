@@ -37,6 +37,10 @@ async fn connect(addr: SocketAddr) -> io::Result<Client> {
 
 /// Runs `clients` clients with `depth` requests in flight each, `ops` requests in all; `make`
 /// builds request `i`. Returns the elapsed time and each request's latency.
+///
+/// Each client is driven by one task that keeps its `depth` requests in flight (as
+/// `redis-benchmark -P` drives each connection from one event loop), rather than by `depth`
+/// tasks of one request each.
 async fn load<F, Fut>(
     clients: &[Client],
     depth: usize,
@@ -50,19 +54,30 @@ where
     let lanes = (clients.len() * depth) as u64;
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for lane in 0..lanes {
-        let client = clients[(lane as usize) % clients.len()].clone();
+    for (c, client) in clients.iter().enumerate() {
+        let client = client.clone();
         let make = make.clone();
+        let count = clients.len() as u64;
         tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut i = lane;
-            while i < ops {
-                let t = Instant::now();
-                make(client.clone(), i).await?;
-                latencies.push(t.elapsed().as_nanos() as u64);
-                i += lanes;
+            let lane_loops = (0..depth as u64).map(|d| {
+                let (client, make) = (client.clone(), make.clone());
+                async move {
+                    let mut latencies = Vec::new();
+                    let mut i = d * count + c as u64;
+                    while i < ops {
+                        let t = Instant::now();
+                        make(client.clone(), i).await?;
+                        latencies.push(t.elapsed().as_nanos() as u64);
+                        i += lanes;
+                    }
+                    Ok::<_, crate::Error>(latencies)
+                }
+            });
+            let mut all = Vec::new();
+            for lane in futures_util::future::join_all(lane_loops).await {
+                all.extend(lane?);
             }
-            Ok::<_, crate::Error>(latencies)
+            Ok::<_, crate::Error>(all)
         }));
     }
     let mut all = Vec::with_capacity(ops as usize);
