@@ -8,12 +8,16 @@
 //!   `buffered()` and `partial_body()` match what is left;
 //! - no frame is longer than `max_frame`; an error is sticky and drops the buffer;
 //! - a body that decodes re-encodes (to a frame no longer than the original body) and decodes
-//!   to the same message; encoding is stable; `decode_prefix` agrees with `decode`.
+//!   to the same message; encoding is stable; `decode_prefix` agrees with `decode`;
+//! - the client's zero-copy `decode_server` gives what `decode::<ServerMessage>` gives, message
+//!   or error.
 
 use std::fmt::Debug;
 
-use bytes::BytesMut;
-use multilevel_proto::message::{DecodeError, WireMessage, decode, decode_prefix, encode, encoded_len};
+use bytes::{Bytes, BytesMut};
+use multilevel_proto::message::{
+    DecodeError, WireMessage, decode, decode_prefix, decode_server, encode, encoded_len,
+};
 use multilevel_proto::{ClientMessage, FrameDecoder, FrameError, ServerMessage};
 
 use crate::{Header, chunks};
@@ -129,6 +133,8 @@ pub fn run(data: &[u8]) {
     for frame in &got {
         check_message::<ClientMessage>(frame);
         check_message::<ServerMessage>(frame);
+        let shared = decode_server(&Bytes::copy_from_slice(frame));
+        assert_eq!(shared, decode::<ServerMessage>(frame), "decode_server disagrees with decode");
     }
 }
 
