@@ -483,12 +483,31 @@ pub fn decode_server(body: &Bytes) -> Result<ServerMessage, DecodeError> {
     }
 }
 
+/// Decodes a frame body from a client exactly as [`decode`] does (same messages, same errors),
+/// except that the keys and values of [`ClientMessage::Get`], [`ClientMessage::Put`] and
+/// [`ClientMessage::Del`] are slices of `body` (a reference count each) rather than copies.
+/// They keep `body`'s buffer alive while they live.
+pub fn decode_client(body: &Bytes) -> Result<ClientMessage, DecodeError> {
+    match shared::client_message(body) {
+        Some(msg) => Ok(msg),
+        // Anything else, including every malformed body, goes through the strict decoder.
+        None => decode(body),
+    }
+}
+
 /// The zero-copy decoding of the server messages that carry bulk data, mirroring postcard's
 /// format rule for rule; `None` means "not one of these, or not valid: use [`decode`]".
 mod shared {
     use bytes::Bytes;
 
-    use super::{ServerMessage, WireEntry};
+    use super::{ClientMessage, ServerMessage, WireEntry};
+
+    /// Variant index of [`ClientMessage::Get`].
+    const GET: u64 = 4;
+    /// Variant index of [`ClientMessage::Put`].
+    const PUT: u64 = 6;
+    /// Variant index of [`ClientMessage::Del`].
+    const DEL: u64 = 7;
 
     /// Variant index of [`ServerMessage::Value`].
     const VALUE: u64 = 4;
@@ -545,6 +564,17 @@ mod shared {
         }
     }
 
+    pub(super) fn client_message(body: &Bytes) -> Option<ClientMessage> {
+        let mut r = Reader { body, pos: 0 };
+        let msg = match u64::from(r.u32()?) {
+            GET => ClientMessage::Get { id: r.u64()?, key: r.bytes()? },
+            PUT => ClientMessage::Put { id: r.u64()?, key: r.bytes()?, value: r.bytes()? },
+            DEL => ClientMessage::Del { id: r.u64()?, key: r.bytes()? },
+            _ => return None,
+        };
+        (r.pos == body.len()).then_some(msg)
+    }
+
     pub(super) fn server_message(body: &Bytes) -> Option<ServerMessage> {
         let mut r = Reader { body, pos: 0 };
         let msg = match u64::from(r.u32()?) {
@@ -572,6 +602,19 @@ pub fn encode<M: WireMessage>(msg: &M, out: &mut BytesMut) {
     put_prefix(out, u32::try_from(len).expect("wire messages are far below 4 GiB"));
     out.reserve(len);
     postcard::serialize_with_flavor::<M, _, ()>(msg, AppendBytes(out)).expect("wire messages always serialize");
+}
+
+/// Appends `msg` as one frame to `out` if its body is at most `max` bytes; otherwise appends
+/// nothing and returns the body's size.
+pub fn encode_within<M: WireMessage>(msg: &M, max: usize, out: &mut BytesMut) -> Result<(), usize> {
+    let len = postcard::experimental::serialized_size(msg).expect("wire messages always serialize");
+    if len > max {
+        return Err(len);
+    }
+    put_prefix(out, u32::try_from(len).expect("wire messages are far below 4 GiB"));
+    out.reserve(len);
+    postcard::serialize_with_flavor::<M, _, ()>(msg, AppendBytes(out)).expect("wire messages always serialize");
+    Ok(())
 }
 
 /// Lets postcard append straight into a `BytesMut` we only borrow, a slice at a time (keys and
@@ -711,6 +754,40 @@ mod tests {
                 assert_eq!(decode_server(&variant), decode::<ServerMessage>(&variant), "{variant:02x?}");
             }
         }
+    }
+
+    #[test]
+    fn decode_client_agrees_with_decode_on_valid_and_damaged_bodies() {
+        let mut samples = samples();
+        samples.push(ClientMessage::Get { id: u64::MAX, key: copy(&[0x80; 200]) });
+        samples.push(ClientMessage::Put { id: 300, key: copy(&[0xff; 130]), value: copy(&[7; 300]) });
+        for msg in samples {
+            let body = Bytes::from(postcard::to_stdvec(&msg).unwrap());
+            assert_eq!(decode_client(&body), Ok(msg.clone()));
+            let mut variants: Vec<Vec<u8>> = (0..body.len()).map(|cut| body[..cut].to_vec()).collect();
+            for extra in [0u8, 1, 0x80, 0xff] {
+                variants.push([&body[..], &[extra]].concat());
+            }
+            for i in 0..body.len() {
+                for byte in [0u8, 1, 2, 4, 6, 7, 0x0f, 0x10, 0x7f, 0x80, 0xff, body[i] ^ 1] {
+                    let mut damaged = body.to_vec();
+                    damaged[i] = byte;
+                    variants.push(damaged);
+                }
+            }
+            for variant in variants {
+                let variant = Bytes::from(variant);
+                assert_eq!(decode_client(&variant), decode::<ClientMessage>(&variant), "{variant:02x?}");
+            }
+        }
+    }
+
+    #[test]
+    fn decode_client_shares_the_frame() {
+        let msg = ClientMessage::Put { id: 1, key: copy(b"key"), value: copy(b"value") };
+        let body = Bytes::from(postcard::to_stdvec(&msg).unwrap());
+        let Ok(ClientMessage::Put { value, .. }) = decode_client(&body) else { panic!() };
+        assert_eq!(value.as_ptr(), body[body.len() - 5..].as_ptr(), "the value is a slice of the body");
     }
 
     #[test]

@@ -76,6 +76,34 @@ impl Router {
         }
     }
 
+    /// Issues a request as [`poll_issue`](Self::poll_issue) does, without copying it: it is
+    /// taken from `request` once issued (or refused), and left there while `Pending`.
+    pub fn poll_issue_owned(
+        &mut self,
+        request: &mut Option<Request>,
+        deadline: Option<Instant>,
+        now: Instant,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<u64, IssueError>> {
+        if self.machine.is_closed() {
+            return Poll::Ready(Err(IssueError::Closed));
+        }
+        if self.machine.is_queue_full() {
+            self.machine.note_queue_full();
+            self.queue_wakers.push(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let Some(taken) = request.take() else { return Poll::Ready(Err(IssueError::Closed)) };
+        let deadline = deadline.or_else(|| self.machine.config().request_timeout.map(|t| now + t));
+        match self.machine.issue_with_deadline(taken, deadline) {
+            Ok(id) => {
+                self.answers.insert(id, Slot::Waiting(None));
+                Poll::Ready(Ok(id))
+            }
+            Err(err) => Poll::Ready(Err(err)),
+        }
+    }
+
     /// The answer to request `id`, or `Pending` with `cx` registered.
     pub fn poll_answer(&mut self, id: u64, cx: &mut Context<'_>) -> Poll<Result<Response, RequestError>> {
         match self.answers.get_mut(&id) {

@@ -47,11 +47,11 @@ pub(crate) fn run_hook(hooks: &Hooks, op: &WriteOp) -> Result<(), StoreError> {
 /// Applies a checked write. An error leaves the transaction unusable: the caller aborts it.
 pub(crate) fn apply(data: Db, txn: &mut RwTxn<'_>, op: &WriteOp) -> heed::Result<()> {
     match op {
-        WriteOp::Put { key, value } => data.put(txn, &keys::encode(key), value),
-        WriteOp::Del { key } => data.delete(txn, &keys::encode(key)).map(drop),
+        WriteOp::Put { key, value } => keys::with_stored(key, |key| data.put(txn, key, value)),
+        WriteOp::Del { key } => keys::with_stored(key, |key| data.delete(txn, key).map(drop)),
         WriteOp::Batch(ops) => ops.iter().try_for_each(|op| match op {
-            BatchOp::Put { key, value } => data.put(txn, &keys::encode(key), value),
-            BatchOp::Del { key } => data.delete(txn, &keys::encode(key)).map(drop),
+            BatchOp::Put { key, value } => keys::with_stored(key, |key| data.put(txn, key, value)),
+            BatchOp::Del { key } => keys::with_stored(key, |key| data.delete(txn, key).map(drop)),
         }),
         WriteOp::Clear { range, reverse, limit } => clear(data, txn, range, *reverse, *limit),
     }

@@ -28,6 +28,27 @@ pub(crate) fn encode(key: &[u8]) -> Vec<u8> {
     stored
 }
 
+/// The stored form of a user key of at most [`MAX_KEY_SIZE`] bytes, written into `buf`; the
+/// returned slice is the part of `buf` it takes.
+pub(crate) fn encode_into<'a>(key: &[u8], buf: &'a mut [u8; MAX_KEY_SIZE + 1]) -> &'a [u8] {
+    let len = key.len().min(MAX_KEY_SIZE);
+    buf[0] = PREFIX;
+    buf[1..=len].copy_from_slice(&key[..len]);
+    &buf[..=len]
+}
+
+/// Runs `f` on the stored form of `key`, built on the stack when it fits (every storable key
+/// does), so a write needs no allocation for it.
+pub(crate) fn with_stored<R>(key: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+    if key.len() <= MAX_KEY_SIZE {
+        let mut buf = [0u8; MAX_KEY_SIZE + 1];
+        f(encode_into(key, &mut buf))
+    } else {
+        // LMDB refuses it with its own error, as before.
+        f(&encode(key))
+    }
+}
+
 /// The user key of a stored key.
 pub(crate) fn decode(stored: &[u8]) -> &[u8] {
     stored.get(1..).unwrap_or_default()

@@ -334,8 +334,8 @@ impl ConnectionStore {
         let shared = &*self.inner.shared;
         self.snapshots.close_idle(&shared.snapshots, now, shared.options.snapshot_idle_timeout);
         let result = match request {
-            StoreRequest::Get { key } => reads::get(shared, &key),
-            StoreRequest::GetMany { keys } => reads::get_many(shared, &keys),
+            StoreRequest::Get { key } => shared.read_txn().and_then(|txn| reads::get(shared, &txn, &key)),
+            StoreRequest::GetMany { keys } => shared.read_txn().and_then(|txn| reads::get_many(shared, &txn, &keys)),
             StoreRequest::OpenIterator { iterator } => {
                 // A reused id replaces its snapshot; release the old one first so it does not
                 // count against the cap.
@@ -368,6 +368,19 @@ impl ConnectionStore {
         Execution::Ready(result)
     }
 
+    /// Runs `f` with a [`ReadScope`]: the point reads (`Get`, `GetMany`) executed through it
+    /// share one read transaction, begun at the first of them, instead of one each.
+    ///
+    /// Run in one scope only requests that arrived before it began, so that every read still
+    /// sees every write acknowledged before its request was sent. Any other request executed
+    /// through the scope ends the shared transaction first, so a read after it begins a new one.
+    pub fn read_scope<R>(&mut self, f: impl FnOnce(&mut ReadScope<'_>) -> R) -> R {
+        let shared = Arc::clone(&self.inner.shared);
+        self.snapshots.close_idle(&shared.snapshots, Instant::now(), shared.options.snapshot_idle_timeout);
+        let mut scope = ReadScope { conn: self, shared: &shared, txn: None };
+        f(&mut scope)
+    }
+
     /// Releases an iterator's snapshot (`ServerEvent::CloseIterator`). Unknown ids are ignored.
     pub fn close_iterator(&mut self, iterator: u64) {
         let shared = &*self.inner.shared;
@@ -386,8 +399,124 @@ impl ConnectionStore {
     }
 }
 
+/// A run of one connection's requests whose point reads share one read transaction; see
+/// [`ConnectionStore::read_scope`].
+pub struct ReadScope<'a> {
+    conn: &'a mut ConnectionStore,
+    shared: &'a Shared,
+    /// The shared transaction, once a point read began it.
+    txn: Option<env::ReadTxn<'a>>,
+}
+
+/// The requests a [`ReadScope`] runs in its shared transaction.
+enum PointRead {
+    One(bytes::Bytes),
+    Many(Vec<bytes::Bytes>),
+}
+
+impl std::fmt::Debug for ReadScope<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadScope").field("reading", &self.txn.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl ReadScope<'_> {
+    /// Carries out one request as [`ConnectionStore::execute`] does, except that `Get` and
+    /// `GetMany` read from the scope's shared transaction. Any other request ends that
+    /// transaction before it runs.
+    pub fn execute(
+        &mut self,
+        request: StoreRequest,
+        done: impl FnOnce(Result<Outcome, StoreError>) + Send + 'static,
+    ) -> Execution {
+        let read = match request {
+            StoreRequest::Get { key } => PointRead::One(key),
+            StoreRequest::GetMany { keys } => PointRead::Many(keys),
+            other => {
+                // Writes, snapshots and stats take the gate themselves: never while holding it.
+                self.txn = None;
+                return self.conn.execute(other, done);
+            }
+        };
+        let txn = match self.txn.take() {
+            Some(txn) => txn,
+            None => match self.shared.read_txn() {
+                Ok(txn) => txn,
+                Err(err) => return Execution::Ready(Err(err)),
+            },
+        };
+        let txn = self.txn.insert(txn);
+        Execution::Ready(match read {
+            PointRead::One(key) => reads::get(self.shared, txn, &key),
+            PointRead::Many(keys) => reads::get_many(self.shared, txn, &keys),
+        })
+    }
+
+    /// The connection's store, for what the scope does not wrap (closing iterators).
+    pub fn connection(&mut self) -> &mut ConnectionStore {
+        self.txn = None;
+        self.conn
+    }
+}
+
 impl Drop for ConnectionStore {
     fn drop(&mut self) {
         self.snapshots.close_all(&self.inner.shared.snapshots);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use multilevel_proto::{WriteOp, WriteRequest};
+
+    use super::*;
+
+    fn value(execution: Execution) -> Option<bytes::Bytes> {
+        match execution {
+            Execution::Ready(Ok(Outcome::Value(value))) => value,
+            other => panic!("not a value: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_read_scope_sees_the_writes_it_ran_before_its_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let mut conn = store.connection();
+        let get = || StoreRequest::Get { key: "k".into() };
+        conn.read_scope(|scope| {
+            assert_eq!(value(scope.execute(get(), |_| {})), None);
+            let (tx, rx) = mpsc::channel();
+            let put = WriteOp::Put { key: "k".into(), value: "v".into() };
+            let write = StoreRequest::Write(WriteRequest { session: 1, request: 1, op: put });
+            assert_eq!(scope.execute(write, move |result| tx.send(result).unwrap()), Execution::Queued);
+            assert_eq!(rx.recv_timeout(Duration::from_secs(60)).unwrap(), Ok(Outcome::Written));
+            // The write ended the shared transaction: this read begins a new one.
+            assert_eq!(value(scope.execute(get(), |_| {})), Some("v".into()));
+            assert_eq!(value(scope.execute(get(), |_| {})), Some("v".into()));
+        });
+    }
+
+    #[test]
+    fn reads_of_one_scope_share_a_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let mut conn = store.connection();
+        let mut other = store.connection();
+        let get = || StoreRequest::Get { key: "k".into() };
+        conn.read_scope(|scope| {
+            assert_eq!(value(scope.execute(get(), |_| {})), None);
+            // Another connection's write, acknowledged after this scope's first read began.
+            let (tx, rx) = mpsc::channel();
+            let put = WriteOp::Put { key: "k".into(), value: "v".into() };
+            let write = StoreRequest::Write(WriteRequest { session: 2, request: 1, op: put });
+            let _ = other.execute(write, move |result| tx.send(result).unwrap());
+            assert_eq!(rx.recv_timeout(Duration::from_secs(60)).unwrap(), Ok(Outcome::Written));
+            assert_eq!(value(scope.execute(get(), |_| {})), None, "the scope reads its one snapshot");
+        });
+        conn.read_scope(|scope| assert_eq!(value(scope.execute(get(), |_| {})), Some("v".into())));
     }
 }

@@ -1,11 +1,12 @@
-//! Reads, run inline on the caller's thread: point reads in a short transaction, and iterator
+//! Reads, run inline on the caller's thread: point reads in a short transaction (shared by the
+//! point reads of one [`ReadScope`](crate::ReadScope)), and iterator
 //! batches from a snapshot.
 
 use bytes::Bytes;
 use heed::RoTxn;
 use multilevel_proto::{BatchRead, Outcome, StoreError};
 
-use crate::env::{Db, Shared};
+use crate::env::{Db, ReadTxn, Shared};
 use crate::error::internal;
 use crate::keys;
 
@@ -14,19 +15,20 @@ fn get_one(shared: &Shared, txn: &RoTxn<'_>, key: &[u8]) -> Result<Option<Bytes>
         // No such key can be stored.
         return Ok(None);
     }
-    let value = shared.data.get(txn, &keys::encode(key)).map_err(|e| internal("reading a key", &e))?;
+    // The stored key is built on the stack: no allocation per read.
+    let mut stored = [0u8; keys::MAX_KEY_SIZE + 1];
+    let stored = keys::encode_into(key, &mut stored);
+    let value = shared.data.get(txn, stored).map_err(|e| internal("reading a key", &e))?;
     Ok(value.map(Bytes::copy_from_slice))
 }
 
-/// `Get`: one key, in a short read transaction.
-pub(crate) fn get(shared: &Shared, key: &[u8]) -> Result<Outcome, StoreError> {
-    let txn = shared.read_txn()?;
+/// `Get`: one key, in the read transaction `txn`.
+pub(crate) fn get(shared: &Shared, txn: &ReadTxn<'_>, key: &[u8]) -> Result<Outcome, StoreError> {
     get_one(shared, &txn.txn, key).map(Outcome::Value)
 }
 
-/// `GetMany`: several keys from one short read transaction, so they are consistent.
-pub(crate) fn get_many(shared: &Shared, keys: &[Bytes]) -> Result<Outcome, StoreError> {
-    let txn = shared.read_txn()?;
+/// `GetMany`: several keys from one read transaction, so they are consistent.
+pub(crate) fn get_many(shared: &Shared, txn: &ReadTxn<'_>, keys: &[Bytes]) -> Result<Outcome, StoreError> {
     let values = keys.iter().map(|key| get_one(shared, &txn.txn, key)).collect::<Result<Vec<_>, _>>()?;
     Ok(Outcome::Values(values))
 }

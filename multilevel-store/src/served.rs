@@ -168,23 +168,34 @@ impl ServedConnection {
     }
 
     /// Runs what the machine asks of the store: reads inline, writes to the writer thread.
+    ///
+    /// The point reads of one call share a read transaction: every request they answer was
+    /// received before the call began (the machine only decodes input already fed to it), and
+    /// a read waits in the machine until the writes before it are acknowledged, so each still
+    /// sees every write acknowledged before it was sent.
     fn run_events(&mut self) {
-        while let Some(event) = self.machine.poll_event() {
-            match event {
-                ServerEvent::Store { op, request } => {
-                    let is_stats = request == StoreRequest::Stats;
-                    let completions = Arc::clone(&self.completions);
-                    let done = move |result| completions.push((op, result));
-                    if let Execution::Ready(mut result) = self.store.execute(request, done) {
-                        if let (true, Ok(Outcome::Stats(stats))) = (is_stats, &mut result) {
-                            stats.push(("connections".into(), self.connections.load(Ordering::Relaxed) as u64));
+        let Self { machine, store, completions, connections, .. } = self;
+        let Some(first) = machine.poll_event() else { return };
+        store.read_scope(|scope| {
+            let mut next = Some(first);
+            while let Some(event) = next {
+                match event {
+                    ServerEvent::Store { op, request } => {
+                        let is_stats = request == StoreRequest::Stats;
+                        let completions = Arc::clone(completions);
+                        let done = move |result| completions.push((op, result));
+                        if let Execution::Ready(mut result) = scope.execute(request, done) {
+                            if let (true, Ok(Outcome::Stats(stats))) = (is_stats, &mut result) {
+                                stats.push(("connections".into(), connections.load(Ordering::Relaxed) as u64));
+                            }
+                            let _ = machine.handle_outcome(op, result, Instant::now());
                         }
-                        let _ = self.machine.handle_outcome(op, result, Instant::now());
                     }
+                    ServerEvent::CloseIterator { iterator } => scope.connection().close_iterator(iterator),
                 }
-                ServerEvent::CloseIterator { iterator } => self.store.close_iterator(iterator),
+                next = machine.poll_event();
             }
-        }
+        });
     }
 }
 

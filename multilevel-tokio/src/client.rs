@@ -318,9 +318,10 @@ impl Client {
     pub async fn request(&self, request: Request, timeout: Option<Duration>) -> Result<Response, CallError> {
         let inner = self.inner();
         let deadline = timeout.map(|t| Instant::now() + t);
+        let mut request = Some(request);
         let (id, others) = std::future::poll_fn(|cx| {
             let mut router = inner.lock();
-            let issued = router.poll_issue(&request, deadline, Instant::now(), cx);
+            let issued = router.poll_issue_owned(&mut request, deadline, Instant::now(), cx);
             issued.map(|issued| issued.map(|id| (id, router.machine().pending() > 1)))
         })
         .await?;

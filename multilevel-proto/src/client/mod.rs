@@ -34,8 +34,8 @@ pub use options::ClientOptions;
 
 use crate::frame::FrameDecoder;
 use crate::message::{
-    ClientHello, ClientMessage, ErrorCode, Goodbye, GoodbyeReason, IterOptions, MAGIC, PROTOCOL_VERSION, RemoteError,
-    ServerHello, ServerMessage, decode_server, encode, encoded_len,
+    ClientHello, ClientMessage, ErrorCode, Goodbye, GoodbyeReason, IdMap, IterOptions, MAGIC, PROTOCOL_VERSION,
+    RemoteError, ServerHello, ServerMessage, decode_server, encode, encode_within, encoded_len,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +69,8 @@ pub struct Client {
     last_sent_id: u64,
     events: VecDeque<ClientEvent>,
     next_id: u64,
-    requests: BTreeMap<u64, PendingRequest>,
+    /// Keyed by id; where order matters (replay, failing them all), ids are sorted first.
+    requests: IdMap<u64, PendingRequest>,
     iterators: BTreeMap<u64, ClientIterator>,
     server: Option<ServerHello>,
     last_heard: Instant,
@@ -92,7 +93,7 @@ impl Client {
             last_sent_id: 0,
             events: VecDeque::new(),
             next_id: 1,
-            requests: BTreeMap::new(),
+            requests: IdMap::default(),
             iterators: BTreeMap::new(),
             server: None,
             last_heard: now,
@@ -150,15 +151,56 @@ impl Client {
             return Err(IssueError::QueueFull);
         }
         let id = self.next_id;
-        let msg = request_message(id, &request);
-        self.check_limits(request.keys().into_iter(), &msg)?;
-        self.next_id += 1;
+        // The request moves into its message and back: no copy of its keys and values.
+        let msg = into_message(id, request);
+        self.check_keys(&msg)?;
         if self.phase == Phase::Connected {
-            encode(&msg, &mut self.held);
+            // Encoding checks the frame size on its way (one size pass, not two).
+            let max = self.server.as_ref().map_or(usize::MAX, |server| server.max_frame as usize);
+            encode_within(&msg, max, &mut self.held).map_err(|len| IssueError::TooLarge { len, max })?;
             self.held_count += 1;
+        } else {
+            self.check_frame(&msg)?;
         }
+        self.next_id += 1;
+        let request = from_message(msg);
         self.requests.insert(id, PendingRequest { request, deadline });
         Ok(id)
+    }
+
+    /// Records that an issue found the queue full, so that [`ClientEvent::QueueAvailable`]
+    /// follows when it has room.
+    pub(crate) fn note_queue_full(&mut self) {
+        self.queue_full = true;
+    }
+
+    /// Fails a request whose key exceeds the server's maximum.
+    fn check_keys(&self, msg: &ClientMessage) -> Result<(), IssueError> {
+        let Some(server) = &self.server else { return Ok(()) };
+        let max = server.max_key_size as usize;
+        let over = |key: &Bytes| (key.len() > max).then_some(key.len());
+        let len = match msg {
+            ClientMessage::Get { key, .. } | ClientMessage::Put { key, .. } | ClientMessage::Del { key, .. } => {
+                over(key)
+            }
+            ClientMessage::GetMany { keys, .. } => keys.iter().find_map(over),
+            ClientMessage::Batch { ops, .. } => ops.iter().find_map(|op| over(op.key())),
+            _ => None,
+        };
+        match len {
+            Some(len) => Err(IssueError::KeyTooLarge { len, max }),
+            None => Ok(()),
+        }
+    }
+
+    /// Fails a frame over the server's maximum.
+    fn check_frame(&self, msg: &ClientMessage) -> Result<(), IssueError> {
+        let Some(server) = &self.server else { return Ok(()) };
+        let len = encoded_len(msg);
+        if len > server.max_frame as usize {
+            return Err(IssueError::TooLarge { len, max: server.max_frame as usize });
+        }
+        Ok(())
     }
 
     fn check_limits<'a>(&self, keys: impl Iterator<Item = &'a Bytes>, msg: &ClientMessage) -> Result<(), IssueError> {
@@ -466,7 +508,8 @@ impl Client {
     }
 
     fn fail_all(&mut self, error: RequestError) {
-        let ids: Vec<u64> = self.requests.keys().copied().collect();
+        let mut ids: Vec<u64> = self.requests.keys().copied().collect();
+        ids.sort_unstable();
         for id in ids {
             self.finish(id, Err(error.clone()));
         }
@@ -481,8 +524,9 @@ impl Client {
     /// Tells the machine the time; call it when [`poll_timeout`](Self::poll_timeout) passes.
     /// Fails requests past their deadline, sends keepalive pings and gives up a silent server.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let expired: Vec<u64> =
+        let mut expired: Vec<u64> =
             self.requests.iter().filter(|(_, p)| p.deadline.is_some_and(|d| d <= now)).map(|(id, _)| *id).collect();
+        expired.sort_unstable();
         for id in expired {
             self.finish(id, Err(RequestError::TimedOut));
         }
@@ -593,6 +637,33 @@ fn goodbye_error(goodbye: Goodbye) -> ConnectionError {
         GoodbyeReason::BadMagic | GoodbyeReason::VersionMismatch => ConnectionError::Incompatible(goodbye.message),
         GoodbyeReason::Unauthenticated => ConnectionError::Unauthenticated(goodbye.message),
         _ => ConnectionError::Goodbye(goodbye),
+    }
+}
+
+/// The message of request `id`, taking the request's keys and values.
+fn into_message(id: u64, request: Request) -> ClientMessage {
+    match request {
+        Request::Get { key } => ClientMessage::Get { id, key },
+        Request::GetMany { keys } => ClientMessage::GetMany { id, keys },
+        Request::Put { key, value } => ClientMessage::Put { id, key, value },
+        Request::Del { key } => ClientMessage::Del { id, key },
+        Request::Batch { ops } => ClientMessage::Batch { id, ops },
+        Request::Clear { range, reverse, limit } => ClientMessage::Clear { id, range, reverse, limit },
+        Request::Stats => ClientMessage::Stats { id },
+    }
+}
+
+/// The request a message made by [`into_message`] came from.
+fn from_message(msg: ClientMessage) -> Request {
+    match msg {
+        ClientMessage::Get { key, .. } => Request::Get { key },
+        ClientMessage::GetMany { keys, .. } => Request::GetMany { keys },
+        ClientMessage::Put { key, value, .. } => Request::Put { key, value },
+        ClientMessage::Del { key, .. } => Request::Del { key },
+        ClientMessage::Batch { ops, .. } => Request::Batch { ops },
+        ClientMessage::Clear { range, reverse, limit, .. } => Request::Clear { range, reverse, limit },
+        // `into_message` makes only the messages above.
+        _ => Request::Stats,
     }
 }
 

@@ -29,7 +29,7 @@ use iter::{ServerIterator, Step};
 use crate::frame::FrameDecoder;
 use crate::message::{
     ClientMessage, ErrorCode, Goodbye, GoodbyeReason, IdMap, MAGIC, PROTOCOL_VERSION, RemoteError, ServerHello,
-    ServerMessage, SessionId, decode, decode_prefix, encode, encoded_len,
+    ServerMessage, SessionId, decode, decode_client, decode_prefix, encode, encode_within,
 };
 use crate::store::{Outcome, StoreError, StoreRequest, WriteOp, WriteRequest};
 
@@ -187,7 +187,7 @@ impl ServerConnection {
             Phase::AwaitingAuth { session } => return self.process_auth(session, frame),
             _ => return self.process_hello(frame),
         }
-        let msg = decode::<ClientMessage>(frame)?;
+        let msg = decode_client(frame)?;
         match msg {
             ClientMessage::Hello(_) => return Err(ServerError::Unexpected("a second handshake")),
             // Tokens are only read right after the hello, by servers that require one.
@@ -596,11 +596,7 @@ impl ServerConnection {
     /// so in its place: a frame the client cannot take would cost it the connection, and with
     /// retry it would ask again forever.
     fn send(&mut self, msg: &ServerMessage) {
-        let len = encoded_len(msg);
-        if len <= self.client_max_frame as usize {
-            encode(msg, &mut self.out);
-            return;
-        }
+        let Err(len) = encode_within(msg, self.client_max_frame as usize, &mut self.out) else { return };
         let message =
             format!("an answer of {len} bytes exceeds the client's maximum frame of {} bytes", self.client_max_frame);
         let error = RemoteError::new(ErrorCode::TooLarge, message);
