@@ -1,7 +1,7 @@
 //! A client of the example server: write, read and iterate.
 //!
-//! Start `cargo run -p multilevel-blocking --example server`, then
-//! `cargo run -p multilevel-blocking --example client`.
+//! Start `cargo run -p multilevel-blocking --example blocking_server`, then
+//! `cargo run -p multilevel-blocking --example blocking_client`.
 
 use multilevel_blocking::{Client, ClientOptions, IterOptions, KeyRange};
 

@@ -1,6 +1,6 @@
 //! A server: share the LMDB database in `./example-db` on 127.0.0.1:9000.
 //!
-//! `cargo run -p multilevel-blocking --example server`
+//! `cargo run -p multilevel-blocking --example blocking_server`
 
 use multilevel_blocking::Server;
 use multilevel_store::{Store, StoreOptions};

@@ -1,8 +1,8 @@
 //! A client with retry on: stop and restart the server while it runs, and it carries on
 //! where it was, applying each write once.
 //!
-//! Start `cargo run -p multilevel-blocking --example server`, then
-//! `cargo run -p multilevel-blocking --example reconnecting_client`, and restart the server.
+//! Start `cargo run -p multilevel-blocking --example blocking_server`, then
+//! `cargo run -p multilevel-blocking --example blocking_reconnecting_client`, and restart the server.
 
 use std::time::Duration;
 
