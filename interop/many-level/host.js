@@ -36,6 +36,11 @@ process.on('exit', () => {
   fs.rmSync(scratch, { recursive: true, force: true })
 })
 
+// Interrupted (Ctrl-C, a CI timeout): the servers must not outlive us.
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => process.exit(130))
+}
+
 let counter = 0
 
 // A host serving a fresh database. The constructor returns once the server is listening: it
