@@ -288,6 +288,9 @@ impl Shared {
             };
         }
         drop(state);
+        // The reader may have closed the connection (a protocol violation) and queued its
+        // goodbye after this thread's last flush: send it before closing the transport.
+        let _ = self.flush();
         self.close_transport();
         self.changed.notify_all();
     }

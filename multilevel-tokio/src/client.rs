@@ -21,6 +21,8 @@ use multilevel_proto::{
 };
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, ToSocketAddrs};
+
+use crate::timer::Timer;
 use tokio::sync::{Notify, watch};
 use tracing::debug;
 
@@ -122,8 +124,9 @@ impl Inner {
                 router.machine().handle_connected(Instant::now());
                 self.dispatch(&mut router);
             }
+            let mut timer = Timer::new();
             loop {
-                let deadline = self.lock().machine().poll_timeout().map(tokio::time::Instant::from_std);
+                timer.arm(self.lock().machine().poll_timeout());
                 let lost = tokio::select! {
                     read = reader.read(&mut buf) => match read {
                         Ok(0) | Err(_) => true,
@@ -133,7 +136,8 @@ impl Inner {
                             self.dispatch(&mut router) || result.is_err()
                         }
                     },
-                    _ = sleep_until(deadline) => {
+                    () = timer.fired() => {
+                        // The machine checks the time itself: a timer that fires early does nothing.
                         let mut router = self.lock();
                         router.machine().handle_timeout(Instant::now());
                         self.dispatch(&mut router)
@@ -163,13 +167,6 @@ impl Inner {
             }
         }
         self.status.send_replace(ConnectionState::Closed);
-    }
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }
 

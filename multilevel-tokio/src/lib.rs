@@ -29,6 +29,7 @@
 pub mod bench;
 mod client;
 mod server;
+mod timer;
 pub mod tls;
 mod transport;
 

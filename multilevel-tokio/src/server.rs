@@ -5,6 +5,7 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::timer::Timer;
 use multilevel_proto::{GoodbyeReason, Protocol, ServerConfig};
 use multilevel_store::{ServedConnection, Store};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -261,6 +262,7 @@ where
     let mut buf = vec![0u8; READ_CHUNK];
     let mut out = Vec::new();
     let mut peer_gone = false;
+    let mut timer = Timer::new();
     loop {
         flush(&mut conn, &mut writer, &mut out).await?;
         let stopping = *shutdown.borrow();
@@ -271,7 +273,7 @@ where
         if conn.is_closed() {
             break;
         }
-        let deadline = conn.poll_timeout().map(tokio::time::Instant::from_std);
+        timer.arm(conn.poll_timeout());
         let reading = conn.wants_input() && !stopping && !peer_gone;
         tokio::select! {
             () = std::future::poll_fn(|cx| conn.poll_completions(cx)) => {}
@@ -287,7 +289,8 @@ where
                     }
                 }
             },
-            () = sleep_until(deadline) => conn.handle_timeout(),
+            // The machine checks the time itself: a timer that fires early does nothing.
+            () = timer.fired() => conn.handle_timeout(),
             _ = shutdown.changed(), if !stopping => {}
         }
     }
@@ -295,11 +298,4 @@ where
         let _ = writer.shutdown().await;
     }
     Ok(())
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
 }

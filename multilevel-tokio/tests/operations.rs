@@ -217,3 +217,58 @@ async fn blocking_client_against_the_tokio_server() {
     .unwrap();
     assert_eq!(count, 100);
 }
+
+#[tokio::test]
+async fn an_earlier_request_deadline_rearms_the_timer() {
+    // A "server" that accepts and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let db = Client::tcp(addr, ClientOptions::default());
+    // The first request arms the driver's timer for 20 s; the second one, issued while it
+    // waits, has a sooner deadline and must re-arm it.
+    let slow = db.request(multilevel_proto::Request::Get { key: b("a") }, Some(Duration::from_secs(20)));
+    tokio::pin!(slow);
+    assert!(tokio::time::timeout(Duration::from_millis(300), &mut slow).await.is_err());
+    let fast = db.request(multilevel_proto::Request::Get { key: b("b") }, Some(Duration::from_millis(100)));
+    let started = std::time::Instant::now();
+    tokio::select! {
+        result = fast => assert_eq!(result, Err(Error::Request(RequestError::TimedOut))),
+        _ = &mut slow => panic!("the 20 s request ended first"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(10), "timed out after {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn the_server_closes_idle_connections_and_only_those() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let config = multilevel_proto::ServerConfig { idle_timeout: Duration::from_millis(300), ..store.server_config() };
+    let server = Server::with_config(store, config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serving = server.clone();
+    tokio::spawn(async move { serving.serve_tcp(listener).await });
+
+    let db = Client::tcp(addr, ClientOptions::default());
+    assert!(db.connected().await);
+    let mut state = db.watch_state();
+    // Busy for three idle timeouts: each request moves the deadline, and the connection stays.
+    for i in 0..12 {
+        db.put(format!("k{i}"), "v").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(75)).await;
+    }
+    assert_eq!(*state.borrow_and_update(), ConnectionState::Connected, "a busy connection was closed");
+    // Then silent (the client pings only every 10 s): the server closes it.
+    let closed = tokio::time::timeout(
+        Duration::from_secs(10),
+        state.wait_for(|s| matches!(s, ConnectionState::Disconnected(_))),
+    )
+    .await;
+    assert!(closed.is_ok(), "an idle connection stayed open");
+}

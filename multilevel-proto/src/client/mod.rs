@@ -71,6 +71,8 @@ pub struct Client {
     next_id: u64,
     /// Keyed by id; where order matters (replay, failing them all), ids are sorted first.
     requests: IdMap<u64, PendingRequest>,
+    /// Pending requests with a deadline: when none has one, timers skip scanning `requests`.
+    with_deadline: usize,
     iterators: BTreeMap<u64, ClientIterator>,
     server: Option<ServerHello>,
     last_heard: Instant,
@@ -94,6 +96,7 @@ impl Client {
             events: VecDeque::new(),
             next_id: 1,
             requests: IdMap::default(),
+            with_deadline: 0,
             iterators: BTreeMap::new(),
             server: None,
             last_heard: now,
@@ -164,6 +167,7 @@ impl Client {
         }
         self.next_id += 1;
         let request = from_message(msg);
+        self.with_deadline += usize::from(deadline.is_some());
         self.requests.insert(id, PendingRequest { request, deadline });
         Ok(id)
     }
@@ -470,9 +474,10 @@ impl Client {
     }
 
     fn finish(&mut self, id: u64, result: Result<Response, RequestError>) {
-        if self.requests.remove(&id).is_none() {
+        let Some(pending) = self.requests.remove(&id) else {
             return; // timed out earlier, or a duplicate answer
-        }
+        };
+        self.with_deadline -= usize::from(pending.deadline.is_some());
         if id <= self.last_sent_id {
             self.sent_pending = self.sent_pending.saturating_sub(1);
         }
@@ -524,8 +529,12 @@ impl Client {
     /// Tells the machine the time; call it when [`poll_timeout`](Self::poll_timeout) passes.
     /// Fails requests past their deadline, sends keepalive pings and gives up a silent server.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let mut expired: Vec<u64> =
-            self.requests.iter().filter(|(_, p)| p.deadline.is_some_and(|d| d <= now)).map(|(id, _)| *id).collect();
+        let mut expired: Vec<u64> = match self.with_deadline {
+            0 => Vec::new(),
+            _ => {
+                self.requests.iter().filter(|(_, p)| p.deadline.is_some_and(|d| d <= now)).map(|(id, _)| *id).collect()
+            }
+        };
         expired.sort_unstable();
         for id in expired {
             self.finish(id, Err(RequestError::TimedOut));
@@ -545,7 +554,11 @@ impl Client {
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let deadline = self.requests.values().filter_map(|p| p.deadline).min();
+        // A scan of every pending request, only when one of them has a deadline.
+        let deadline = match self.with_deadline {
+            0 => None,
+            _ => self.requests.values().filter_map(|p| p.deadline).min(),
+        };
         let keepalive = match self.phase {
             Phase::Connected if !self.ping_outstanding => Some(self.last_heard + self.config.keepalive_interval),
             Phase::Connected | Phase::Handshaking => Some(self.last_heard + self.config.keepalive_timeout),
