@@ -145,17 +145,22 @@ fn many_level_refuses_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens");
     std::fs::write(&tokens, "read-write s3cr3t-token-of-some-length\n").unwrap();
-    let output = Command::new(BIN)
-        .env_remove("MULTILEVEL_TOKENS")
-        .arg("serve")
-        .arg(dir.path().join("db"))
-        .args(["--addr", "127.0.0.1:0", "--protocol", "many-level", "--tokens-file"])
-        .arg(&tokens)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("many-level has no authentication"));
+    // Serving only many-level, or a many-level listener beside the native one.
+    for flags in [["--protocol", "many-level"], ["--many-level-addr", "127.0.0.1:0"]] {
+        let output = Command::new(BIN)
+            .env_remove("MULTILEVEL_TOKENS")
+            .arg("serve")
+            .arg(dir.path().join("db"))
+            .args(["--addr", "127.0.0.1:0"])
+            .args(flags)
+            .arg("--tokens-file")
+            .arg(&tokens)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{flags:?}");
+        assert!(String::from_utf8_lossy(&output.stderr).contains("many-level has no authentication"), "{flags:?}");
+    }
 }
 
 /// Runs a client command of the real binary against the native listener at `addr`.
@@ -214,22 +219,4 @@ fn one_process_serves_both_protocols_from_one_database() {
     assert!(put.status.success(), "{}", String::from_utf8_lossy(&put.stderr));
     exchange(&mut guest, "06 00 08 02 12 01 62", "06 00 08 02 1a 01 32");
     drop(server);
-}
-
-#[test]
-fn a_many_level_listener_refuses_tokens_too() {
-    let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens");
-    std::fs::write(&tokens, "read-write s3cr3t-token-of-some-length\n").unwrap();
-    let output = Command::new(BIN)
-        .env_remove("MULTILEVEL_TOKENS")
-        .arg("serve")
-        .arg(dir.path().join("db"))
-        .args(["--addr", "127.0.0.1:0", "--many-level-addr", "127.0.0.1:0", "--tokens-file"])
-        .arg(&tokens)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("many-level has no authentication"));
 }

@@ -136,9 +136,8 @@ async fn requests_wait_for_the_first_connection_and_state_is_watchable() {
     assert_eq!(db.get("early").await.unwrap(), Some(b("1")));
 }
 
-#[tokio::test]
-async fn per_request_timeouts() {
-    // A "server" that accepts and never answers.
+/// A "server" that accepts connections and never answers.
+async fn silent_server() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -147,6 +146,12 @@ async fn per_request_timeouts() {
             held.push(stream);
         }
     });
+    addr
+}
+
+#[tokio::test]
+async fn per_request_timeouts() {
+    let addr = silent_server().await;
     let db = Client::tcp(addr, ClientOptions::default());
     let result = db.request(multilevel_proto::Request::Get { key: b("k") }, Some(Duration::from_millis(100))).await;
     assert_eq!(result, Err(Error::Request(RequestError::TimedOut)));
@@ -220,15 +225,7 @@ async fn blocking_client_against_the_tokio_server() {
 
 #[tokio::test]
 async fn an_earlier_request_deadline_rearms_the_timer() {
-    // A "server" that accepts and never answers.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((stream, _)) = listener.accept().await {
-            held.push(stream);
-        }
-    });
+    let addr = silent_server().await;
     let db = Client::tcp(addr, ClientOptions::default());
     // The first request arms the driver's timer for 20 s; the second one, issued while it
     // waits, has a sooner deadline and must re-arm it.

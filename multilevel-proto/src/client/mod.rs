@@ -681,13 +681,5 @@ fn from_message(msg: ClientMessage) -> Request {
 }
 
 fn request_message(id: u64, request: &Request) -> ClientMessage {
-    match request.clone() {
-        Request::Get { key } => ClientMessage::Get { id, key },
-        Request::GetMany { keys } => ClientMessage::GetMany { id, keys },
-        Request::Put { key, value } => ClientMessage::Put { id, key, value },
-        Request::Del { key } => ClientMessage::Del { id, key },
-        Request::Batch { ops } => ClientMessage::Batch { id, ops },
-        Request::Clear { range, reverse, limit } => ClientMessage::Clear { id, range, reverse, limit },
-        Request::Stats => ClientMessage::Stats { id },
-    }
+    into_message(id, request.clone())
 }
