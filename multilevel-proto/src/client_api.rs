@@ -1,12 +1,12 @@
 //! The typed operations every adapter's client offers, written once.
 //!
 //! An adapter's client defines `fn call(&self, request: Request) -> Result<Response, CallError>`
-//! (blocking) or `async fn call(...)` (async) and invokes [`client_api!`](crate::client_api)
+//! (blocking) or `async fn call(...)` (async) and invokes [`client_api!`](macro@crate::client_api)
 //! inside its `impl` block: `client_api!();` for a blocking client, `client_api!(async .await);`
 //! for an async one.
 
 /// Generates `get`, `get_many`, `put`, `del`, `clear`, `clear_with` and `stats` on top of the
-/// adapter's `call`. See the [module docs](crate::client_api).
+/// adapter's `call`. See the [module docs](mod@crate::client_api).
 #[macro_export]
 macro_rules! client_api {
     ($($async:ident $($await:tt)+)?) => {
