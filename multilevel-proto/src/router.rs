@@ -54,7 +54,8 @@ impl Router {
         &mut self.machine
     }
 
-    /// Issues a request, or registers `cx` to be woken when the queue has room.
+    /// Issues a request, or registers `cx` to be woken when the queue has room. Copies the
+    /// request; [`poll_issue_owned`](Self::poll_issue_owned) does not.
     pub fn poll_issue(
         &mut self,
         request: &Request,
@@ -62,18 +63,7 @@ impl Router {
         now: Instant,
         cx: &mut Context<'_>,
     ) -> Poll<Result<u64, IssueError>> {
-        let deadline = deadline.or_else(|| self.machine.config().request_timeout.map(|t| now + t));
-        match self.machine.issue_with_deadline(request.clone(), deadline) {
-            Ok(id) => {
-                self.answers.insert(id, Slot::Waiting(None));
-                Poll::Ready(Ok(id))
-            }
-            Err(IssueError::QueueFull) => {
-                self.queue_wakers.push(cx.waker().clone());
-                Poll::Pending
-            }
-            Err(err) => Poll::Ready(Err(err)),
-        }
+        self.poll_issue_owned(&mut Some(request.clone()), deadline, now, cx)
     }
 
     /// Issues a request as [`poll_issue`](Self::poll_issue) does, without copying it: it is
