@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
@@ -17,7 +17,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_multilevel");
 /// A `multilevel serve` child; killed when dropped.
 struct ServerProcess {
     child: Child,
+    /// Where the first banner line says it serves.
     addr: String,
+    /// Every banner line (`multilevel: serving ...`).
+    banners: Vec<String>,
     _dir: TempDir,
 }
 
@@ -30,6 +33,13 @@ impl Drop for ServerProcess {
 
 /// Starts `multilevel serve <tmp>/db --protocol many-level` plus `extra` and reads its banner.
 fn serve(extra: &[&str]) -> ServerProcess {
+    let args: Vec<&str> = ["--protocol", "many-level"].into_iter().chain(extra.iter().copied()).collect();
+    start(&args, 1)
+}
+
+/// Starts `multilevel serve <tmp>/db` with `args` and reads `banners` banner lines (30 s at
+/// most), with the database path replaced by `DB` so tests can match them.
+fn start(args: &[&str], banners: usize) -> ServerProcess {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
     let mut child = Command::new(BIN)
@@ -38,31 +48,28 @@ fn serve(extra: &[&str]) -> ServerProcess {
         .env_remove("RUST_LOG")
         .arg("serve")
         .arg(&db)
-        .args(["--protocol", "many-level"])
-        .args(extra)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let line = read_line_within(child.stdout.take().unwrap(), Duration::from_secs(30));
-    let mut server = ServerProcess { child, addr: String::new(), _dir: dir };
-    let line = line.expect("no banner from `multilevel serve` within 30 s");
-    let prefix = format!("multilevel: serving {} on ", db.display());
-    server.addr = line.strip_prefix(&prefix).expect("banner").trim_end().to_owned();
-    server
-}
-
-fn read_line_within(stdout: ChildStdout, limit: Duration) -> Option<String> {
+    let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        let _ = reader.read_line(&mut line);
-        let _ = tx.send(line);
-        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
     });
-    rx.recv_timeout(limit).ok().filter(|line| !line.is_empty())
+    let mut server = ServerProcess { child, addr: String::new(), banners: Vec::new(), _dir: dir };
+    let db = db.display().to_string();
+    for _ in 0..banners {
+        let line = rx.recv_timeout(Duration::from_secs(30)).expect("a banner line from `multilevel serve` within 30 s");
+        server.banners.push(line.replace(&db, "DB"));
+    }
+    let first = server.banners[0].strip_prefix("multilevel: serving DB on ").expect("banner");
+    server.addr = first.trim_end().to_owned();
+    server
 }
 
 /// Hex bytes, with quoted runs taken as ASCII.
@@ -177,34 +184,9 @@ fn client(addr: &str, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn one_process_serves_both_protocols_from_one_database() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("db");
-    let mut child = Command::new(BIN)
-        .env_remove("MULTILEVEL_ADDR")
-        .env_remove("MULTILEVEL_TOKENS")
-        .env_remove("RUST_LOG")
-        .arg("serve")
-        .arg(&db)
-        .args(["--addr", "127.0.0.1:0", "--many-level-addr", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let banner = || rx.recv_timeout(Duration::from_secs(30)).expect("a banner line within 30 s");
-    let (first, second) = (banner(), banner());
-    let server = ServerProcess { child, addr: String::new(), _dir: dir };
-    let native = first.strip_prefix(&format!("multilevel: serving {} on ", db.display())).expect("native banner");
-    let many = second
-        .strip_prefix(&format!("multilevel: serving {} to many-level guests on ", db.display()))
-        .expect("many-level banner");
+    let server = start(&["--addr", "127.0.0.1:0", "--many-level-addr", "127.0.0.1:0"], 2);
+    let native = server.addr.as_str();
+    let many = server.banners[1].strip_prefix("multilevel: serving DB to many-level guests on ").expect("banner");
 
     // A many-level guest writes a=1 (captured frames); the native client reads it.
     let mut guest = TcpStream::connect(many).unwrap();

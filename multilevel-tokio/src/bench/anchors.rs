@@ -74,27 +74,11 @@ pub(crate) fn unix_ping_pong(round_trips: u64, request: usize, response: usize) 
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("sock");
     let listener = UnixListener::bind(&path)?;
-    let server = std::thread::spawn(move || -> io::Result<()> {
-        let (mut stream, _) = listener.accept()?;
-        let (mut inbuf, outbuf) = (vec![0u8; request], vec![1u8; response]);
-        while stream.read_exact(&mut inbuf).is_ok() {
-            stream.write_all(&outbuf)?;
-        }
-        Ok(())
-    });
-    let mut stream = UnixStream::connect(&path)?;
-    let (outbuf, mut inbuf) = (vec![2u8; request], vec![0u8; response]);
-    let mut latencies = Vec::with_capacity(round_trips as usize);
-    for _ in 0..round_trips {
-        let t = Instant::now();
-        stream.write_all(&outbuf)?;
-        stream.read_exact(&mut inbuf)?;
-        latencies.push(t.elapsed().as_nanos() as u64);
-    }
-    drop(stream);
+    let server = std::thread::spawn(move || echo(listener.accept()?.0, request, response));
+    let latencies = time_round_trips(UnixStream::connect(&path)?, round_trips, request, response);
     let _ = server.join();
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(latencies)
+    latencies
 }
 
 /// Round trips of `request` bytes out and `response` bytes back over loopback TCP with
@@ -102,17 +86,36 @@ pub(crate) fn unix_ping_pong(round_trips: u64, request: usize, response: usize) 
 pub(crate) fn ping_pong(round_trips: u64, request: usize, response: usize) -> io::Result<Vec<u64>> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
-    let server = std::thread::spawn(move || -> io::Result<()> {
-        let (mut stream, _) = listener.accept()?;
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept()?;
         stream.set_nodelay(true)?;
-        let (mut inbuf, outbuf) = (vec![0u8; request], vec![1u8; response]);
-        while stream.read_exact(&mut inbuf).is_ok() {
-            stream.write_all(&outbuf)?;
-        }
-        Ok(())
+        echo(stream, request, response)
     });
-    let mut stream = TcpStream::connect(addr)?;
+    let stream = TcpStream::connect(addr)?;
     stream.set_nodelay(true)?;
+    let latencies = time_round_trips(stream, round_trips, request, response);
+    let _ = server.join();
+    latencies
+}
+
+/// The ping-pong's server side: answers every `request` bytes with `response` bytes until the
+/// client leaves.
+fn echo(mut stream: impl Read + Write, request: usize, response: usize) -> io::Result<()> {
+    let (mut inbuf, outbuf) = (vec![0u8; request], vec![1u8; response]);
+    while stream.read_exact(&mut inbuf).is_ok() {
+        stream.write_all(&outbuf)?;
+    }
+    Ok(())
+}
+
+/// The ping-pong's client side: the latency of each of `round_trips` round trips, in ns. The
+/// stream is closed on return, which ends the server side.
+fn time_round_trips(
+    mut stream: impl Read + Write,
+    round_trips: u64,
+    request: usize,
+    response: usize,
+) -> io::Result<Vec<u64>> {
     let (outbuf, mut inbuf) = (vec![2u8; request], vec![0u8; response]);
     let mut latencies = Vec::with_capacity(round_trips as usize);
     for _ in 0..round_trips {
@@ -121,8 +124,6 @@ pub(crate) fn ping_pong(round_trips: u64, request: usize, response: usize) -> io
         stream.read_exact(&mut inbuf)?;
         latencies.push(t.elapsed().as_nanos() as u64);
     }
-    drop(stream);
-    let _ = server.join();
     Ok(latencies)
 }
 
