@@ -19,7 +19,7 @@ use futures_core::Stream;
 use futures_io::AsyncWrite;
 use futures_lite::{AsyncWriteExt, FutureExt};
 use multilevel_proto::{
-    BatchOp, CallError, ClientOptions, ConnectionChange, ConnectionState, IterHandle, IterOptions, Request, Response,
+    BatchOp, CallError, ClientOptions, ConnectFailure, ConnectionChange, ConnectionState, IterHandle, IterOptions, Request, Response,
     Router, RouterHost, WireEntry,
 };
 use tracing::debug;
@@ -150,15 +150,54 @@ impl Inner {
         }
     }
 
+    /// Runs `work` while keeping the machine's timers running, so deadlines fire whatever the
+    /// connection is doing (connecting, backing off); `None` if the client closed first.
+    async fn with_timers<T>(&self, work: impl Future<Output = T>) -> Option<T> {
+        let mut work = std::pin::pin!(work);
+        loop {
+            let mut wake = self.wake_driver.listen();
+            if self.closed.load(Ordering::SeqCst) {
+                return None;
+            }
+            let mut timer = self.lock().machine().poll_timeout().map(Timer::at);
+            let done = poll_fn(|cx| {
+                if let Poll::Ready(out) = work.as_mut().poll(cx) {
+                    return Poll::Ready(Some(out));
+                }
+                if let Some(timer) = &mut timer
+                    && Pin::new(timer).poll(cx).is_ready()
+                {
+                    let mut router = self.lock();
+                    router.machine().handle_timeout(Instant::now());
+                    self.dispatch(&mut router);
+                    return Poll::Ready(None);
+                }
+                if Pin::new(&mut wake).poll(cx).is_ready() {
+                    return Poll::Ready(None);
+                }
+                Poll::Pending
+            })
+            .await;
+            if done.is_some() {
+                return done;
+            }
+        }
+    }
+
     async fn drive(self: Arc<Self>, mut connector: Connector, mut backoff: multilevel_proto::Backoff) {
         while !self.closed.load(Ordering::SeqCst) {
-            let transport = match connector().await {
-                Ok(transport) => transport,
-                Err(err) => {
+            let transport = match self.with_timers(connector()).await {
+                None => break,
+                Some(Ok(transport)) => transport,
+                Some(Err(err)) => {
                     let delay = backoff.next_delay(rand::random());
                     debug!("connect failed ({err}); retrying in {delay:?}");
-                    self.set_state(ConnectionState::Connecting);
-                    Timer::after(delay).await;
+                    {
+                        let mut router = self.lock();
+                        router.machine().handle_connect_failed(ConnectFailure::from(&err), Instant::now());
+                        self.dispatch(&mut router);
+                    }
+                    self.with_timers(Timer::after(delay)).await;
                     continue;
                 }
             };
@@ -192,8 +231,8 @@ impl Inner {
             };
             if handshaken {
                 backoff.reset();
-            } else if !self.closed.load(Ordering::SeqCst) {
-                Timer::after(backoff.next_delay(rand::random())).await;
+            } else {
+                self.with_timers(Timer::after(backoff.next_delay(rand::random()))).await;
             }
         }
         self.set_state(ConnectionState::Closed);

@@ -5,10 +5,11 @@
 //! This crate has no runtime of its own: it runs its tasks on a spawner you pass, so it works
 //! on either. New code should use smol.
 //!
+//! With `multilevel-async-std`, `smol`, `async-net` and `futures-lite` as dependencies:
+//!
 //! ```no_run
 //! use futures_lite::StreamExt;
-//! use multilevel_async_std::{Client, ClientOptions, IterOptions, Server};
-//! use multilevel_store::{Store, StoreOptions};
+//! use multilevel_async_std::{Client, ClientOptions, IterOptions, Server, Store, StoreOptions};
 //!
 //! smol::block_on(async {
 //!     let spawn = |task| smol::spawn(task).detach();
@@ -29,6 +30,10 @@
 //! ```
 //!
 //! On async-std, pass `|task| { async_std::task::spawn(task); }` as the spawner.
+//!
+//! Errors are [`Error`]s: [`Error::kind`] says what happened without matching on the nested
+//! types ([`Error::is_timeout`], [`Error::is_connection_refused`], [`Error::remote`] for the
+//! server's code), and every type they hold is re-exported here.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -39,7 +44,11 @@ mod spawn;
 mod transport;
 
 pub use client::{Client, Entry, Iter};
-pub use multilevel_proto::{BatchOp, CallError as Error, ClientOptions, ConnectionState, IterOptions, KeyRange};
+pub use multilevel_proto::{
+    BatchOp, CallError as Error, ClientOptions, ConnectFailure, ConnectionError, ConnectionState, ErrorCode, ErrorKind,
+    IssueError, IterOptions, KeyRange, RemoteError, RequestError,
+};
+pub use multilevel_store::{Store, StoreOptions};
 pub use server::Server;
 pub use spawn::{Spawn, Task};
 pub use transport::Transport;

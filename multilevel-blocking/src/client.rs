@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use multilevel_proto::{
-    Backoff, BatchOp, CallError, ClientOptions, ConnectionChange, IterOptions, Request, Response, Router, WireEntry,
+    Backoff, BatchOp, CallError, ClientOptions, ConnectFailure, ConnectionChange, ConnectionState, IterOptions, Request, Response, Router, WireEntry,
 };
 use tracing::debug;
 
@@ -137,6 +137,11 @@ impl Shared {
                 Err(err) => {
                     let delay = backoff.next_delay(rand::random());
                     debug!("connect failed ({err}); retrying in {delay:?}");
+                    {
+                        let mut router = self.lock();
+                        router.machine().handle_connect_failed(ConnectFailure::from(&err), Instant::now());
+                        self.dispatch(&mut router);
+                    }
                     thread::park_timeout(delay); // a close unparks this thread
                     continue;
                 }
@@ -242,7 +247,7 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("connected", &self.is_connected()).finish_non_exhaustive()
+        f.debug_struct("Client").field("state", &self.state()).finish_non_exhaustive()
     }
 }
 
@@ -288,6 +293,13 @@ impl Client {
 
     fn shared(&self) -> &Shared {
         &self.handle.shared
+    }
+
+    /// Where the connection stands; after a failure, with its reason (e.g.
+    /// [`ConnectionError::Connect`](multilevel_proto::ConnectionError::Connect) while the server
+    /// cannot be reached).
+    pub fn state(&self) -> ConnectionState {
+        self.shared().lock().state().clone()
     }
 
     /// Whether a connection is up and its handshake done.

@@ -1,9 +1,10 @@
 //! multilevel on plain threads: serve an LMDB database over any byte stream, and use it from
 //! a blocking client that pipelines requests from many threads, retries and resumes iterators.
 //!
+//! With only `multilevel-blocking` as a dependency:
+//!
 //! ```no_run
-//! use multilevel_blocking::{Client, ClientOptions, Server};
-//! use multilevel_store::{Store, StoreOptions};
+//! use multilevel_blocking::{Client, ClientOptions, Server, Store, StoreOptions};
 //!
 //! // Server: one LMDB environment, any number of connections.
 //! let store = Store::open("./data", StoreOptions::default())?;
@@ -21,6 +22,10 @@
 //! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! Errors are [`Error`]s: [`Error::kind`] says what happened without matching on the nested
+//! types ([`Error::is_timeout`], [`Error::is_connection_refused`], [`Error::remote`] for the
+//! server's code), and every type they hold is re-exported here.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -30,7 +35,10 @@ mod server;
 mod transport;
 
 pub use client::{Batch, Client, Entry, Error, Iter};
-pub use multilevel_proto::ClientOptions;
-pub use multilevel_proto::{IterOptions, KeyRange};
+pub use multilevel_proto::{
+    BatchOp, ClientOptions, ConnectFailure, ConnectionError, ConnectionState, ErrorCode, ErrorKind, IssueError,
+    IterOptions, KeyRange, RemoteError, RequestError,
+};
+pub use multilevel_store::{Store, StoreOptions};
 pub use server::{Server, ShutdownHandle};
 pub use transport::{Closer, Transport};

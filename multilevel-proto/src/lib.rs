@@ -93,7 +93,8 @@ pub use bytes as __bytes;
 pub use auth::{Role, Tokens, TokensError};
 pub use backoff::Backoff;
 pub use client::{
-    CallError, Client, ClientConfig, ClientEvent, ClientOptions, ConnectionError, ConnectionState, IssueError,
+    CallError, Client, ClientConfig, ClientEvent, ClientOptions, ConnectFailure, ConnectionError, ConnectionState,
+    ErrorKind, IssueError,
     IterPoll, Request, RequestError, Response,
 };
 pub use frame::{FrameDecoder, FrameError};
@@ -101,7 +102,8 @@ pub use machine::{Protocol, ServerMachine};
 pub use manylevel::ManyLevelServer;
 pub use memory::{MemorySnapshots, MemoryStore};
 pub use message::{
-    BatchOp, ClientMessage, DecodeError, ErrorCode, GoodbyeReason, IterOptions, PROTOCOL_VERSION, RemoteError,
+    BatchOp, ClientMessage, DecodeError, ErrorCode, GoodbyeReason, IterOptions, NO_REPLAY_SESSION, PROTOCOL_VERSION,
+    RemoteError,
     ServerHello, ServerMessage, SessionId, WireEntry,
 };
 pub use range::KeyRange;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::message::{BatchOp, SessionId};
+use crate::message::{BatchOp, NO_REPLAY_SESSION, SessionId};
 use crate::range::KeyRange;
 use crate::store::{BatchRead, Outcome, ReplayCheck, SessionRecord, StoreError, StoreRequest, WriteOp, WriteRequest};
 
@@ -92,18 +92,23 @@ impl MemoryStore {
     }
 
     fn write(&mut self, write: WriteRequest) -> Result<(), StoreError> {
-        let record = self.sessions.entry(write.session).or_default();
-        match record.check(write.request, DEFAULT_REPLAY_WINDOW) {
-            ReplayCheck::Replay(outcome) => return outcome,
-            ReplayCheck::Expired => return Err(StoreError::ReplayExpired { request: write.request }),
-            ReplayCheck::New => {}
+        // A client that never replays gets no record.
+        let record = (write.session != NO_REPLAY_SESSION).then(|| self.sessions.entry(write.session).or_default());
+        if let Some(record) = &record {
+            match record.check(write.request, DEFAULT_REPLAY_WINDOW) {
+                ReplayCheck::Replay(outcome) => return outcome,
+                ReplayCheck::Expired => return Err(StoreError::ReplayExpired { request: write.request }),
+                ReplayCheck::New => {}
+            }
         }
         let outcome = if self.readonly { Err(StoreError::ReadOnly) } else { Ok(()) };
         if outcome.is_ok() {
             apply(Arc::make_mut(&mut self.data), write.op);
             self.applied.push((write.session, write.request));
         }
-        record.record(write.request, outcome.clone(), DEFAULT_REPLAY_WINDOW, 0);
+        if let Some(record) = record {
+            record.record(write.request, outcome.clone(), DEFAULT_REPLAY_WINDOW, 0);
+        }
         outcome
     }
 }

@@ -20,6 +20,11 @@ pub const PROTOCOL_VERSION: u16 = 1;
 /// the server to apply each write at most once.
 pub type SessionId = u64;
 
+/// The session a client presents when it will never replay a write (retry off): a store keeps
+/// no record for it, so one-shot clients (a shell's `multilevel put`) leave nothing behind.
+/// Random session ids are never this value.
+pub const NO_REPLAY_SESSION: SessionId = 0;
+
 /// Hashes the `u64` ids that key the state machines' maps (request, iterator and store
 /// operation ids): one multiplication instead of SipHash. Ids are chosen by this process or
 /// increase by one, so there is no hash flooding to defend against.

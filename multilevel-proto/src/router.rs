@@ -12,7 +12,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use crate::client::{
-    CallError, Client, ClientEvent, ConnectionError, IssueError, IterPoll, Request, RequestError, Response,
+    CallError, Client, ClientEvent, ConnectionError, ConnectionState, IssueError, IterPoll, Request, RequestError,
+    Response,
 };
 use crate::message::{IdMap, IterOptions, ServerHello, WireEntry};
 
@@ -40,12 +41,25 @@ pub struct Router {
     answers: IdMap<u64, Slot>,
     iterator_wakers: IdMap<u64, Waker>,
     queue_wakers: Vec<Waker>,
+    state: ConnectionState,
 }
 
 impl Router {
     /// Routes the events of `machine`.
     pub fn new(machine: Client) -> Self {
-        Self { machine, answers: IdMap::default(), iterator_wakers: IdMap::default(), queue_wakers: Vec::new() }
+        Self {
+            machine,
+            answers: IdMap::default(),
+            iterator_wakers: IdMap::default(),
+            queue_wakers: Vec::new(),
+            state: ConnectionState::Connecting,
+        }
+    }
+
+    /// Where the connection stands, as of the last [`dispatch`](Self::dispatch): with the
+    /// reason the last connection, or the last attempt to make one, failed.
+    pub fn state(&self) -> &ConnectionState {
+        &self.state
     }
 
     /// The state machine, to feed it transport events and take its output. Call
@@ -186,8 +200,14 @@ impl Router {
                     }
                 }
                 ClientEvent::QueueAvailable => self.queue_wakers.drain(..).for_each(Waker::wake),
-                ClientEvent::Connected(hello) => changes.push(ConnectionChange::Connected(hello)),
-                ClientEvent::Disconnected(err) => changes.push(ConnectionChange::Lost(err)),
+                ClientEvent::Connected(hello) => {
+                    self.state = ConnectionState::Connected;
+                    changes.push(ConnectionChange::Connected(hello));
+                }
+                ClientEvent::Disconnected(err) => {
+                    self.state = ConnectionState::Disconnected(err.clone());
+                    changes.push(ConnectionChange::Lost(err));
+                }
             }
         }
         changes
@@ -196,6 +216,7 @@ impl Router {
     /// Closes the client (see [`Client::close`]) and wakes every caller with its outcome.
     pub fn close(&mut self) {
         self.machine.close();
+        self.state = ConnectionState::Closed;
         self.dispatch();
         self.queue_wakers.drain(..).for_each(Waker::wake);
     }

@@ -23,7 +23,8 @@ use crate::range::KeyRange;
 /// A write to apply at most once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteRequest {
-    /// The client session that issued it.
+    /// The client session that issued it. [`NO_REPLAY_SESSION`](crate::message::NO_REPLAY_SESSION)
+    /// means the client never replays: apply the write and keep no record.
     pub session: SessionId,
     /// The client's request id, increasing within the session.
     pub request: u64,

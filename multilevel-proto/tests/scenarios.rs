@@ -6,7 +6,7 @@ use bytes::{Bytes, BytesMut};
 use multilevel_proto::message::{ClientHello, Goodbye, MAGIC, encode};
 use multilevel_proto::sim::{Sim, issue};
 use multilevel_proto::{
-    ClientConfig, ClientEvent, ClientMessage, ConnectionError, ErrorCode, GoodbyeReason, IssueError, IterOptions,
+    ClientConfig, ClientEvent, ClientMessage, ConnectFailure, ConnectionError, ErrorCode, GoodbyeReason, IssueError, IterOptions,
     IterPoll, KeyRange, PROTOCOL_VERSION, Request, RequestError, Response, ServerConfig, ServerConnection, ServerError,
     ServerEvent, ServerMessage,
 };
@@ -511,4 +511,88 @@ fn a_seek_too_large_for_the_server_fails_the_iterator_not_the_connection() {
     sim.settle();
     assert_eq!(answer(&sim, id), Ok(Response::Value(Some(b(b"")))));
     assert_eq!(sim.connects, connects, "the connection was kept");
+}
+
+/// Drains the machine's events, keeping the answers and the connection losses.
+fn events(client: &mut multilevel_proto::Client) -> (Vec<(u64, Result<Response, RequestError>)>, Vec<ConnectionError>) {
+    let (mut answers, mut lost) = (Vec::new(), Vec::new());
+    while let Some(event) = client.poll_event() {
+        match event {
+            ClientEvent::Response { id, result } => answers.push((id, result)),
+            ClientEvent::Disconnected(err) => lost.push(err),
+            _ => {}
+        }
+    }
+    (answers, lost)
+}
+
+#[test]
+fn a_failed_connect_without_retry_fails_waiting_requests_with_its_cause() {
+    let now = std::time::Instant::now();
+    let mut client = multilevel_proto::Client::new(ClientConfig::new(1), now);
+    let id = client.issue(put(b"k", b"v"), now).unwrap();
+    let refused = ConnectFailure::new(std::io::ErrorKind::ConnectionRefused, "Connection refused (os error 111)");
+    client.handle_connect_failed(refused.clone(), now);
+    let (answers, lost) = events(&mut client);
+    assert_eq!(answers, vec![(id, Err(RequestError::Unreachable(refused.clone())))]);
+    assert_eq!(lost, vec![ConnectionError::Connect(refused)]);
+    assert_eq!(client.poll_transmit(), None, "nothing was sent, so nothing was applied");
+}
+
+#[test]
+fn with_retry_requests_wait_through_failed_connects_until_their_deadline() {
+    let now = std::time::Instant::now();
+    let mut client = multilevel_proto::Client::new(ClientConfig::new(1).with_retry(true), now);
+    let deadline = now + Duration::from_secs(1);
+    let id = client.issue_with_deadline(put(b"k", b"v"), Some(deadline)).unwrap();
+    let refused = ConnectFailure::new(std::io::ErrorKind::ConnectionRefused, "refused");
+    client.handle_connect_failed(refused.clone(), now);
+    let (answers, lost) = events(&mut client);
+    assert!(answers.is_empty(), "with retry the request keeps waiting");
+    assert_eq!(lost, vec![ConnectionError::Connect(refused)]);
+    assert_eq!(client.poll_timeout(), Some(deadline), "its deadline runs while no transport is up");
+    client.handle_timeout(deadline);
+    assert_eq!(events(&mut client).0, vec![(id, Err(RequestError::TimedOut))]);
+}
+
+#[test]
+fn bytes_that_are_not_a_handshake_answer_name_the_peer_as_not_multilevel() {
+    for (reply, closes) in [(&b"HTTP/1.1 400 Bad Request\r\n\r\n"[..], true), (b"\x05\x07zzzzzz", false)] {
+        let now = std::time::Instant::now();
+        let mut client = multilevel_proto::Client::new(ClientConfig::new(1).with_retry(true), now);
+        let id = client.issue(put(b"k", b"v"), now).unwrap();
+        client.handle_connected(now);
+        let _ = client.handle_input(reply, now);
+        if closes {
+            client.handle_disconnected(now);
+        }
+        let (answers, lost) = events(&mut client);
+        assert!(matches!(lost.as_slice(), [ConnectionError::NotMultilevel(_)]), "{lost:?}");
+        assert!(lost[0].is_fatal(), "retrying cannot help");
+        assert!(matches!(answers.as_slice(), [(i, Err(RequestError::NotMultilevel(_)))] if *i == id), "{answers:?}");
+    }
+}
+
+#[test]
+fn a_server_cut_mid_handshake_is_a_lost_transport_not_an_impostor() {
+    let now = std::time::Instant::now();
+    // The server's hello, cut after each of its bytes in turn.
+    let mut client = multilevel_proto::Client::new(ClientConfig::new(1).with_retry(true), now);
+    client.handle_connected(now);
+    let mut server = ServerConnection::new(ServerConfig::default(), now);
+    while let Some(bytes) = client.poll_transmit() {
+        server.handle_input(&bytes, now).unwrap();
+    }
+    let mut hello = Vec::new();
+    while let Some(bytes) = server.poll_transmit() {
+        hello.extend_from_slice(&bytes);
+    }
+    for cut in 1..hello.len() {
+        let mut client = multilevel_proto::Client::new(ClientConfig::new(1).with_retry(true), now);
+        client.handle_connected(now);
+        client.handle_input(&hello[..cut], now).unwrap();
+        client.handle_disconnected(now);
+        let (_, lost) = events(&mut client);
+        assert_eq!(lost, vec![ConnectionError::TransportClosed], "cut at {cut}");
+    }
 }

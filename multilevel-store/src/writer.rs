@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use heed::MdbError;
 use multilevel_proto::store::{ReplayCheck, SessionRecord};
-use multilevel_proto::{BatchOp, Outcome, SessionId, StoreError, WriteOp, WriteRequest};
+use multilevel_proto::{BatchOp, NO_REPLAY_SESSION, Outcome, SessionId, StoreError, WriteOp, WriteRequest};
 
 use crate::apply;
 use crate::env::Shared;
@@ -237,23 +237,28 @@ impl Writer {
         for &i in indices {
             let write = &mut writes[i];
             let (session, request) = (write.request.session, write.request.request);
-            let (record, dirty) = match records.entry(session) {
-                Entry::Occupied(entry) => entry.into_mut(),
-                Entry::Vacant(entry) => {
-                    let loaded = record::load(shared.sessions, &txn.txn, session).map_err(Failure::of_write(i))?;
-                    entry.insert((loaded, false))
+            // A client that never replays gets no record: nothing to load, check or save.
+            let mut record = None;
+            if session != NO_REPLAY_SESSION {
+                let (loaded, dirty) = match records.entry(session) {
+                    Entry::Occupied(entry) => entry.into_mut(),
+                    Entry::Vacant(entry) => {
+                        let loaded =
+                            record::load(shared.sessions, &txn.txn, session).map_err(Failure::of_write(i))?;
+                        entry.insert((loaded, false))
+                    }
+                };
+                match loaded.check(request, shared.options.replay_window) {
+                    ReplayCheck::Replay(outcome) => {
+                        results.push(outcome);
+                        continue;
+                    }
+                    ReplayCheck::Expired => {
+                        results.push(Err(StoreError::ReplayExpired { request }));
+                        continue;
+                    }
+                    ReplayCheck::New => record = Some((loaded, dirty)),
                 }
-            };
-            match record.check(request, shared.options.replay_window) {
-                ReplayCheck::Replay(outcome) => {
-                    results.push(outcome);
-                    continue;
-                }
-                ReplayCheck::Expired => {
-                    results.push(Err(StoreError::ReplayExpired { request }));
-                    continue;
-                }
-                ReplayCheck::New => {}
             }
             let verdict = write
                 .verdict
@@ -265,8 +270,10 @@ impl Writer {
             if verdict.is_ok() {
                 apply::apply(shared.data, &mut txn.txn, &write.request.op).map_err(Failure::of_write(i))?;
             }
-            record.record(request, verdict.clone(), shared.options.replay_window, now);
-            *dirty = true;
+            if let Some((record, dirty)) = record {
+                record.record(request, verdict.clone(), shared.options.replay_window, now);
+                *dirty = true;
+            }
             results.push(verdict);
         }
         for (session, (record, dirty)) in &records {
@@ -285,6 +292,9 @@ impl Writer {
     fn record_failure(&self, index: usize, writes: &[Pending], error: &StoreError) {
         let shared = &*self.shared;
         let request = &writes[index].request;
+        if request.session == NO_REPLAY_SESSION {
+            return; // never replayed: nothing to remember
+        }
         let attempt = || -> heed::Result<()> {
             let mut txn = shared.write_txn()?;
             let mut record = record::load(shared.sessions, &txn.txn, request.session)?;
@@ -337,6 +347,10 @@ impl Writer {
         let mut records = HashMap::new();
         for write in writes {
             let session = write.request.session;
+            if session == NO_REPLAY_SESSION {
+                write.result = Some(Err(StoreError::ReadOnly));
+                continue;
+            }
             let record = match records.entry(session) {
                 Entry::Occupied(entry) => entry.into_mut(),
                 Entry::Vacant(entry) => match record::load(self.shared.sessions, &txn.txn, session) {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use futures_core::Stream;
 use multilevel_proto::{
-    BatchOp, CallError, ClientOptions, ConnectionChange, ConnectionState, IterHandle, IterOptions, Request, Response,
+    BatchOp, CallError, ClientOptions, ConnectFailure, ConnectionChange, ConnectionState, IterHandle, IterOptions, Request, Response,
     Router, RouterHost, WireEntry,
 };
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -95,16 +95,43 @@ impl Inner {
         }
     }
 
+    /// Runs `work` while keeping the machine's timers running, so deadlines fire whatever the
+    /// connection is doing (connecting, backing off); `None` if the client closed first.
+    async fn with_timers<T>(&self, work: impl Future<Output = T>) -> Option<T> {
+        tokio::pin!(work);
+        let mut timer = Timer::new();
+        loop {
+            if self.is_closed() {
+                return None;
+            }
+            timer.arm(self.lock().machine().poll_timeout());
+            tokio::select! {
+                out = &mut work => return Some(out),
+                () = timer.fired() => {
+                    let mut router = self.lock();
+                    router.machine().handle_timeout(Instant::now());
+                    self.dispatch(&mut router);
+                }
+                _ = self.wake_driver.notified() => {}
+            }
+        }
+    }
+
     async fn drive(self: Arc<Self>, mut connector: Connector, mut backoff: multilevel_proto::Backoff) {
         let mut buf = vec![0u8; 64 * 1024];
         while !self.is_closed() {
-            let transport = match connector().await {
-                Ok(transport) => transport,
-                Err(err) => {
+            let transport = match self.with_timers(connector()).await {
+                None => break,
+                Some(Ok(transport)) => transport,
+                Some(Err(err)) => {
                     let delay = backoff.next_delay(rand::random());
                     debug!("connect failed ({err}); retrying in {delay:?}");
-                    self.status.send_replace(ConnectionState::Connecting);
-                    tokio::time::sleep(delay).await;
+                    {
+                        let mut router = self.lock();
+                        router.machine().handle_connect_failed(ConnectFailure::from(&err), Instant::now());
+                        self.dispatch(&mut router);
+                    }
+                    self.with_timers(tokio::time::sleep(delay)).await;
                     continue;
                 }
             };
@@ -162,8 +189,8 @@ impl Inner {
             };
             if handshaken {
                 backoff.reset();
-            } else if !self.is_closed() {
-                tokio::time::sleep(backoff.next_delay(rand::random())).await;
+            } else {
+                self.with_timers(tokio::time::sleep(backoff.next_delay(rand::random()))).await;
             }
         }
         self.status.send_replace(ConnectionState::Closed);
@@ -295,6 +322,13 @@ impl Client {
 
     fn inner(&self) -> &Inner {
         &self.handle.inner
+    }
+
+    /// Where the connection stands; after a failure, with its reason (e.g.
+    /// [`ConnectionError::Connect`](multilevel_proto::ConnectionError::Connect) while the server
+    /// cannot be reached).
+    pub fn state(&self) -> ConnectionState {
+        self.inner().status.borrow().clone()
     }
 
     /// Watches the connection state, e.g. to show it or to wait for [`ConnectionState::Connected`].

@@ -2,10 +2,12 @@
 //! use it from an async client that pipelines requests from many tasks, retries and resumes
 //! iterators.
 //!
+//! With `multilevel-tokio`, `tokio` (features `rt-multi-thread`, `macros`, `net`) and
+//! `futures-util` as dependencies:
+//!
 //! ```no_run
 //! use futures_util::StreamExt;
-//! use multilevel_tokio::{Client, ClientOptions, IterOptions, Server};
-//! use multilevel_store::{Store, StoreOptions};
+//! use multilevel_tokio::{Client, ClientOptions, IterOptions, Server, Store, StoreOptions};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let server = Server::new(Store::open("./data", StoreOptions::default())?);
@@ -22,6 +24,10 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! Errors are [`Error`]s: [`Error::kind`] says what happened without matching on the nested
+//! types ([`Error::is_timeout`], [`Error::is_connection_refused`], [`Error::remote`] for the
+//! server's code), and every type they hold is re-exported here.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -34,6 +40,10 @@ pub mod tls;
 mod transport;
 
 pub use client::{Client, Entry, Iter};
-pub use multilevel_proto::{BatchOp, CallError as Error, ClientOptions, ConnectionState, IterOptions, KeyRange};
+pub use multilevel_proto::{
+    BatchOp, CallError as Error, ClientOptions, ConnectFailure, ConnectionError, ConnectionState, ErrorCode, ErrorKind,
+    IssueError, IterOptions, KeyRange, RemoteError, RequestError,
+};
+pub use multilevel_store::{Store, StoreOptions};
 pub use server::Server;
 pub use transport::Transport;

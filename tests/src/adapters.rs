@@ -113,6 +113,27 @@ impl AnyClient {
         }
     }
 
+    /// Where the client's connection stands.
+    pub fn state(&self) -> multilevel_proto::ConnectionState {
+        match self {
+            AnyClient::Blocking(c) => c.state(),
+            AnyClient::Tokio(c) => c.state(),
+            AnyClient::Smol(c) => c.state(),
+        }
+    }
+
+    /// Reads `key` with a deadline of its own; the blocking client has only the client-wide
+    /// [`ClientOptions::request_timeout`], so it gets `None`.
+    pub fn get_within(&self, key: impl AsRef<[u8]>, timeout: std::time::Duration) -> Option<Result<Option<Bytes>, CallError>> {
+        let request = multilevel_proto::Request::get(key);
+        let value = |response: multilevel_proto::Response| response.into_value();
+        match self {
+            AnyClient::Blocking(_) => None,
+            AnyClient::Tokio(c) => Some(runtime().block_on(c.request(request, Some(timeout))).and_then(value)),
+            AnyClient::Smol(c) => Some(smol::block_on(c.request(request, Some(timeout))).and_then(value)),
+        }
+    }
+
     /// Sets `key` to `value`.
     pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<(), CallError> {
         match self {

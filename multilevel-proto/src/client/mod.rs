@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! transport came up        -> handle_connected(now)
+//! connecting failed        -> handle_connect_failed(failure, now), then retry after a backoff
 //! bytes arrived            -> handle_input(bytes, now)
 //! transport ended          -> handle_disconnected(now)
 //! timer fired              -> handle_timeout(now)
@@ -26,7 +27,8 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 
 pub use config::{
-    CallError, ClientConfig, ClientEvent, ConnectionError, ConnectionState, IssueError, Request, RequestError, Response,
+    CallError, ClientConfig, ClientEvent, ConnectFailure, ConnectionError, ConnectionState, ErrorKind, IssueError,
+    Request, RequestError, Response,
 };
 use iter::ClientIterator;
 pub use iter::IterPoll;
@@ -34,7 +36,8 @@ pub use options::ClientOptions;
 
 use crate::frame::FrameDecoder;
 use crate::message::{
-    ClientHello, ClientMessage, ErrorCode, Goodbye, GoodbyeReason, IdMap, IterOptions, MAGIC, PROTOCOL_VERSION,
+    ClientHello, ClientMessage, ErrorCode, Goodbye, GoodbyeReason, IdMap, IterOptions, MAGIC, NO_REPLAY_SESSION,
+    PROTOCOL_VERSION,
     RemoteError, ServerHello, ServerMessage, decode_server, encode, encode_within, encoded_len,
 };
 
@@ -341,7 +344,8 @@ impl Client {
             magic: MAGIC,
             version: PROTOCOL_VERSION,
             features: 0,
-            session: self.config.session,
+            // A client that never replays needs no record of its writes on the server.
+            session: if self.config.retry { self.config.session } else { NO_REPLAY_SESSION },
             max_frame: self.config.max_frame,
         };
         self.send(&ClientMessage::Hello(hello));
@@ -355,9 +359,34 @@ impl Client {
     /// Says the transport ended. Without retry, pending requests and open iterators fail with
     /// [`RequestError::ConnectionLost`]; with retry they wait for the next transport.
     pub fn handle_disconnected(&mut self, _now: Instant) {
-        if matches!(self.phase, Phase::Handshaking | Phase::Connected) {
-            self.lose(ConnectionError::TransportClosed);
+        match self.phase {
+            // Part of a first frame, then the end: a server cut mid-handshake sends the start of
+            // a hello or goodbye; anything else means whatever answered speaks another protocol.
+            Phase::Handshaking if !self.decoder.partial_body().is_none_or(could_start_handshake_answer) => {
+                let detail = format!("it sent {} bytes that do not start a handshake answer, then closed", self.decoder.buffered());
+                self.lose(ConnectionError::NotMultilevel(detail));
+            }
+            Phase::Handshaking | Phase::Connected => {
+                self.lose(ConnectionError::TransportClosed);
+            }
+            Phase::Disconnected | Phase::Closed => {}
         }
+    }
+
+    /// Says an attempt to open a transport failed (the connector returned an error). Call it
+    /// instead of [`handle_connected`](Self::handle_connected) when connecting fails, then try
+    /// again after a backoff, calling [`handle_timeout`](Self::handle_timeout) meanwhile as
+    /// usual: request deadlines run whether or not a transport is up.
+    ///
+    /// Emits [`ClientEvent::Disconnected`] with [`ConnectionError::Connect`], so the adapter can
+    /// show why. Without retry, the waiting requests and iterators fail with
+    /// [`RequestError::Unreachable`] (nothing was sent, so no write was applied); with retry
+    /// they keep waiting for a connection.
+    pub fn handle_connect_failed(&mut self, failure: ConnectFailure, _now: Instant) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.lose(ConnectionError::Connect(failure));
     }
 
     /// Feeds bytes read from the transport.
@@ -375,9 +404,14 @@ impl Client {
             let frame = match self.decoder.next_frame() {
                 Ok(Some(frame)) => frame,
                 Ok(None) => return Ok(()),
+                Err(err) if self.phase == Phase::Handshaking => return Err(self.lose(not_multilevel(&err))),
                 Err(err) => return Err(self.lose(err.into())),
             };
-            let result = decode_server(&frame).map_err(ConnectionError::from).and_then(|msg| self.handle_message(msg));
+            let result = match decode_server(&frame) {
+                Ok(msg) => self.handle_message(msg),
+                Err(err) if self.phase == Phase::Handshaking => Err(not_multilevel(&err)),
+                Err(err) => Err(err.into()),
+            };
             if let Err(err) = result {
                 return Err(self.lose(err));
             }
@@ -430,7 +464,7 @@ impl Client {
 
     fn handle_hello(&mut self, hello: ServerHello) -> Result<(), ConnectionError> {
         if hello.magic != MAGIC {
-            return Err(ConnectionError::Incompatible("the server is not a multilevel server".into()));
+            return Err(ConnectionError::NotMultilevel("its handshake lacks the multilevel magic".into()));
         }
         if hello.version != PROTOCOL_VERSION {
             return Err(ConnectionError::Incompatible(format!(
@@ -494,14 +528,13 @@ impl Client {
         self.out.clear();
         self.clear_held();
         self.events.push_back(ClientEvent::Disconnected(error.clone()));
-        let failure = if let ConnectionError::Incompatible(message) = &error {
-            Some(RequestError::Incompatible(message.clone()))
-        } else if let ConnectionError::Unauthenticated(message) = &error {
-            Some(RequestError::Unauthenticated(message.clone()))
-        } else if !self.config.retry {
-            Some(RequestError::ConnectionLost)
-        } else {
-            None
+        let failure = match &error {
+            ConnectionError::Incompatible(message) => Some(RequestError::Incompatible(message.clone())),
+            ConnectionError::Unauthenticated(message) => Some(RequestError::Unauthenticated(message.clone())),
+            ConnectionError::NotMultilevel(message) => Some(RequestError::NotMultilevel(message.clone())),
+            _ if self.config.retry => None,
+            ConnectionError::Connect(failure) => Some(RequestError::Unreachable(failure.clone())),
+            _ => Some(RequestError::ConnectionLost),
         };
         for iter in self.iterators.values_mut() {
             iter.on_server = false;
@@ -645,6 +678,27 @@ impl Client {
     }
 }
 
+/// The first body byte of a [`ServerMessage::Hello`] and of a [`ServerMessage::Goodbye`]: the
+/// postcard tags of their variants.
+const HELLO_TAG: u8 = 0;
+const GOODBYE_TAG: u8 = 1;
+
+/// Whether `partial`, the start of the first frame's body, may begin a hello (its tag, then
+/// the magic) or a goodbye, the only frames a server sends first.
+fn could_start_handshake_answer(partial: &[u8]) -> bool {
+    match partial.split_first() {
+        None => true,
+        Some((&HELLO_TAG, magic)) => MAGIC.starts_with(&magic[..magic.len().min(MAGIC.len())]),
+        Some((&GOODBYE_TAG, _)) => true,
+        Some(_) => false,
+    }
+}
+
+/// What a peer that fails the handshake's framing or decoding is: not a multilevel server.
+fn not_multilevel(err: &dyn std::fmt::Display) -> ConnectionError {
+    ConnectionError::NotMultilevel(format!("its first answer is not a multilevel handshake ({err})"))
+}
+
 fn goodbye_error(goodbye: Goodbye) -> ConnectionError {
     match goodbye.reason {
         GoodbyeReason::BadMagic | GoodbyeReason::VersionMismatch => ConnectionError::Incompatible(goodbye.message),
@@ -682,4 +736,37 @@ fn from_message(msg: ClientMessage) -> Request {
 
 fn request_message(id: u64, request: &Request) -> ClientMessage {
     into_message(id, request.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handshake_answers_start_with_the_tags_the_partial_check_expects() {
+        let hello = ServerHello {
+            magic: MAGIC,
+            version: PROTOCOL_VERSION,
+            features: 0,
+            max_frame: 1 << 20,
+            max_key_size: 512,
+            max_in_flight: 64,
+            max_iterators: 8,
+            readonly: false,
+        };
+        let goodbye = Goodbye { reason: GoodbyeReason::Unauthenticated, message: "no".into() };
+        for msg in [ServerMessage::Hello(hello), ServerMessage::Goodbye(goodbye)] {
+            let mut out = BytesMut::new();
+            encode(&msg, &mut out);
+            // Every cut of a real answer may be a handshake answer.
+            for cut in 0..out.len() {
+                let mut decoder = FrameDecoder::new(1 << 20);
+                decoder.push(&out[..cut]);
+                assert!(decoder.partial_body().is_none_or(could_start_handshake_answer), "{msg:?} cut at {cut}");
+            }
+        }
+        let mut decoder = FrameDecoder::new(1 << 20);
+        decoder.push(b"HTTP/1.1 400 Bad Request\r\n");
+        assert!(!decoder.partial_body().is_none_or(could_start_handshake_answer));
+    }
 }

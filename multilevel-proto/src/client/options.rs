@@ -46,6 +46,8 @@ impl ClientOptions {
     /// The protocol settings to start a [`Client`](crate::Client) with; `random_session` is
     /// used unless [`protocol`](Self::protocol) names a session.
     pub fn config(&self, random_session: SessionId) -> ClientConfig {
+        // Never the no-replay session, which a store keeps no record for.
+        let random_session = random_session.max(crate::message::NO_REPLAY_SESSION + 1);
         let mut config = self.protocol.clone().unwrap_or_else(|| ClientConfig::new(random_session));
         config.retry = self.retry;
         if self.request_timeout.is_some() {

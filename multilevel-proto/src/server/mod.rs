@@ -376,7 +376,13 @@ impl ServerConnection {
 
     fn enqueue_write(&mut self, id: u64, op: WriteOp) {
         if self.readonly {
-            self.send(&ServerMessage::Error { id, error: StoreError::ReadOnly.to_remote() });
+            // Say which: a read-only token on a writable database is not a read-only database.
+            let error = if self.config.readonly {
+                StoreError::ReadOnly.to_remote()
+            } else {
+                RemoteError::new(ErrorCode::ReadOnly, "this connection's token is read-only: it may read but not write")
+            };
+            self.send(&ServerMessage::Error { id, error });
             return;
         }
         let Phase::Open { session } = self.phase else { return };

@@ -1,0 +1,140 @@
+//! Every client adapter while its server cannot be reached, or is not a multilevel server:
+//! deadlines fire whatever the connection is doing, a failed connect fails waiting requests
+//! with its cause when retry is off, and the state says why the last attempt failed.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use multilevel_proto::{ClientOptions, ConnectionError, ConnectionState, ErrorKind};
+use multilevel_tests::adapters::{ALL, Adapter, AnyClient};
+
+/// A loopback address where nothing listens.
+fn dead_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap() // the listener closes here; connects are refused
+}
+
+/// Runs `f` on a thread and fails the test if it does not return within `limit`.
+fn within<T: Send + 'static>(limit: Duration, what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit).unwrap_or_else(|_| panic!("{what} did not return within {limit:?}"))
+}
+
+/// A TCP server that is not multilevel: it answers every connection with `reply`, then closes.
+fn impostor(reply: &'static [u8]) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut hello = [0u8; 16];
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let _ = stream.read(&mut hello);
+            let _ = stream.write_all(reply);
+        }
+    });
+    addr
+}
+
+#[test]
+fn client_deadline_fires_while_the_server_is_unreachable() {
+    for adapter in ALL {
+        for retry in [true, false] {
+            let options = ClientOptions::default().retry(retry).request_timeout(Duration::from_millis(300));
+            let db = AnyClient::connect(adapter, dead_addr(), options);
+            let started = Instant::now();
+            let result = within(Duration::from_secs(10), "get", move || {
+                let result = db.get("k");
+                (result, db)
+            });
+            let (result, db) = result;
+            let err = result.expect_err("nothing listens");
+            // Without retry the refused connect fails the request at once; with retry it waits
+            // for its deadline.
+            let expected = if retry { ErrorKind::TimedOut } else { ErrorKind::Unreachable };
+            assert_eq!(err.kind(), expected, "{adapter:?}, retry {retry}: {err}");
+            assert!(started.elapsed() < Duration::from_secs(5), "{adapter:?}: took {:?}", started.elapsed());
+            drop(db);
+        }
+    }
+}
+
+#[test]
+fn per_request_deadline_fires_while_the_server_is_unreachable() {
+    for adapter in [Adapter::Tokio, Adapter::Smol] {
+        let db = AnyClient::connect(adapter, dead_addr(), ClientOptions::default().retry(true));
+        let (result, db) = within(Duration::from_secs(10), "get_within", move || {
+            (db.get_within("k", Duration::from_millis(200)), db)
+        });
+        let err = result.expect("an async client").expect_err("nothing listens");
+        assert!(err.is_timeout(), "{adapter:?}: {err}");
+        drop(db);
+    }
+}
+
+#[test]
+fn without_retry_a_refused_connect_fails_requests_with_its_cause() {
+    for adapter in ALL {
+        let db = AnyClient::connect(adapter, dead_addr(), ClientOptions::default());
+        let (result, db) = within(Duration::from_secs(10), "put", move || (db.put("k", "v"), db));
+        let err = result.expect_err("nothing listens");
+        assert_eq!(err.kind(), ErrorKind::Unreachable, "{adapter:?}: {err}");
+        assert!(err.is_connection_refused(), "{adapter:?}: {err}");
+        let failure = err.connect_failure().expect("the cause");
+        assert_eq!(failure.kind, std::io::ErrorKind::ConnectionRefused, "{adapter:?}");
+        assert!(err.to_string().contains("cannot reach the server"), "{adapter:?}: {err}");
+        drop(db);
+    }
+}
+
+#[test]
+fn with_retry_the_state_says_why_the_last_attempt_failed() {
+    for adapter in ALL {
+        let db = AnyClient::connect(adapter, dead_addr(), ClientOptions::default().retry(true));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let state = loop {
+            let state = db.state();
+            if matches!(state, ConnectionState::Disconnected(_)) || Instant::now() > deadline {
+                break state;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        match state {
+            ConnectionState::Disconnected(ConnectionError::Connect(failure)) => {
+                assert!(failure.is_refused(), "{adapter:?}: {failure:?}");
+            }
+            other => panic!("{adapter:?}: state {other:?}, wanted a connect failure"),
+        }
+    }
+}
+
+#[test]
+fn a_peer_that_is_not_a_multilevel_server_is_named_as_such() {
+    let replies: [&'static [u8]; 2] = [
+        b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        b"-ERR unknown command\r\n", // what a Redis server says
+    ];
+    for reply in replies {
+        for adapter in ALL {
+            for retry in [false, true] {
+                let options = ClientOptions::default().retry(retry);
+                let db = AnyClient::connect(adapter, impostor(reply), options);
+                let (result, db) = within(Duration::from_secs(10), "get", move || (db.get("k"), db));
+                let err = result.expect_err("not a multilevel server");
+                // Retrying cannot help, so even with retry the request fails.
+                assert_eq!(err.kind(), ErrorKind::NotMultilevel, "{adapter:?}, retry {retry}: {err}");
+                assert!(err.to_string().contains("not a multilevel server"), "{err}");
+                assert!(
+                    matches!(db.state(), ConnectionState::Disconnected(ConnectionError::NotMultilevel(_))),
+                    "{adapter:?}: {:?}",
+                    db.state()
+                );
+            }
+        }
+    }
+}
