@@ -19,8 +19,8 @@ use futures_core::Stream;
 use futures_io::AsyncWrite;
 use futures_lite::{AsyncWriteExt, FutureExt};
 use multilevel_proto::{
-    BatchOp, CallError, ClientOptions, ConnectFailure, ConnectionChange, ConnectionState, IterHandle, IterOptions, Request, Response,
-    Router, RouterHost, WireEntry,
+    BatchOp, CallError, ClientOptions, ConnectFailure, ConnectionChange, ConnectionState, IterHandle, IterOptions,
+    Request, Response, Router, RouterHost, WireEntry,
 };
 use tracing::debug;
 

@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use multilevel_proto::{
-    Backoff, BatchOp, CallError, ClientOptions, ConnectFailure, ConnectionChange, ConnectionState, IterOptions, Request, Response, Router, WireEntry,
+    Backoff, BatchOp, CallError, ClientOptions, ConnectFailure, ConnectionChange, ConnectionState, IterOptions,
+    Request, Response, Router, WireEntry,
 };
 use tracing::debug;
 

@@ -94,8 +94,7 @@ pub use auth::{Role, Tokens, TokensError};
 pub use backoff::Backoff;
 pub use client::{
     CallError, Client, ClientConfig, ClientEvent, ClientOptions, ConnectFailure, ConnectionError, ConnectionState,
-    ErrorKind, IssueError,
-    IterPoll, Request, RequestError, Response,
+    ErrorKind, IssueError, IterPoll, Request, RequestError, Response,
 };
 pub use frame::{FrameDecoder, FrameError};
 pub use machine::{Protocol, ServerMachine};
@@ -103,8 +102,7 @@ pub use manylevel::ManyLevelServer;
 pub use memory::{MemorySnapshots, MemoryStore};
 pub use message::{
     BatchOp, ClientMessage, DecodeError, ErrorCode, GoodbyeReason, IterOptions, NO_REPLAY_SESSION, PROTOCOL_VERSION,
-    RemoteError,
-    ServerHello, ServerMessage, SessionId, WireEntry,
+    RemoteError, ServerHello, ServerMessage, SessionId, WireEntry,
 };
 pub use range::KeyRange;
 pub use router::{ConnectionChange, IterHandle, Router, RouterHost};

@@ -6,9 +6,9 @@ use bytes::{Bytes, BytesMut};
 use multilevel_proto::message::{ClientHello, Goodbye, MAGIC, encode};
 use multilevel_proto::sim::{Sim, issue};
 use multilevel_proto::{
-    ClientConfig, ClientEvent, ClientMessage, ConnectFailure, ConnectionError, ErrorCode, GoodbyeReason, IssueError, IterOptions,
-    IterPoll, KeyRange, PROTOCOL_VERSION, Request, RequestError, Response, ServerConfig, ServerConnection, ServerError,
-    ServerEvent, ServerMessage,
+    ClientConfig, ClientEvent, ClientMessage, ConnectFailure, ConnectionError, ErrorCode, GoodbyeReason, IssueError,
+    IterOptions, IterPoll, KeyRange, PROTOCOL_VERSION, Request, RequestError, Response, ServerConfig, ServerConnection,
+    ServerError, ServerEvent, ServerMessage,
 };
 
 /// `Sim::new` starting now (the proto crate itself never reads the clock).
@@ -513,8 +513,10 @@ fn a_seek_too_large_for_the_server_fails_the_iterator_not_the_connection() {
     assert_eq!(sim.connects, connects, "the connection was kept");
 }
 
+type Answers = Vec<(u64, Result<Response, RequestError>)>;
+
 /// Drains the machine's events, keeping the answers and the connection losses.
-fn events(client: &mut multilevel_proto::Client) -> (Vec<(u64, Result<Response, RequestError>)>, Vec<ConnectionError>) {
+fn events(client: &mut multilevel_proto::Client) -> (Answers, Vec<ConnectionError>) {
     let (mut answers, mut lost) = (Vec::new(), Vec::new());
     while let Some(event) = client.poll_event() {
         match event {

@@ -243,8 +243,7 @@ impl Writer {
                 let (loaded, dirty) = match records.entry(session) {
                     Entry::Occupied(entry) => entry.into_mut(),
                     Entry::Vacant(entry) => {
-                        let loaded =
-                            record::load(shared.sessions, &txn.txn, session).map_err(Failure::of_write(i))?;
+                        let loaded = record::load(shared.sessions, &txn.txn, session).map_err(Failure::of_write(i))?;
                         entry.insert((loaded, false))
                     }
                 };

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use futures_core::Stream;
 use multilevel_proto::{
-    BatchOp, CallError, ClientOptions, ConnectFailure, ConnectionChange, ConnectionState, IterHandle, IterOptions, Request, Response,
-    Router, RouterHost, WireEntry,
+    BatchOp, CallError, ClientOptions, ConnectFailure, ConnectionChange, ConnectionState, IterHandle, IterOptions,
+    Request, Response, Router, RouterHost, WireEntry,
 };
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, ToSocketAddrs};

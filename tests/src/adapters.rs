@@ -124,7 +124,11 @@ impl AnyClient {
 
     /// Reads `key` with a deadline of its own; the blocking client has only the client-wide
     /// [`ClientOptions::request_timeout`], so it gets `None`.
-    pub fn get_within(&self, key: impl AsRef<[u8]>, timeout: std::time::Duration) -> Option<Result<Option<Bytes>, CallError>> {
+    pub fn get_within(
+        &self,
+        key: impl AsRef<[u8]>,
+        timeout: std::time::Duration,
+    ) -> Option<Result<Option<Bytes>, CallError>> {
         let request = multilevel_proto::Request::get(key);
         let value = |response: multilevel_proto::Response| response.into_value();
         match self {

@@ -68,9 +68,8 @@ fn client_deadline_fires_while_the_server_is_unreachable() {
 fn per_request_deadline_fires_while_the_server_is_unreachable() {
     for adapter in [Adapter::Tokio, Adapter::Smol] {
         let db = AnyClient::connect(adapter, dead_addr(), ClientOptions::default().retry(true));
-        let (result, db) = within(Duration::from_secs(10), "get_within", move || {
-            (db.get_within("k", Duration::from_millis(200)), db)
-        });
+        let (result, db) =
+            within(Duration::from_secs(10), "get_within", move || (db.get_within("k", Duration::from_millis(200)), db));
         let err = result.expect("an async client").expect_err("nothing listens");
         assert!(err.is_timeout(), "{adapter:?}: {err}");
         drop(db);

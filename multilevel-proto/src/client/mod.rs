@@ -37,8 +37,7 @@ pub use options::ClientOptions;
 use crate::frame::FrameDecoder;
 use crate::message::{
     ClientHello, ClientMessage, ErrorCode, Goodbye, GoodbyeReason, IdMap, IterOptions, MAGIC, NO_REPLAY_SESSION,
-    PROTOCOL_VERSION,
-    RemoteError, ServerHello, ServerMessage, decode_server, encode, encode_within, encoded_len,
+    PROTOCOL_VERSION, RemoteError, ServerHello, ServerMessage, decode_server, encode, encode_within, encoded_len,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -363,7 +362,10 @@ impl Client {
             // Part of a first frame, then the end: a server cut mid-handshake sends the start of
             // a hello or goodbye; anything else means whatever answered speaks another protocol.
             Phase::Handshaking if !self.decoder.partial_body().is_none_or(could_start_handshake_answer) => {
-                let detail = format!("it sent {} bytes that do not start a handshake answer, then closed", self.decoder.buffered());
+                let detail = format!(
+                    "it sent {} bytes that do not start a handshake answer, then closed",
+                    self.decoder.buffered()
+                );
                 self.lose(ConnectionError::NotMultilevel(detail));
             }
             Phase::Handshaking | Phase::Connected => {
