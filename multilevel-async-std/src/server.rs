@@ -15,17 +15,19 @@ use async_net::unix::UnixListener;
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_lite::{AsyncWriteExt, FutureExt};
 use multilevel_proto::{GoodbyeReason, ServerConfig};
-use multilevel_store::{ServedConnection, Store};
+use multilevel_serve::{Backend, BackendConnection, ServedConnection};
+use multilevel_store::Store;
 use tracing::{debug, info, warn};
 
 use crate::spawn::{Signal, Spawn};
 
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Serves one store to many connections. Cheap to clone; clones share the shutdown signal.
+/// Serves one backend (by default the LMDB [`Store`]) to many connections. Cheap to clone;
+/// clones share the shutdown signal.
 #[derive(Clone)]
-pub struct Server {
-    store: Store,
+pub struct Server<B: Backend = Store> {
+    store: B,
     config: ServerConfig,
     spawner: Arc<dyn Spawn>,
     shutdown: Arc<Signal>,
@@ -34,22 +36,22 @@ pub struct Server {
     connections: Arc<AtomicUsize>,
 }
 
-impl std::fmt::Debug for Server {
+impl<B: Backend> std::fmt::Debug for Server<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server").field("config", &self.config).field("connections", &self.connections()).finish()
     }
 }
 
-impl Server {
+impl<B: Backend> Server<B> {
     /// A server for `store` whose connection tasks run on `spawner`, with the protocol settings
     /// the store calls for.
-    pub fn new(store: Store, spawner: impl Spawn) -> Self {
+    pub fn new(store: B, spawner: impl Spawn) -> Self {
         let config = store.server_config();
         Self::with_config(store, config, spawner)
     }
 
     /// A server with explicit protocol settings.
-    pub fn with_config(store: Store, config: ServerConfig, spawner: impl Spawn) -> Self {
+    pub fn with_config(store: B, config: ServerConfig, spawner: impl Spawn) -> Self {
         Self {
             store,
             config,
@@ -61,7 +63,7 @@ impl Server {
     }
 
     /// The store served.
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &B {
         &self.store
     }
 
@@ -168,8 +170,8 @@ enum Woken {
 }
 
 /// Writes all pending output, one write per batch of frames.
-async fn flush<W: AsyncWrite + Unpin>(
-    conn: &mut ServedConnection,
+async fn flush<C: BackendConnection, W: AsyncWrite + Unpin>(
+    conn: &mut ServedConnection<C>,
     writer: &mut W,
     out: &mut Vec<u8>,
 ) -> io::Result<()> {
@@ -182,7 +184,12 @@ async fn flush<W: AsyncWrite + Unpin>(
     }
 }
 
-async fn run<R, W>(mut conn: ServedConnection, mut reader: R, mut writer: W, shutdown: &Signal) -> io::Result<()>
+async fn run<C: BackendConnection, R, W>(
+    mut conn: ServedConnection<C>,
+    mut reader: R,
+    mut writer: W,
+    shutdown: &Signal,
+) -> io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,

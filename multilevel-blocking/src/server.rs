@@ -19,17 +19,18 @@ use std::thread;
 use std::time::Instant;
 
 use multilevel_proto::{GoodbyeReason, ServerConfig};
-use multilevel_store::{ServedConnection, Store};
+use multilevel_serve::{Backend, BackendConnection, ServedConnection};
+use multilevel_store::Store;
 use tracing::{debug, info, warn};
 
 use crate::transport::Transport;
 
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Serves one store to many connections.
+/// Serves one backend (by default the LMDB [`Store`]) to many connections.
 #[derive(Clone)]
-pub struct Server {
-    store: Store,
+pub struct Server<B: Backend = Store> {
+    store: B,
     config: ServerConfig,
     shutdown: Arc<AtomicBool>,
     /// How to wake each accept loop blocked in `accept`.
@@ -37,22 +38,22 @@ pub struct Server {
     connections: Arc<AtomicUsize>,
 }
 
-impl std::fmt::Debug for Server {
+impl<B: Backend> std::fmt::Debug for Server<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server").field("config", &self.config).finish_non_exhaustive()
     }
 }
 
-impl Server {
+impl<B: Backend> Server<B> {
     /// A server for `store`, with the protocol settings the store calls for.
-    pub fn new(store: Store) -> Self {
+    pub fn new(store: B) -> Self {
         let config = store.server_config();
         Self::with_config(store, config)
     }
 
     /// A server with explicit protocol settings. Keep `max_key_size` at or below what the
     /// store accepts.
-    pub fn with_config(store: Store, config: ServerConfig) -> Self {
+    pub fn with_config(store: B, config: ServerConfig) -> Self {
         Self {
             store,
             config,
@@ -174,13 +175,13 @@ impl ShutdownHandle {
     }
 }
 
-struct State {
-    conn: ServedConnection,
+struct State<C: BackendConnection> {
+    conn: ServedConnection<C>,
     reader_done: bool,
 }
 
-struct Shared {
-    state: Mutex<State>,
+struct Shared<C: BackendConnection> {
+    state: Mutex<State<C>>,
     /// Signalled when write outcomes arrive, input is wanted again, or the connection ends.
     changed: Condvar,
     writer: Mutex<Box<dyn Write + Send>>,
@@ -188,9 +189,9 @@ struct Shared {
 }
 
 /// Wakes the completion thread when a write outcome arrives.
-struct CompletionWaker(Arc<Shared>);
+struct CompletionWaker<C: BackendConnection>(Arc<Shared<C>>);
 
-impl Wake for CompletionWaker {
+impl<C: BackendConnection> Wake for CompletionWaker<C> {
     fn wake(self: Arc<Self>) {
         // Taking the state lock first means the completion thread is either not yet past its
         // check (it will see the outcome) or already waiting (it gets the notification).
@@ -199,8 +200,8 @@ impl Wake for CompletionWaker {
     }
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
+impl<C: BackendConnection> Shared<C> {
+    fn lock(&self) -> MutexGuard<'_, State<C>> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 

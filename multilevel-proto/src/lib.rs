@@ -73,10 +73,12 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod backend;
 pub mod backoff;
 pub mod client;
 pub mod client_api;
 pub mod frame;
+pub mod hooks;
 pub mod machine;
 pub mod manylevel;
 pub mod memory;
@@ -99,7 +101,7 @@ pub use client::{
 pub use frame::{FrameDecoder, FrameError};
 pub use machine::{Protocol, ServerMachine};
 pub use manylevel::ManyLevelServer;
-pub use memory::{MemorySnapshots, MemoryStore};
+pub use memory::{MemoryBackend, MemoryConnection, MemorySnapshots, MemoryStore};
 pub use message::{
     BatchOp, ClientMessage, DecodeError, ErrorCode, GoodbyeReason, IterOptions, NO_REPLAY_SESSION, PROTOCOL_VERSION,
     RemoteError, ServerHello, ServerMessage, SessionId, WireEntry,

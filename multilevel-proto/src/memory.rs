@@ -4,12 +4,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 
+use crate::backend::{Backend, BackendConnection, Completions, Execution, Executor};
+use crate::hooks::Hooks;
 use crate::message::{BatchOp, NO_REPLAY_SESSION, SessionId};
 use crate::range::KeyRange;
+use crate::server::{OpId, ServerConfig};
 use crate::store::{BatchRead, Outcome, ReplayCheck, SessionRecord, StoreError, StoreRequest, WriteOp, WriteRequest};
 
 type Map = BTreeMap<Bytes, Bytes>;
@@ -24,6 +27,7 @@ pub struct MemoryStore {
     sessions: HashMap<SessionId, SessionRecord>,
     applied: Vec<(SessionId, u64)>,
     readonly: bool,
+    hooks: Hooks,
 }
 
 /// The iterator snapshots of one connection.
@@ -49,6 +53,60 @@ impl MemorySnapshots {
     }
 }
 
+/// A [`MemoryStore`] shared by the connections of a server: a [`Backend`] for tests and for
+/// programs that want a server with nothing on disk. Every request is answered at once.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryBackend {
+    store: Arc<Mutex<MemoryStore>>,
+}
+
+impl MemoryBackend {
+    /// A backend serving `store`.
+    pub fn new(store: MemoryStore) -> Self {
+        Self { store: Arc::new(Mutex::new(store)) }
+    }
+
+    /// The store, to look at or change it directly.
+    pub fn store(&self) -> MutexGuard<'_, MemoryStore> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One connection's view of a [`MemoryBackend`]: its iterator snapshots.
+#[derive(Debug)]
+pub struct MemoryConnection {
+    backend: MemoryBackend,
+    snapshots: MemorySnapshots,
+}
+
+impl Backend for MemoryBackend {
+    type Connection = MemoryConnection;
+
+    fn connection(&self) -> MemoryConnection {
+        MemoryConnection { backend: self.clone(), snapshots: MemorySnapshots::default() }
+    }
+
+    fn server_config(&self) -> ServerConfig {
+        ServerConfig { readonly: self.store().readonly, ..ServerConfig::default() }
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(()) // nothing is kept anywhere that could lag behind
+    }
+}
+
+impl Executor for MemoryConnection {
+    fn execute(&mut self, _op: OpId, request: StoreRequest, _completions: &Arc<dyn Completions>) -> Execution {
+        Execution::Ready(self.backend.store().execute(&mut self.snapshots, request))
+    }
+
+    fn close_iterator(&mut self, iterator: u64) {
+        self.snapshots.close(iterator);
+    }
+}
+
+impl BackendConnection for MemoryConnection {}
+
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
@@ -58,6 +116,11 @@ impl MemoryStore {
     /// Makes the store refuse writes, as a read-only database would.
     pub fn set_readonly(&mut self, readonly: bool) {
         self.readonly = readonly;
+    }
+
+    /// Runs `hooks` before every write, as a server's store does.
+    pub fn set_hooks(&mut self, hooks: Hooks) {
+        self.hooks = hooks;
     }
 
     /// The current contents.
@@ -101,7 +164,7 @@ impl MemoryStore {
                 ReplayCheck::New => {}
             }
         }
-        let outcome = if self.readonly { Err(StoreError::ReadOnly) } else { Ok(()) };
+        let outcome = if self.readonly { Err(StoreError::ReadOnly) } else { self.hooks.check(&write.op) };
         if outcome.is_ok() {
             apply(Arc::make_mut(&mut self.data), write.op);
             self.applied.push((write.session, write.request));

@@ -227,6 +227,31 @@ pub struct SessionRecord {
 }
 
 impl SessionRecord {
+    /// The layout of a stored record; bumped if `SessionRecord` ever changes shape.
+    pub const STORED_VERSION: u8 = 1;
+
+    /// The bytes a durable backend stores for this record: a version byte, then the postcard
+    /// encoding. Every backend stores these same bytes.
+    pub fn to_stored(&self) -> Vec<u8> {
+        let mut out = vec![Self::STORED_VERSION];
+        // Encoding a record into a growable buffer cannot fail.
+        out.extend_from_slice(&postcard::to_allocvec(self).unwrap_or_default());
+        out
+    }
+
+    /// The record stored as `stored`, or `None` if those bytes are not a record of this
+    /// layout (another version, trailing bytes, garbage).
+    pub fn from_stored(stored: &[u8]) -> Option<Self> {
+        let (&version, body) = stored.split_first()?;
+        if version != Self::STORED_VERSION {
+            return None;
+        }
+        match postcard::take_from_bytes::<Self>(body) {
+            Ok((record, [])) => Some(record),
+            _ => None,
+        }
+    }
+
     /// Whether `request` was handled before, and how, given the id `window` remembered.
     pub fn check(&self, request: u64, window: u64) -> ReplayCheck {
         if request > self.high_water {
@@ -274,6 +299,22 @@ mod tests {
         rec.record(6, Ok(()), window, 0);
         assert_eq!(rec.check(3, window), ReplayCheck::Expired);
         assert!(rec.failures.is_empty(), "failures outside the window are dropped");
+    }
+
+    #[test]
+    fn stored_records_round_trip_and_reject_other_versions() {
+        let mut record = SessionRecord::default();
+        record.record(3, Err(StoreError::Rejected("no".into())), 10, 42);
+        record.record(4, Ok(()), 10, 43);
+        let stored = record.to_stored();
+        assert_eq!(SessionRecord::from_stored(&stored), Some(record));
+        let mut other = stored.clone();
+        other[0] = 2;
+        assert_eq!(SessionRecord::from_stored(&other), None);
+        let mut trailing = stored;
+        trailing.push(0);
+        assert_eq!(SessionRecord::from_stored(&trailing), None);
+        assert_eq!(SessionRecord::from_stored(&[]), None);
     }
 
     #[test]

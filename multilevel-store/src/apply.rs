@@ -1,48 +1,15 @@
-//! Checking and applying one write inside the writer's transaction.
+//! Applying one checked write inside the writer's transaction.
 
 use std::ops::Bound;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use heed::RwTxn;
-use multilevel_proto::{BatchOp, KeyRange, StoreError, WriteOp};
+use multilevel_proto::{BatchOp, KeyRange, WriteOp};
 
 use crate::env::Db;
 use crate::keys;
-use crate::options::Hooks;
 
 /// Keys removed per step of a limited `Clear`, to bound the memory it uses.
 const CLEAR_CHUNK: usize = 1024;
-
-fn check_key(key: &[u8], max: usize) -> Result<(), StoreError> {
-    if key.len() > max { Err(StoreError::KeyTooLarge { len: key.len(), max }) } else { Ok(()) }
-}
-
-/// Fails if any key the write sets or removes is longer than `max`. A `Clear` range may have
-/// bounds of any length.
-pub(crate) fn check_keys(op: &WriteOp, max: usize) -> Result<(), StoreError> {
-    match op {
-        WriteOp::Put { key, .. } | WriteOp::Del { key } => check_key(key, max),
-        WriteOp::Batch(ops) => ops.iter().try_for_each(|op| check_key(op.key(), max)),
-        WriteOp::Clear { .. } => Ok(()),
-    }
-}
-
-/// Runs the hook for the write, if any; a panicking hook rejects the write.
-pub(crate) fn run_hook(hooks: &Hooks, op: &WriteOp) -> Result<(), StoreError> {
-    let verdict = match op {
-        WriteOp::Put { key, value } => {
-            hooks.preput.as_ref().map(|hook| catch_unwind(AssertUnwindSafe(|| hook(key, value))))
-        }
-        WriteOp::Del { key } => hooks.predel.as_ref().map(|hook| catch_unwind(AssertUnwindSafe(|| hook(key)))),
-        WriteOp::Batch(ops) => hooks.prebatch.as_ref().map(|hook| catch_unwind(AssertUnwindSafe(|| hook(ops)))),
-        WriteOp::Clear { .. } => None,
-    };
-    match verdict {
-        None | Some(Ok(Ok(()))) => Ok(()),
-        Some(Ok(Err(message))) => Err(StoreError::Rejected(message)),
-        Some(Err(_panic)) => Err(StoreError::Rejected("the server's write hook panicked".into())),
-    }
-}
 
 /// Applies a checked write. An error leaves the transaction unusable: the caller aborts it.
 pub(crate) fn apply(data: Db, txn: &mut RwTxn<'_>, op: &WriteOp) -> heed::Result<()> {

@@ -74,7 +74,6 @@ mod keys;
 mod options;
 mod reads;
 mod record;
-mod served;
 mod snapshots;
 mod writer;
 
@@ -86,25 +85,16 @@ use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 pub use error::OpenError;
+pub use multilevel_proto::backend::{Backend, BackendConnection, Completions, Execution, Executor};
 pub use multilevel_proto::{
-    BatchOp, BatchRead, KeyRange, Outcome, ServerConfig, SessionId, StoreError, StoreRequest, WriteOp, WriteRequest,
+    BatchOp, BatchRead, KeyRange, OpId, Outcome, ServerConfig, SessionId, StoreError, StoreRequest, WriteOp,
+    WriteRequest,
 };
 pub use options::{BatchHook, DelHook, Hooks, PutHook, StoreOptions};
-pub use served::ServedConnection;
 
 use env::Shared;
 use snapshots::ConnectionSnapshots;
 use writer::{Done, Job};
-
-/// What [`ConnectionStore::execute`] did with a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[must_use]
-pub enum Execution {
-    /// The request ran inline; here is its result. The `done` callback was dropped unused.
-    Ready(Result<Outcome, StoreError>),
-    /// The request was queued; `done` will be called exactly once, on the writer thread.
-    Queued,
-}
 
 /// A snapshot of the store's counters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -462,6 +452,64 @@ impl ReadScope<'_> {
 impl Drop for ConnectionStore {
     fn drop(&mut self) {
         self.snapshots.close_all(&self.inner.shared.snapshots);
+    }
+}
+
+impl Backend for Store {
+    type Connection = ConnectionStore;
+
+    fn connection(&self) -> ConnectionStore {
+        Store::connection(self)
+    }
+
+    fn server_config(&self) -> ServerConfig {
+        Store::server_config(self)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.sync()
+    }
+}
+
+/// Runs `request` through `execute`, sending a queued result to `completions` (only writes
+/// queue, so only they pay for the handle).
+fn execute_with(
+    op: OpId,
+    request: StoreRequest,
+    completions: &Arc<dyn Completions>,
+    execute: impl FnOnce(StoreRequest, Box<dyn FnOnce(Result<Outcome, StoreError>) + Send>) -> Execution,
+) -> Execution {
+    if request.is_write() {
+        let completions = Arc::clone(completions);
+        execute(request, Box::new(move |result| completions.complete(op, result)))
+    } else {
+        execute(request, Box::new(|_| {}))
+    }
+}
+
+impl Executor for ConnectionStore {
+    fn execute(&mut self, op: OpId, request: StoreRequest, completions: &Arc<dyn Completions>) -> Execution {
+        execute_with(op, request, completions, |request, done| ConnectionStore::execute(self, request, done))
+    }
+
+    fn close_iterator(&mut self, iterator: u64) {
+        ConnectionStore::close_iterator(self, iterator);
+    }
+}
+
+impl BackendConnection for ConnectionStore {
+    fn read_scope(&mut self, run: &mut dyn FnMut(&mut dyn Executor)) {
+        ConnectionStore::read_scope(self, |scope| run(scope));
+    }
+}
+
+impl Executor for ReadScope<'_> {
+    fn execute(&mut self, op: OpId, request: StoreRequest, completions: &Arc<dyn Completions>) -> Execution {
+        execute_with(op, request, completions, |request, done| ReadScope::execute(self, request, done))
+    }
+
+    fn close_iterator(&mut self, iterator: u64) {
+        self.connection().close_iterator(iterator);
     }
 }
 

@@ -1,74 +1,8 @@
 //! How a [`Store`](crate::Store) is opened: sizes, durability, limits and the write hooks.
 
-use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
-use multilevel_proto::BatchOp;
-
-/// A hook on single puts: gets the key and the value; `Err(message)` rejects the write.
-pub type PutHook = Arc<dyn Fn(&[u8], &[u8]) -> Result<(), String> + Send + Sync>;
-/// A hook on single deletes: gets the key; `Err(message)` rejects the write.
-pub type DelHook = Arc<dyn Fn(&[u8]) -> Result<(), String> + Send + Sync>;
-/// A hook on batches: gets the operations; `Err(message)` rejects the whole batch.
-pub type BatchHook = Arc<dyn Fn(&[BatchOp]) -> Result<(), String> + Send + Sync>;
-
-/// Checks run on the writer thread before a write is applied (the `preput`, `predel` and
-/// `prebatch` options of a multileveldown server).
-///
-/// A hook that returns `Err(message)` rejects the write: the client gets
-/// [`StoreError::Rejected`](crate::StoreError::Rejected) with the message verbatim, nothing
-/// is written, and a replay of the same write gets the same rejection without running the hook
-/// again. A hook that panics rejects the write with a message saying so. `Clear` runs no hook,
-/// and no hook runs on a read-only store.
-///
-/// Hooks run on the writer thread inside the group's write transaction, so they should be
-/// quick and should not call back into the store: a write they wait for could only run after
-/// them.
-#[derive(Clone, Default)]
-pub struct Hooks {
-    /// Runs before every `Put`.
-    pub preput: Option<PutHook>,
-    /// Runs before every `Del`.
-    pub predel: Option<DelHook>,
-    /// Runs before every `Batch`.
-    pub prebatch: Option<BatchHook>,
-}
-
-impl Hooks {
-    /// No hooks.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets the hook run before every `Put`.
-    pub fn preput(mut self, hook: impl Fn(&[u8], &[u8]) -> Result<(), String> + Send + Sync + 'static) -> Self {
-        self.preput = Some(Arc::new(hook));
-        self
-    }
-
-    /// Sets the hook run before every `Del`.
-    pub fn predel(mut self, hook: impl Fn(&[u8]) -> Result<(), String> + Send + Sync + 'static) -> Self {
-        self.predel = Some(Arc::new(hook));
-        self
-    }
-
-    /// Sets the hook run before every `Batch`.
-    pub fn prebatch(mut self, hook: impl Fn(&[BatchOp]) -> Result<(), String> + Send + Sync + 'static) -> Self {
-        self.prebatch = Some(Arc::new(hook));
-        self
-    }
-}
-
-impl fmt::Debug for Hooks {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Hooks")
-            .field("preput", &self.preput.is_some())
-            .field("predel", &self.predel.is_some())
-            .field("prebatch", &self.prebatch.is_some())
-            .finish()
-    }
-}
+pub use multilevel_proto::hooks::{BatchHook, DelHook, Hooks, PutHook};
 
 /// Reader slots LMDB keeps beyond the snapshot cap, for short reads and other processes.
 const READER_HEADROOM: u32 = 126;

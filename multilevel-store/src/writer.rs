@@ -262,8 +262,7 @@ impl Writer {
             let verdict = write
                 .verdict
                 .get_or_insert_with(|| {
-                    apply::check_keys(&write.request.op, shared.max_key_size)
-                        .and_then(|()| apply::run_hook(&shared.options.hooks, &write.request.op))
+                    multilevel_proto::hooks::verdict(&write.request.op, shared.max_key_size, &shared.options.hooks)
                 })
                 .clone();
             if verdict.is_ok() {

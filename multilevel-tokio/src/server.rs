@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::timer::Timer;
 use multilevel_proto::{GoodbyeReason, Protocol, ServerConfig};
-use multilevel_store::{ServedConnection, Store};
+use multilevel_serve::{Backend, BackendConnection, ServedConnection};
+use multilevel_store::Store;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 #[cfg(unix)]
@@ -17,10 +18,11 @@ use tracing::{debug, info, warn};
 
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Serves one store to many connections. Cheap to clone; clones share the shutdown signal.
+/// Serves one backend (by default the LMDB [`Store`]) to many connections. Cheap to clone;
+/// clones share the shutdown signal.
 #[derive(Clone)]
-pub struct Server {
-    store: Store,
+pub struct Server<B: Backend = Store> {
+    store: B,
     config: ServerConfig,
     shutdown: watch::Sender<bool>,
     connections: Arc<AtomicUsize>,
@@ -28,22 +30,22 @@ pub struct Server {
     protocol: Protocol,
 }
 
-impl std::fmt::Debug for Server {
+impl<B: Backend> std::fmt::Debug for Server<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server").field("config", &self.config).field("connections", &self.connections()).finish()
     }
 }
 
-impl Server {
+impl<B: Backend> Server<B> {
     /// A server for `store`, with the protocol settings the store calls for.
-    pub fn new(store: Store) -> Self {
+    pub fn new(store: B) -> Self {
         let config = store.server_config();
         Self::with_config(store, config)
     }
 
     /// A server with explicit protocol settings; keep `max_key_size` at or below what the
     /// store accepts.
-    pub fn with_config(store: Store, config: ServerConfig) -> Self {
+    pub fn with_config(store: B, config: ServerConfig) -> Self {
         Self {
             store,
             config,
@@ -69,7 +71,7 @@ impl Server {
     }
 
     /// The store served.
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &B {
         &self.store
     }
 
@@ -234,8 +236,8 @@ async fn wait_true(rx: &mut watch::Receiver<bool>) {
 }
 
 /// Writes all pending output, one write per batch of frames.
-async fn flush<W: AsyncWrite + Unpin>(
-    conn: &mut ServedConnection,
+async fn flush<C: BackendConnection, W: AsyncWrite + Unpin>(
+    conn: &mut ServedConnection<C>,
     writer: &mut W,
     out: &mut Vec<u8>,
 ) -> io::Result<()> {
@@ -249,8 +251,8 @@ async fn flush<W: AsyncWrite + Unpin>(
 }
 
 /// Runs one connection: reads on this task, write outcomes through the completion queue.
-async fn run<R, W>(
-    mut conn: ServedConnection,
+async fn run<C: BackendConnection, R, W>(
+    mut conn: ServedConnection<C>,
     mut reader: R,
     mut writer: W,
     mut shutdown: watch::Receiver<bool>,

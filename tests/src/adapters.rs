@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use multilevel_proto::{CallError, ClientOptions, IterOptions, KeyRange};
+use multilevel_serve::Backend;
 use multilevel_store::{Store, StoreOptions};
 use tempfile::TempDir;
 
@@ -42,7 +43,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// The store it serves.
     pub store: Store,
-    stop: Box<dyn Fn() + Send + Sync>,
+    /// Stopped on drop, before the directory goes.
+    _server: BackendServer,
     _dir: TempDir,
 }
 
@@ -51,9 +53,24 @@ impl TestServer {
     pub fn start(adapter: Adapter, options: StoreOptions) -> Self {
         let dir = tempfile::tempdir().expect("a temp dir");
         let store = Store::open(dir.path(), options).expect("the store opens");
+        let server = BackendServer::start(adapter, store.clone());
+        Self { addr: server.addr, store, _server: server, _dir: dir }
+    }
+}
+
+/// A server of some adapter on loopback, over any backend.
+pub struct BackendServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Box<dyn Fn() + Send + Sync>,
+}
+
+impl BackendServer {
+    /// Starts a server of `adapter` serving `backend`.
+    pub fn start<B: Backend>(adapter: Adapter, backend: B) -> Self {
         let (addr, stop): (SocketAddr, Box<dyn Fn() + Send + Sync>) = match adapter {
             Adapter::Blocking => {
-                let server = multilevel_blocking::Server::new(store.clone());
+                let server = multilevel_blocking::Server::new(backend);
                 let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
                 let addr = listener.local_addr().expect("addr");
                 let handle = server.shutdown_handle();
@@ -61,7 +78,7 @@ impl TestServer {
                 (addr, Box::new(move || handle.shutdown()))
             }
             Adapter::Tokio => {
-                let server = multilevel_tokio::Server::new(store.clone());
+                let server = multilevel_tokio::Server::new(backend);
                 let listener = runtime().block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
                 let addr = listener.local_addr().expect("addr");
                 let serving = server.clone();
@@ -69,7 +86,7 @@ impl TestServer {
                 (addr, Box::new(move || server.shutdown()))
             }
             Adapter::Smol => {
-                let server = multilevel_async_std::Server::new(store.clone(), smol_spawn);
+                let server = multilevel_async_std::Server::new(backend, smol_spawn);
                 let listener = smol::block_on(async_net::TcpListener::bind("127.0.0.1:0")).expect("bind");
                 let addr = listener.local_addr().expect("addr");
                 let serving = server.clone();
@@ -77,11 +94,11 @@ impl TestServer {
                 (addr, Box::new(move || server.shutdown()))
             }
         };
-        Self { addr, store, stop, _dir: dir }
+        Self { addr, stop }
     }
 }
 
-impl Drop for TestServer {
+impl Drop for BackendServer {
     fn drop(&mut self) {
         (self.stop)();
     }
@@ -135,6 +152,15 @@ impl AnyClient {
             AnyClient::Blocking(_) => None,
             AnyClient::Tokio(c) => Some(runtime().block_on(c.request(request, Some(timeout))).and_then(value)),
             AnyClient::Smol(c) => Some(smol::block_on(c.request(request, Some(timeout))).and_then(value)),
+        }
+    }
+
+    /// The server's counters.
+    pub fn stats(&self) -> Result<Vec<(String, u64)>, CallError> {
+        match self {
+            AnyClient::Blocking(c) => c.stats(),
+            AnyClient::Tokio(c) => runtime().block_on(c.stats()),
+            AnyClient::Smol(c) => smol::block_on(c.stats()),
         }
     }
 

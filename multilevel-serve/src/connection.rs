@@ -1,88 +1,63 @@
-//! One server connection bound to the store: the part of a server that every adapter shares.
-//!
-//! [`ServedConnection`] joins a server state machine
-//! ([`ServerConnection`](multilevel_proto::ServerConnection) for multilevel's own protocol, or
-//! [`ManyLevelServer`](multilevel_proto::ManyLevelServer) for many-level's) to a
-//! [`ConnectionStore`]: reads run inline, writes go to the writer thread, and their outcomes
-//! come back through a queue that wakes the adapter with a [`Waker`]. An adapter only moves
-//! bytes and waits.
+//! [`ServedConnection`]: a server state machine driven against a backend connection.
 
-use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
+use multilevel_proto::backend::{Backend, BackendConnection, Completions, Execution};
 use multilevel_proto::{
-    GoodbyeReason, OpId, Outcome, Protocol, ServerConfig, ServerError, ServerEvent, ServerMachine, StoreError,
-    StoreRequest,
+    GoodbyeReason, Outcome, Protocol, ServerConfig, ServerError, ServerEvent, ServerMachine, StoreError,
 };
 
-use crate::{ConnectionStore, Execution, Store};
+use crate::completions::CompletionQueue;
 
-type Completion = (OpId, Result<Outcome, StoreError>);
-
-/// Write outcomes waiting for the connection, and who to wake when one arrives.
-#[derive(Default)]
-struct Completions {
-    queue: Mutex<(VecDeque<Completion>, Option<Waker>)>,
-}
-
-impl Completions {
-    fn push(&self, completion: Completion) {
-        let waker = {
-            let mut guard = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            guard.0.push_back(completion);
-            guard.1.take()
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-}
-
-/// A server connection on a store, driven by an adapter.
+/// A server connection on a backend, driven by an adapter.
 ///
 /// Call [`handle_input`](Self::handle_input) with bytes read (only while
 /// [`wants_input`](Self::wants_input)), [`poll_completions`](Self::poll_completions) when its
 /// waker fires, [`handle_timeout`](Self::handle_timeout) at [`poll_timeout`](Self::poll_timeout),
 /// and after each, write what [`take_output`](Self::take_output) gives. Close the transport once
 /// [`is_closed`](Self::is_closed) and the output is written.
-pub struct ServedConnection {
+pub struct ServedConnection<C: BackendConnection> {
     machine: Box<dyn ServerMachine>,
-    store: ConnectionStore,
-    completions: Arc<Completions>,
+    backend: C,
+    queue: Arc<CompletionQueue>,
+    /// The same queue, as the backend sees it.
+    completions: Arc<dyn Completions>,
     connections: Arc<AtomicUsize>,
     /// Most bytes [`take_output`](Self::take_output) hands out at once.
     output_limit: usize,
 }
 
-impl std::fmt::Debug for ServedConnection {
+impl<C: BackendConnection> std::fmt::Debug for ServedConnection<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServedConnection").field("machine", &self.machine).finish_non_exhaustive()
     }
 }
 
-impl ServedConnection {
-    /// A new connection on `store`. `connections` is the server's count of open connections:
+impl<C: BackendConnection> ServedConnection<C> {
+    /// A new connection on `backend`. `connections` is the server's count of open connections:
     /// it is incremented now, decremented on drop, and reported by `Stats` requests.
-    pub fn new(store: &Store, config: ServerConfig, connections: Arc<AtomicUsize>) -> Self {
-        Self::with_protocol(store, config, connections, Protocol::Multilevel)
+    pub fn new<B: Backend<Connection = C>>(backend: &B, config: ServerConfig, connections: Arc<AtomicUsize>) -> Self {
+        Self::with_protocol(backend, config, connections, Protocol::Multilevel)
     }
 
-    /// A new connection on `store` speaking `protocol`; otherwise as [`new`](Self::new).
-    pub fn with_protocol(
-        store: &Store,
+    /// A new connection on `backend` speaking `protocol`; otherwise as [`new`](Self::new).
+    pub fn with_protocol<B: Backend<Connection = C>>(
+        backend: &B,
         config: ServerConfig,
         connections: Arc<AtomicUsize>,
         protocol: Protocol,
     ) -> Self {
         connections.fetch_add(1, Ordering::Relaxed);
+        let queue = Arc::new(CompletionQueue::default());
         Self {
             output_limit: config.output_high_water.max(1),
             machine: protocol.machine(config, Instant::now()),
-            store: store.connection(),
-            completions: Arc::default(),
+            backend: backend.connection(),
+            completions: Arc::clone(&queue) as Arc<dyn Completions>,
+            queue,
             connections,
         }
     }
@@ -90,6 +65,11 @@ impl ServedConnection {
     /// The state machine, for what this type does not wrap.
     pub fn machine(&self) -> &dyn ServerMachine {
         &*self.machine
+    }
+
+    /// The backend connection, e.g. to count its snapshots.
+    pub fn backend(&self) -> &C {
+        &self.backend
     }
 
     /// Whether the adapter should read from the transport now (see
@@ -109,7 +89,7 @@ impl ServedConnection {
         self.machine.in_flight()
     }
 
-    /// Feeds bytes read from the transport and runs what they ask of the store. An error
+    /// Feeds bytes read from the transport and runs what they ask of the backend. An error
     /// means the connection is closing; a goodbye waits in the output.
     pub fn handle_input(&mut self, bytes: &[u8]) -> Result<(), ServerError> {
         let result = self.machine.handle_input(bytes, Instant::now());
@@ -117,18 +97,15 @@ impl ServedConnection {
         result
     }
 
-    /// Takes the write outcomes that arrived; `Pending` (with `cx`'s waker registered) when
-    /// there were none.
+    /// Takes the results the backend finished later; `Pending` (with `cx`'s waker registered)
+    /// when there were none.
     pub fn poll_completions(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let done: Vec<Completion> = {
-            let mut guard = self.completions.queue.lock().unwrap_or_else(|e| e.into_inner());
-            if guard.0.is_empty() {
-                guard.1 = Some(cx.waker().clone());
-                return Poll::Pending;
-            }
-            guard.0.drain(..).collect()
-        };
+        let done = self.queue.take_or_register(cx.waker());
+        if done.is_empty() {
+            return Poll::Pending;
+        }
         for (op, result) in done {
+            let result = with_connections(result, &self.connections);
             let _ = self.machine.handle_outcome(op, result, Instant::now());
         }
         self.run_events();
@@ -167,31 +144,26 @@ impl ServedConnection {
         out.len() > start
     }
 
-    /// Runs what the machine asks of the store: reads inline, writes to the writer thread.
+    /// Runs what the machine asks of the backend, in one read scope.
     ///
-    /// The point reads of one call share a read transaction: every request they answer was
+    /// The point reads of one call may share a snapshot: every request they answer was
     /// received before the call began (the machine only decodes input already fed to it), and
     /// a read waits in the machine until the writes before it are acknowledged, so each still
     /// sees every write acknowledged before it was sent.
     fn run_events(&mut self) {
-        let Self { machine, store, completions, connections, .. } = self;
+        let Self { machine, backend, completions, connections, .. } = self;
         let Some(first) = machine.poll_event() else { return };
-        store.read_scope(|scope| {
-            let mut next = Some(first);
-            while let Some(event) = next {
+        let mut next = Some(first);
+        backend.read_scope(&mut |executor| {
+            while let Some(event) = next.take() {
                 match event {
                     ServerEvent::Store { op, request } => {
-                        let is_stats = request == StoreRequest::Stats;
-                        let completions = Arc::clone(completions);
-                        let done = move |result| completions.push((op, result));
-                        if let Execution::Ready(mut result) = scope.execute(request, done) {
-                            if let (true, Ok(Outcome::Stats(stats))) = (is_stats, &mut result) {
-                                stats.push(("connections".into(), connections.load(Ordering::Relaxed) as u64));
-                            }
+                        if let Execution::Ready(result) = executor.execute(op, request, completions) {
+                            let result = with_connections(result, connections);
                             let _ = machine.handle_outcome(op, result, Instant::now());
                         }
                     }
-                    ServerEvent::CloseIterator { iterator } => scope.connection().close_iterator(iterator),
+                    ServerEvent::CloseIterator { iterator } => executor.close_iterator(iterator),
                 }
                 next = machine.poll_event();
             }
@@ -199,7 +171,15 @@ impl ServedConnection {
     }
 }
 
-impl Drop for ServedConnection {
+/// Adds the server's open connections to a `Stats` answer, which only the server knows.
+fn with_connections(mut result: Result<Outcome, StoreError>, connections: &AtomicUsize) -> Result<Outcome, StoreError> {
+    if let Ok(Outcome::Stats(stats)) = &mut result {
+        stats.push(("connections".into(), connections.load(Ordering::Relaxed) as u64));
+    }
+    result
+}
+
+impl<C: BackendConnection> Drop for ServedConnection<C> {
     fn drop(&mut self) {
         self.connections.fetch_sub(1, Ordering::Relaxed);
     }
