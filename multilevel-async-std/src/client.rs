@@ -19,8 +19,8 @@ use futures_core::Stream;
 use futures_io::AsyncWrite;
 use futures_lite::{AsyncWriteExt, FutureExt};
 use multilevel_proto::{
-    BatchOp, CallError, ClientOptions, ConnectFailure, ConnectionChange, ConnectionState, IterHandle, IterOptions,
-    Request, Response, Router, RouterHost, WireEntry,
+    BatchOp, CallError, ClientOptions, ConnectFailure, ConnectionChange, ConnectionState, Endpoints, IterHandle,
+    IterOptions, Request, Response, Router, RouterHost, WireEntry,
 };
 use tracing::debug;
 
@@ -323,7 +323,46 @@ impl Client {
 
     /// A client of the server at a TCP address.
     pub fn tcp(addr: std::net::SocketAddr, options: ClientOptions, spawner: impl Spawn) -> Self {
-        Self::new(move || async move { Transport::tcp(async_net::TcpStream::connect(addr).await?) }, options, spawner)
+        Self::tcp_any([addr], options, spawner)
+    }
+
+    /// A client of any of several servers of one database (servers in front of one
+    /// replicated backend): each connection attempt tries them in turn, starting after the one
+    /// that connected last (see [`Endpoints`]), so losing a server costs one reconnect. With
+    /// no address, every attempt fails with `InvalidInput`.
+    pub fn tcp_any(
+        addrs: impl IntoIterator<Item = std::net::SocketAddr>,
+        options: ClientOptions,
+        spawner: impl Spawn,
+    ) -> Self {
+        let endpoints = Arc::new(Mutex::new(Endpoints::new(addrs)));
+        Self::new(
+            move || {
+                let endpoints = Arc::clone(&endpoints);
+                async move {
+                    let order: Vec<(usize, std::net::SocketAddr)> =
+                        match &*endpoints.lock().unwrap_or_else(|e| e.into_inner()) {
+                            Some(endpoints) => endpoints.in_order().map(|(i, a)| (i, *a)).collect(),
+                            None => Vec::new(),
+                        };
+                    let mut first_error = None;
+                    for (index, addr) in order {
+                        match async_net::TcpStream::connect(addr).await {
+                            Ok(stream) => {
+                                if let Some(endpoints) = &mut *endpoints.lock().unwrap_or_else(|e| e.into_inner()) {
+                                    endpoints.connected(index);
+                                }
+                                return Transport::tcp(stream);
+                            }
+                            Err(err) => first_error = first_error.or(Some(err)),
+                        }
+                    }
+                    Err(first_error.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no server address")))
+                }
+            },
+            options,
+            spawner,
+        )
     }
 
     /// A client of the server at a Unix socket path.

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use multilevel_proto::{
-    Backoff, BatchOp, CallError, ClientOptions, ConnectFailure, ConnectionChange, ConnectionState, IterOptions,
-    Request, Response, Router, WireEntry,
+    Backoff, BatchOp, CallError, ClientOptions, ConnectFailure, ConnectionChange, ConnectionState, Endpoints,
+    IterOptions, Request, Response, Router, WireEntry,
 };
 use tracing::debug;
 
@@ -282,7 +282,45 @@ impl Client {
 
     /// A client of the server at a TCP address.
     pub fn tcp(addr: impl ToSocketAddrs + Send + 'static, options: ClientOptions) -> Self {
-        Self::new(move || TcpStream::connect(&addr).and_then(Transport::tcp), options)
+        Self::tcp_any([addr], options)
+    }
+
+    /// A client of any of several servers of one database (servers in front of one
+    /// replicated backend): each connection attempt tries them in turn, starting after the one
+    /// that connected last (see [`Endpoints`]), so losing a server costs one reconnect. With
+    /// no address, every attempt fails with `InvalidInput`.
+    pub fn tcp_any<A: ToSocketAddrs + Send + 'static>(
+        addrs: impl IntoIterator<Item = A>,
+        options: ClientOptions,
+    ) -> Self {
+        let mut endpoints = Endpoints::new(addrs);
+        Self::new(
+            move || {
+                let Some(endpoints) = &mut endpoints else {
+                    return Err(io::Error::new(io::ErrorKind::InvalidInput, "no server address"));
+                };
+                let mut first_error = None;
+                let mut connected = None;
+                for (index, addr) in endpoints.in_order() {
+                    match TcpStream::connect(addr) {
+                        Ok(stream) => {
+                            connected = Some((index, stream));
+                            break;
+                        }
+                        Err(err) => first_error = first_error.or(Some(err)),
+                    }
+                }
+                match (connected, first_error) {
+                    (Some((index, stream)), _) => {
+                        endpoints.connected(index);
+                        Transport::tcp(stream)
+                    }
+                    (None, Some(err)) => Err(err),
+                    (None, None) => Err(io::Error::new(io::ErrorKind::InvalidInput, "no server address")),
+                }
+            },
+            options,
+        )
     }
 
     /// A client of the server at a Unix socket path.

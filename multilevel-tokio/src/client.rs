@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use futures_core::Stream;
 use multilevel_proto::{
-    BatchOp, CallError, ClientOptions, ConnectFailure, ConnectionChange, ConnectionState, IterHandle, IterOptions,
-    Request, Response, Router, RouterHost, WireEntry,
+    BatchOp, CallError, ClientOptions, ConnectFailure, ConnectionChange, ConnectionState, Endpoints, IterHandle,
+    IterOptions, Request, Response, Router, RouterHost, WireEntry,
 };
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, ToSocketAddrs};
@@ -281,10 +281,40 @@ impl Client {
 
     /// A client of the server at a TCP address.
     pub fn tcp<A: ToSocketAddrs + Clone + Send + Sync + 'static>(addr: A, options: ClientOptions) -> Self {
+        Self::tcp_any([addr], options)
+    }
+
+    /// A client of any of several servers of one database (servers in front of one
+    /// replicated backend): each connection attempt tries them in turn, starting after the one
+    /// that connected last (see [`Endpoints`]), so losing a server costs one reconnect. With
+    /// no address, every attempt fails with `InvalidInput`.
+    pub fn tcp_any<A: ToSocketAddrs + Clone + Send + Sync + 'static>(
+        addrs: impl IntoIterator<Item = A>,
+        options: ClientOptions,
+    ) -> Self {
+        let endpoints = Arc::new(Mutex::new(Endpoints::new(addrs)));
         Self::new(
             move || {
-                let addr = addr.clone();
-                async move { Transport::tcp(TcpStream::connect(addr).await?) }
+                let endpoints = Arc::clone(&endpoints);
+                async move {
+                    let order: Vec<(usize, A)> = match &*endpoints.lock().unwrap_or_else(|e| e.into_inner()) {
+                        Some(endpoints) => endpoints.in_order().map(|(i, a)| (i, a.clone())).collect(),
+                        None => Vec::new(),
+                    };
+                    let mut first_error = None;
+                    for (index, addr) in order {
+                        match TcpStream::connect(addr).await {
+                            Ok(stream) => {
+                                if let Some(endpoints) = &mut *endpoints.lock().unwrap_or_else(|e| e.into_inner()) {
+                                    endpoints.connected(index);
+                                }
+                                return Transport::tcp(stream);
+                            }
+                            Err(err) => first_error = first_error.or(Some(err)),
+                        }
+                    }
+                    Err(first_error.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no server address")))
+                }
             },
             options,
         )
