@@ -60,7 +60,7 @@ mod tests {
     fn attempts_start_after_the_address_that_connected_last() {
         assert!(Endpoints::<u8>::new([]).is_none());
         let mut endpoints = Endpoints::new(["a", "b", "c"]).unwrap();
-        let order = |e: &Endpoints<&str>| e.in_order().map(|(_, a)| *a).collect::<Vec<_>>();
+        let order = |e: &Endpoints<&'static str>| e.in_order().map(|(_, a)| *a).collect::<Vec<&str>>();
         assert_eq!(order(&endpoints), ["a", "b", "c"]);
         endpoints.connected(1);
         assert_eq!(order(&endpoints), ["c", "a", "b"]);
