@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use multilevel_proto::{CallError, ClientOptions, IterOptions, KeyRange};
+use multilevel_proto::{CallError, ClientOptions, IterOptions, KeyRange, ServerConfig};
 use multilevel_serve::Backend;
 use multilevel_store::{Store, StoreOptions};
 use tempfile::TempDir;
@@ -68,9 +68,15 @@ pub struct BackendServer {
 impl BackendServer {
     /// Starts a server of `adapter` serving `backend`.
     pub fn start<B: Backend>(adapter: Adapter, backend: B) -> Self {
+        let config = backend.server_config();
+        Self::with_config(adapter, backend, config)
+    }
+
+    /// Starts a server of `adapter` serving `backend` with `config` (e.g. with tokens).
+    pub fn with_config<B: Backend>(adapter: Adapter, backend: B, config: ServerConfig) -> Self {
         let (addr, stop): (SocketAddr, Box<dyn Fn() + Send + Sync>) = match adapter {
             Adapter::Blocking => {
-                let server = multilevel_blocking::Server::new(backend);
+                let server = multilevel_blocking::Server::with_config(backend, config);
                 let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
                 let addr = listener.local_addr().expect("addr");
                 let handle = server.shutdown_handle();
@@ -78,7 +84,7 @@ impl BackendServer {
                 (addr, Box::new(move || handle.shutdown()))
             }
             Adapter::Tokio => {
-                let server = multilevel_tokio::Server::new(backend);
+                let server = multilevel_tokio::Server::with_config(backend, config);
                 let listener = runtime().block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
                 let addr = listener.local_addr().expect("addr");
                 let serving = server.clone();
@@ -86,7 +92,7 @@ impl BackendServer {
                 (addr, Box::new(move || server.shutdown()))
             }
             Adapter::Smol => {
-                let server = multilevel_async_std::Server::new(backend, smol_spawn);
+                let server = multilevel_async_std::Server::with_config(backend, config, smol_spawn);
                 let listener = smol::block_on(async_net::TcpListener::bind("127.0.0.1:0")).expect("bind");
                 let addr = listener.local_addr().expect("addr");
                 let serving = server.clone();

@@ -137,3 +137,38 @@ fn a_peer_that_is_not_a_multilevel_server_is_named_as_such() {
         }
     }
 }
+
+#[test]
+fn a_refused_token_fails_requests_and_shows_in_the_state() {
+    use multilevel_proto::{MemoryBackend, MemoryStore, Tokens};
+    use multilevel_serve::Backend;
+    use multilevel_tests::adapters::BackendServer;
+
+    let tokens = Tokens::parse("rw writer-token-0123456789\nro reader-token-0123456789").unwrap();
+    for adapter in ALL {
+        let backend = MemoryBackend::new(MemoryStore::new());
+        let mut config = backend.server_config();
+        config.tokens = Some(std::sync::Arc::new(tokens.clone()));
+        let server = BackendServer::with_config(adapter, backend, config);
+        for retry in [false, true] {
+            let options = ClientOptions::default().retry(retry).token("not-a-token-of-this-server");
+            let db = AnyClient::connect(adapter, server.addr, options);
+            let (result, db) = within(Duration::from_secs(10), "get", move || (db.get("k"), db));
+            let err = result.expect_err("a wrong token");
+            // Retrying with the same token cannot help, so even with retry the request fails.
+            assert_eq!(err.kind(), ErrorKind::Unauthenticated, "{adapter:?}, retry {retry}: {err}");
+            assert!(
+                matches!(db.state(), ConnectionState::Disconnected(ConnectionError::Unauthenticated(_))),
+                "{adapter:?}: {:?}",
+                db.state()
+            );
+        }
+        // A read-only token on a writable database: the refusal names the token.
+        let reader =
+            AnyClient::connect(adapter, server.addr, ClientOptions::default().token("reader-token-0123456789"));
+        let err = reader.put("k", "v").expect_err("a read-only token");
+        assert_eq!(err.kind(), ErrorKind::ReadOnly, "{adapter:?}: {err}");
+        assert!(err.to_string().contains("token is read-only"), "{adapter:?}: {err}");
+        assert_eq!(reader.get("k").unwrap(), None, "{adapter:?}: it may read");
+    }
+}
