@@ -80,6 +80,8 @@ pub mod client_api;
 pub mod endpoints;
 pub mod frame;
 pub mod hooks;
+mod ids;
+mod iter_cost;
 pub mod machine;
 pub mod manylevel;
 pub mod memory;

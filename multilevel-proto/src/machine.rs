@@ -30,31 +30,60 @@ impl Protocol {
     }
 }
 
-/// A server connection state machine; see [`ServerConnection`] for how to drive one. Each
-/// method has the meaning of the inherent method of the same name.
+/// A server connection state machine: [`ServerConnection`] or [`ManyLevelServer`], driven
+/// the same way.
+///
+/// # Driving it
+///
+/// ```text
+/// bytes arrived from the client   -> handle_input(bytes, now), only while wants_input()
+/// a store request finished        -> handle_outcome(op, result, now)
+/// the time from poll_timeout came -> handle_timeout(now)
+/// shutting down                   -> close(reason, message)
+/// after any of the above          -> run every poll_event() against the store, write every
+///                                    poll_transmit() to the transport, re-arm the timer with
+///                                    poll_timeout()
+/// is_closed() and output written  -> close the transport
+/// ```
+///
+/// The machine never blocks and owns no I/O: reading stops when `wants_input` is false (too
+/// much output waiting, too many requests in flight), which is how a client that does not read
+/// is made to push back.
 pub trait ServerMachine: std::fmt::Debug + Send {
-    /// Feeds bytes read from the transport.
+    /// Feeds bytes read from the transport; call it only while [`wants_input`](Self::wants_input).
+    /// An error means the connection is closing: a goodbye saying why waits in the output.
     fn handle_input(&mut self, bytes: &[u8], now: Instant) -> Result<(), ServerError>;
-    /// Passes the store's answer to the request emitted with `op`.
+    /// Passes the store's answer to the request emitted as [`ServerEvent::Store`] with `op`;
+    /// call it once per such event, when the store has answered (at once or later).
     fn handle_outcome(
         &mut self,
         op: OpId,
         result: Result<Outcome, StoreError>,
         now: Instant,
     ) -> Result<(), ServerError>;
-    /// The next thing the adapter must do for the store.
+    /// The next thing the adapter must do for the store; drain it after every `handle_*` call.
+    #[must_use]
     fn poll_event(&mut self) -> Option<ServerEvent>;
-    /// Bytes to write to the transport, if any.
+    /// Bytes to write to the transport, if any; drain it after every `handle_*` call and
+    /// write them in order.
+    #[must_use]
     fn poll_transmit(&mut self) -> Option<Bytes>;
-    /// When [`handle_timeout`](Self::handle_timeout) must next be called.
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called (idle timeout,
+    /// keepalive); `None` when no timer is needed. Re-arm after every `handle_*` call.
+    #[must_use]
     fn poll_timeout(&self) -> Option<Instant>;
-    /// Tells the machine the time.
+    /// Tells the machine the time; call it when the instant from
+    /// [`poll_timeout`](Self::poll_timeout) has passed (calling it early is harmless).
     fn handle_timeout(&mut self, now: Instant);
     /// Whether the adapter should read more bytes from the transport now.
     fn wants_input(&self) -> bool;
-    /// Whether the connection is finished.
+    /// Whether the connection is finished: once true and the output is written, close the
+    /// transport.
     fn is_closed(&self) -> bool;
-    /// Starts an orderly close.
+    /// Starts an orderly close, e.g. on server shutdown: a goodbye with `reason` and `message`
+    /// goes out and iterators are released (as [`ServerEvent::CloseIterator`]s). Outcomes of
+    /// requests already handed to the store are still accepted but not sent: to let them
+    /// finish, wait until [`in_flight`](Self::in_flight) is zero first.
     fn close(&mut self, reason: GoodbyeReason, message: &str);
     /// Requests received and not yet answered.
     fn in_flight(&self) -> usize;

@@ -113,6 +113,7 @@ impl<C: BackendConnection> ServedConnection<C> {
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.machine.poll_timeout()
     }

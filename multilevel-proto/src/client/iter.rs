@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use super::config::RequestError;
+use super::error::{PeerMisbehaved, RequestError};
 use crate::message::{ClientMessage, IterOptions, WireEntry, entry_cost};
 use crate::range::KeyRange;
 
@@ -87,17 +87,20 @@ impl ClientIterator {
 
     /// Takes a batch of entries. Fails if the server sent more than the limit allows, or
     /// entries outside what was asked.
-    pub(super) fn handle_data(&mut self, epoch: u32, entries: Vec<WireEntry>, last_key: Bytes) -> Result<(), String> {
+    pub(super) fn handle_data(
+        &mut self,
+        epoch: u32,
+        entries: Vec<WireEntry>,
+        last_key: Bytes,
+    ) -> Result<(), PeerMisbehaved> {
         if epoch != self.epoch || self.state != State::Active {
             return Ok(()); // sent before a seek, or after the iterator failed
         }
         if let Some(allowed) = &mut self.allowed {
-            *allowed = allowed
-                .checked_sub(entries.len() as u64)
-                .ok_or_else(|| "the server sent more iterator entries than the limit allows".to_owned())?;
+            *allowed = allowed.checked_sub(entries.len() as u64).ok_or(PeerMisbehaved::IteratorPastLimit)?;
         }
         if !self.range.contains(&last_key) {
-            return Err("the server sent an iterator entry outside the range left to visit".into());
+            return Err(PeerMisbehaved::IteratorOutsideRange);
         }
         for entry in entries {
             self.buffered_bytes += entry_cost(&entry);

@@ -18,21 +18,24 @@
 //! counter and are never reused.
 
 mod config;
+mod error;
+mod event;
 mod iter;
 mod options;
+mod request;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
-pub use config::{
-    CallError, ClientConfig, ClientEvent, ConnectFailure, ConnectionError, ConnectionState, ErrorKind, IssueError,
-    Request, RequestError, Response,
-};
+pub use config::ClientConfig;
+pub use error::{CallError, ConnectFailure, ConnectionError, ErrorKind, IssueError, PeerMisbehaved, RequestError};
+pub use event::{ClientEvent, ConnectionState};
 use iter::ClientIterator;
 pub use iter::IterPoll;
 pub use options::ClientOptions;
+pub use request::{Request, Response};
 
 use crate::frame::FrameDecoder;
 use crate::message::{
@@ -428,11 +431,11 @@ impl Client {
             return match msg {
                 ServerMessage::Hello(hello) => self.handle_hello(hello),
                 ServerMessage::Goodbye(goodbye) => Err(goodbye_error(goodbye)),
-                _ => Err(ConnectionError::Protocol("a message before the handshake answer".into())),
+                _ => Err(ConnectionError::Protocol(PeerMisbehaved::MessageBeforeHandshake)),
             };
         }
         match msg {
-            ServerMessage::Hello(_) => return Err(ConnectionError::Protocol("a second handshake".into())),
+            ServerMessage::Hello(_) => return Err(ConnectionError::Protocol(PeerMisbehaved::SecondHandshake)),
             ServerMessage::Goodbye(goodbye) => return Err(goodbye_error(goodbye)),
             ServerMessage::Ping { nonce } => self.send(&ClientMessage::Pong { nonce }),
             ServerMessage::Pong { .. } => {}
@@ -588,6 +591,7 @@ impl Client {
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called, if ever.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         // A scan of every pending request, only when one of them has a deadline.
         let deadline = match self.with_deadline {
@@ -617,6 +621,7 @@ impl Client {
     /// one each, and the server reads and answers them in as few. A request issued when none
     /// is on its way goes out at once; anything else sent (an iterator frame, a ping) takes the
     /// held requests with it, in order.
+    #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         if self.release_due() {
             self.release_held();
@@ -660,6 +665,7 @@ impl Client {
     }
 
     /// The next event for the adapter.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<ClientEvent> {
         self.events.pop_front()
     }

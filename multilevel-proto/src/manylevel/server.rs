@@ -424,17 +424,20 @@ impl ManyLevelServer {
     pub fn handle_timeout(&mut self, _now: Instant) {}
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called: never.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         None
     }
 
     /// The next thing the adapter must do for the store.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
         self.events.pop_front()
     }
 
     /// Bytes to write to the transport, if any; iterators paused by backed-up output resume
     /// as it drains.
+    #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         if self.out.is_empty() {
             return None;

@@ -16,6 +16,8 @@
 //! After any call, drain `poll_event` and `poll_transmit` until they return `None`.
 
 mod config;
+mod error;
+mod event;
 mod iter;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -23,7 +25,9 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
-pub use config::{OpId, ServerConfig, ServerError, ServerEvent};
+pub use config::ServerConfig;
+pub use error::ServerError;
+pub use event::{OpId, ServerEvent};
 use iter::{ServerIterator, Step};
 
 use crate::frame::FrameDecoder;
@@ -546,17 +550,20 @@ impl ServerConnection {
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         (self.phase != Phase::Closed).then(|| self.last_input + self.config.idle_timeout)
     }
 
     /// The next thing the adapter must do for the store.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
         self.events.pop_front()
     }
 
     /// Bytes to write to the transport, if any. Call it whenever the transport can take more;
     /// iterators paused by backed-up output resume as it drains.
+    #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         if self.out.is_empty() {
             return None;

@@ -1,0 +1,137 @@
+//! What a caller asks of the client and what it gets back.
+
+use bytes::Bytes;
+
+use super::error::CallError;
+use crate::message::BatchOp;
+use crate::range::KeyRange;
+
+/// An operation to issue with [`Client::issue`](super::Client::issue).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Read a key; answered with [`Response::Value`].
+    Get {
+        /// The key.
+        key: Bytes,
+    },
+    /// Read several keys; answered with [`Response::Values`].
+    GetMany {
+        /// The keys.
+        keys: Vec<Bytes>,
+    },
+    /// Write a key; answered with [`Response::Done`].
+    Put {
+        /// The key.
+        key: Bytes,
+        /// The value.
+        value: Bytes,
+    },
+    /// Remove a key; answered with [`Response::Done`].
+    Del {
+        /// The key.
+        key: Bytes,
+    },
+    /// Apply writes atomically; answered with [`Response::Done`].
+    Batch {
+        /// The writes, in order.
+        ops: Vec<BatchOp>,
+    },
+    /// Ask for the server's counters; answered with [`Response::Stats`].
+    Stats,
+    /// Remove a range of keys; answered with [`Response::Done`].
+    Clear {
+        /// The keys.
+        range: KeyRange,
+        /// Count `limit` from the highest key down.
+        reverse: bool,
+        /// Remove at most this many.
+        limit: Option<u64>,
+    },
+}
+
+impl Request {
+    /// Read `key`.
+    pub fn get(key: impl AsRef<[u8]>) -> Self {
+        Request::Get { key: copy(key) }
+    }
+
+    /// Read several keys.
+    pub fn get_many<K: AsRef<[u8]>>(keys: impl IntoIterator<Item = K>) -> Self {
+        Request::GetMany { keys: keys.into_iter().map(copy).collect() }
+    }
+
+    /// Set `key` to `value`.
+    pub fn put(key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Self {
+        Request::Put { key: copy(key), value: copy(value) }
+    }
+
+    /// Remove `key`.
+    pub fn del(key: impl AsRef<[u8]>) -> Self {
+        Request::Del { key: copy(key) }
+    }
+
+    /// Whether this request changes the database.
+    pub fn is_write(&self) -> bool {
+        !matches!(self, Request::Get { .. } | Request::GetMany { .. } | Request::Stats)
+    }
+
+    pub(crate) fn keys(&self) -> Vec<&Bytes> {
+        match self {
+            Request::Get { key } | Request::Put { key, .. } | Request::Del { key } => vec![key],
+            Request::GetMany { keys } => keys.iter().collect(),
+            Request::Batch { ops } => ops.iter().map(BatchOp::key).collect(),
+            Request::Clear { .. } | Request::Stats => Vec::new(),
+        }
+    }
+}
+
+/// A successful answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// The value of a `Get`, `None` when the key is absent.
+    Value(Option<Bytes>),
+    /// The values of a `GetMany`, in the order asked.
+    Values(Vec<Option<Bytes>>),
+    /// A write was applied (exactly once, even if it was replayed).
+    Done,
+    /// The server's counters, as `(name, value)` pairs.
+    Stats(Vec<(String, u64)>),
+}
+
+fn copy(data: impl AsRef<[u8]>) -> Bytes {
+    Bytes::copy_from_slice(data.as_ref())
+}
+
+impl Response {
+    /// The value of a `Get`.
+    pub fn into_value(self) -> Result<Option<Bytes>, CallError> {
+        match self {
+            Response::Value(value) => Ok(value),
+            other => Err(CallError::UnexpectedResponse(other)),
+        }
+    }
+
+    /// The values of a `GetMany`.
+    pub fn into_values(self) -> Result<Vec<Option<Bytes>>, CallError> {
+        match self {
+            Response::Values(values) => Ok(values),
+            other => Err(CallError::UnexpectedResponse(other)),
+        }
+    }
+
+    /// The acknowledgement of a write.
+    pub fn into_done(self) -> Result<(), CallError> {
+        match self {
+            Response::Done => Ok(()),
+            other => Err(CallError::UnexpectedResponse(other)),
+        }
+    }
+
+    /// The counters of a `Stats`.
+    pub fn into_stats(self) -> Result<Vec<(String, u64)>, CallError> {
+        match self {
+            Response::Stats(stats) => Ok(stats),
+            other => Err(CallError::UnexpectedResponse(other)),
+        }
+    }
+}

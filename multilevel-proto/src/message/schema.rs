@@ -1,0 +1,378 @@
+//! The schema: the messages of each direction and the types they carry.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::range::KeyRange;
+
+/// The first four bytes of every handshake.
+pub const MAGIC: [u8; 4] = *b"MLVL";
+
+/// The protocol version this crate speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// A client session: chosen at random by the client, kept across its reconnects, and used by
+/// the server to apply each write at most once.
+pub type SessionId = u64;
+
+/// The session a client presents when it will never replay a write (retry off): a store keeps
+/// no record for it, so one-shot clients (a shell's `multilevel put`) leave nothing behind.
+/// Random session ids are never this value.
+pub const NO_REPLAY_SESSION: SessionId = 0;
+
+/// First message from the client. Its layout is frozen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientHello {
+    /// Always [`MAGIC`].
+    pub magic: [u8; 4],
+    /// The client's [`PROTOCOL_VERSION`].
+    pub version: u16,
+    /// Optional features the client understands (none are defined yet).
+    pub features: u64,
+    /// The client's session, the same on every reconnect.
+    pub session: SessionId,
+    /// The largest frame the client accepts.
+    pub max_frame: u32,
+}
+
+/// The server's answer to a valid [`ClientHello`]. Its layout is frozen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerHello {
+    /// Always [`MAGIC`].
+    pub magic: [u8; 4],
+    /// The server's [`PROTOCOL_VERSION`].
+    pub version: u16,
+    /// Optional features both sides may use (none are defined yet).
+    pub features: u64,
+    /// The largest frame the server accepts.
+    pub max_frame: u32,
+    /// The largest key the store accepts.
+    pub max_key_size: u32,
+    /// How many requests the server works on at once per connection.
+    pub max_in_flight: u32,
+    /// How many iterators may be open at once per connection.
+    pub max_iterators: u32,
+    /// Whether the server refuses every write.
+    pub readonly: bool,
+}
+
+/// Why a peer is closing the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum GoodbyeReason {
+    /// An orderly close.
+    Normal,
+    /// The handshake did not start with [`MAGIC`]: not a multilevel peer.
+    BadMagic,
+    /// The peers speak different protocol versions.
+    VersionMismatch,
+    /// The peer sent a malformed, unknown, oversized or out-of-order frame.
+    ProtocolViolation,
+    /// Nothing arrived from the peer for too long.
+    IdleTimeout,
+    /// The server is shutting down.
+    Shutdown,
+    /// The server requires a token and the client gave none, or a wrong one.
+    Unauthenticated,
+    /// The server already holds as many connections as it allows.
+    TooManyConnections,
+}
+
+/// The last message on a connection, saying why it ends. Its layout is frozen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Goodbye {
+    /// The machine-readable reason.
+    pub reason: GoodbyeReason,
+    /// A message for humans.
+    pub message: String,
+}
+
+/// What a failed request or iterator reports, as a code a program can match on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The server is read-only.
+    ReadOnly,
+    /// A server hook (preput, predel, prebatch) rejected the write; the message says why.
+    Rejected,
+    /// The database is full and could not grow.
+    StorageFull,
+    /// A key is longer than the server accepts.
+    KeyTooLarge,
+    /// A request would not fit in a frame.
+    TooLarge,
+    /// The connection already has as many open iterators as the server allows.
+    TooManyIterators,
+    /// The server ran out of snapshots (read transactions) for iterators.
+    TooManySnapshots,
+    /// The iterator is not known to the server (closed, or expired while idle).
+    UnknownIterator,
+    /// A replayed write is older than the outcomes the server remembers.
+    ReplayExpired,
+    /// The request was malformed.
+    InvalidRequest,
+    /// The server failed internally; the message has details.
+    Internal,
+}
+
+/// An error carried over the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct RemoteError {
+    /// What went wrong, for programs.
+    pub code: ErrorCode,
+    /// What went wrong, for humans.
+    pub message: String,
+}
+
+impl RemoteError {
+    /// A remote error with a code and a message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+/// One write inside an atomic batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BatchOp {
+    /// Set `key` to `value`.
+    Put {
+        /// The key.
+        key: Bytes,
+        /// The value.
+        value: Bytes,
+    },
+    /// Remove `key`.
+    Del {
+        /// The key.
+        key: Bytes,
+    },
+}
+
+impl BatchOp {
+    /// The key this operation writes.
+    pub fn key(&self) -> &Bytes {
+        match self {
+            BatchOp::Put { key, .. } | BatchOp::Del { key } => key,
+        }
+    }
+}
+
+/// How an iterator walks its range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IterOptions {
+    /// The keys to visit.
+    pub range: KeyRange,
+    /// Walk from the highest key down.
+    pub reverse: bool,
+    /// Stop after this many entries.
+    pub limit: Option<u64>,
+    /// Deliver keys.
+    pub keys: bool,
+    /// Deliver values.
+    pub values: bool,
+}
+
+impl Default for IterOptions {
+    fn default() -> Self {
+        Self { range: KeyRange::all(), reverse: false, limit: None, keys: true, values: true }
+    }
+}
+
+/// One entry of an iterator batch: the key and value, each present if it was asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireEntry {
+    /// The key, when the iterator delivers keys.
+    pub key: Option<Bytes>,
+    /// The value, when the iterator delivers values.
+    pub value: Option<Bytes>,
+}
+
+/// Messages from client to server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientMessage {
+    /// The handshake; must be the first frame.
+    Hello(ClientHello),
+    /// The client is closing the connection.
+    Goodbye(Goodbye),
+    /// A keepalive probe; the server answers with `Pong`.
+    Ping {
+        /// Echoed back.
+        nonce: u64,
+    },
+    /// Answer to a server `Ping`.
+    Pong {
+        /// The ping's nonce.
+        nonce: u64,
+    },
+    /// Read one key.
+    Get {
+        /// Request id.
+        id: u64,
+        /// The key.
+        key: Bytes,
+    },
+    /// Read several keys at once.
+    GetMany {
+        /// Request id.
+        id: u64,
+        /// The keys.
+        keys: Vec<Bytes>,
+    },
+    /// Write one key.
+    Put {
+        /// Request id.
+        id: u64,
+        /// The key.
+        key: Bytes,
+        /// The value.
+        value: Bytes,
+    },
+    /// Remove one key.
+    Del {
+        /// Request id.
+        id: u64,
+        /// The key.
+        key: Bytes,
+    },
+    /// Apply several writes atomically.
+    Batch {
+        /// Request id.
+        id: u64,
+        /// The writes, in order.
+        ops: Vec<BatchOp>,
+    },
+    /// Remove the keys of a range (at most `limit` of them, from the top if `reverse`).
+    Clear {
+        /// Request id.
+        id: u64,
+        /// The keys to remove.
+        range: KeyRange,
+        /// Remove from the highest key down.
+        reverse: bool,
+        /// Remove at most this many keys.
+        limit: Option<u64>,
+    },
+    /// Open an iterator, or reopen one after a reconnect with its range already narrowed.
+    IterOpen {
+        /// Iterator id (from the request id space).
+        id: u64,
+        /// What to visit.
+        options: IterOptions,
+        /// Bytes of entry data the server may send before it waits for credit.
+        credit: u64,
+    },
+    /// Allow the server to send this many more bytes of the iterator's entries.
+    IterCredit {
+        /// Iterator id.
+        id: u64,
+        /// Extra bytes allowed.
+        bytes: u64,
+    },
+    /// Move an open iterator; data of earlier epochs is discarded by the client.
+    IterSeek {
+        /// Iterator id.
+        id: u64,
+        /// The new epoch; later data carries it.
+        epoch: u32,
+        /// What is left to visit from the seek target on: the client clips its original range
+        /// at the target, so the server needs no memory of earlier positions.
+        range: KeyRange,
+        /// Entries still allowed from here on, replacing what was left of the limit.
+        limit: Option<u64>,
+        /// The credit, replacing what was left.
+        credit: u64,
+    },
+    /// Close an iterator early.
+    IterClose {
+        /// Iterator id.
+        id: u64,
+    },
+    /// Ask for the server's counters (entries, map size, connections...).
+    Stats {
+        /// Request id.
+        id: u64,
+    },
+    /// Present a token; sent right after the hello to a server that requires one.
+    Auth {
+        /// The token.
+        token: String,
+    },
+}
+
+/// Messages from server to client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerMessage {
+    /// The handshake answer; the first frame from the server.
+    Hello(ServerHello),
+    /// The server is closing the connection.
+    Goodbye(Goodbye),
+    /// A keepalive probe; the client answers with `Pong`.
+    Ping {
+        /// Echoed back.
+        nonce: u64,
+    },
+    /// Answer to a client `Ping`.
+    Pong {
+        /// The ping's nonce.
+        nonce: u64,
+    },
+    /// Answer to `Get`.
+    Value {
+        /// Request id.
+        id: u64,
+        /// The value, or `None` if the key is absent.
+        value: Option<Bytes>,
+    },
+    /// Answer to `GetMany`, in the order of the keys asked.
+    Values {
+        /// Request id.
+        id: u64,
+        /// One slot per key.
+        values: Vec<Option<Bytes>>,
+    },
+    /// A write succeeded.
+    Done {
+        /// Request id.
+        id: u64,
+    },
+    /// A request failed.
+    Error {
+        /// Request id.
+        id: u64,
+        /// Why.
+        error: RemoteError,
+    },
+    /// Entries of an iterator.
+    IterData {
+        /// Iterator id.
+        id: u64,
+        /// The seek epoch the entries belong to.
+        epoch: u32,
+        /// The entries, in iteration order.
+        entries: Vec<WireEntry>,
+        /// The key of the last entry, which is where a resumed iterator continues.
+        last_key: Bytes,
+    },
+    /// The iterator has delivered everything.
+    IterEnd {
+        /// Iterator id.
+        id: u64,
+        /// The epoch that ended.
+        epoch: u32,
+    },
+    /// The iterator failed; it is closed.
+    IterError {
+        /// Iterator id.
+        id: u64,
+        /// Why.
+        error: RemoteError,
+    },
+    /// Answer to `Stats`: named counters, so servers can add some without a new version.
+    Stats {
+        /// Request id.
+        id: u64,
+        /// `(name, value)` pairs.
+        stats: Vec<(String, u64)>,
+    },
+}
