@@ -19,8 +19,8 @@ use futures_core::Stream;
 use futures_io::AsyncWrite;
 use futures_lite::{AsyncWriteExt, FutureExt};
 use multilevel_proto::{
-    BatchOp, CallError, ClientOptions, ConnectFailure, ConnectionChange, ConnectionState, Endpoints, IterHandle,
-    IterOptions, Request, Response, Router, RouterHost, WireEntry,
+    BatchOp, CallError, ClientOptions, ConnectionChange, ConnectionState, Endpoints, IterHandle, IterOptions,
+    Reconnect, Request, Response, Router, RouterHost, WireEntry,
 };
 use tracing::debug;
 
@@ -184,19 +184,19 @@ impl Inner {
         }
     }
 
-    async fn drive(self: Arc<Self>, mut connector: Connector, mut backoff: multilevel_proto::Backoff) {
+    async fn drive(self: Arc<Self>, mut connector: Connector, mut reconnect: Reconnect) {
         while !self.closed.load(Ordering::SeqCst) {
             let transport = match self.with_timers(connector()).await {
                 None => break,
                 Some(Ok(transport)) => transport,
                 Some(Err(err)) => {
-                    let delay = backoff.next_delay(rand::random());
-                    debug!("connect failed ({err}); retrying in {delay:?}");
-                    {
+                    let delay = {
                         let mut router = self.lock();
-                        router.machine().handle_connect_failed(ConnectFailure::from(&err), Instant::now());
+                        let delay = reconnect.connect_failed(&mut router, &err, Instant::now(), rand::random());
                         self.dispatch(&mut router);
-                    }
+                        delay
+                    };
+                    debug!("connect failed ({err}); retrying in {delay:?}");
                     self.with_timers(Timer::after(delay)).await;
                     continue;
                 }
@@ -205,7 +205,7 @@ impl Inner {
             *self.writer.lock().await = Some(writer);
             {
                 let mut router = self.lock();
-                router.machine().handle_connected(Instant::now());
+                reconnect.connected(&mut router, Instant::now());
                 self.dispatch(&mut router);
             }
             self.read_loop(&mut *reader)
@@ -223,16 +223,14 @@ impl Inner {
             if let Some(mut w) = self.writer.lock().await.take() {
                 let _ = w.close().await;
             }
-            let handshaken = {
+            let delay = {
                 let mut router = self.lock();
-                router.machine().handle_disconnected(Instant::now());
+                let delay = reconnect.disconnected(&mut router, Instant::now(), rand::random());
                 self.dispatch(&mut router);
-                router.machine().server().is_some()
+                delay
             };
-            if handshaken {
-                backoff.reset();
-            } else {
-                self.with_timers(Timer::after(backoff.next_delay(rand::random()))).await;
+            if let Some(delay) = delay {
+                self.with_timers(Timer::after(delay)).await;
             }
         }
         self.set_state(ConnectionState::Closed);
@@ -317,7 +315,7 @@ impl Client {
             state_changed: Signal::default(),
         });
         let connector: Connector = Box::new(move || Box::pin(connector()));
-        spawner.spawn(Box::pin(Arc::clone(&inner).drive(connector, options.backoff)));
+        spawner.spawn(Box::pin(Arc::clone(&inner).drive(connector, Reconnect::new(options.backoff))));
         Self { handle: Arc::new(Handle { inner }) }
     }
 

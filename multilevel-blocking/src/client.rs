@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use multilevel_proto::{
-    Backoff, BatchOp, CallError, ClientOptions, ConnectFailure, ConnectionChange, ConnectionState, Endpoints,
-    IterOptions, Request, Response, Router, WireEntry,
+    BatchOp, CallError, ClientOptions, ConnectionChange, ConnectionState, Endpoints, IterOptions, Reconnect, Request,
+    Response, Router, WireEntry,
 };
 use tracing::debug;
 
@@ -129,20 +129,20 @@ impl Shared {
     fn connection_loop(
         self: Arc<Self>,
         mut connector: Box<dyn FnMut() -> io::Result<Transport> + Send>,
-        mut backoff: Backoff,
+        mut reconnect: Reconnect,
     ) {
         let mut buf = vec![0u8; 64 * 1024];
         while !self.closed.load(Ordering::SeqCst) {
             let transport = match connector() {
                 Ok(transport) => transport,
                 Err(err) => {
-                    let delay = backoff.next_delay(rand::random());
-                    debug!("connect failed ({err}); retrying in {delay:?}");
-                    {
+                    let delay = {
                         let mut router = self.lock();
-                        router.machine().handle_connect_failed(ConnectFailure::from(&err), Instant::now());
+                        let delay = reconnect.connect_failed(&mut router, &err, Instant::now(), rand::random());
                         self.dispatch(&mut router);
-                    }
+                        delay
+                    };
+                    debug!("connect failed ({err}); retrying in {delay:?}");
                     thread::park_timeout(delay); // a close unparks this thread
                     continue;
                 }
@@ -155,7 +155,7 @@ impl Shared {
             }
             {
                 let mut router = self.lock();
-                router.machine().handle_connected(Instant::now());
+                reconnect.connected(&mut router, Instant::now());
                 self.dispatch(&mut router);
             }
             loop {
@@ -176,16 +176,14 @@ impl Shared {
             }
             *self.writer.lock().unwrap_or_else(|e| e.into_inner()) = None;
             self.close_transport();
-            let handshaken = {
+            let delay = {
                 let mut router = self.lock();
-                router.machine().handle_disconnected(Instant::now());
+                let delay = reconnect.disconnected(&mut router, Instant::now(), rand::random());
                 self.dispatch(&mut router);
-                router.machine().server().is_some()
+                delay
             };
-            if handshaken {
-                backoff.reset();
-            } else if !self.closed.load(Ordering::SeqCst) {
-                thread::park_timeout(backoff.next_delay(rand::random()));
+            if let Some(delay) = delay.filter(|_| !self.closed.load(Ordering::SeqCst)) {
+                thread::park_timeout(delay); // a close unparks this thread
             }
         }
     }
@@ -274,7 +272,7 @@ impl Client {
         let backoff = options.backoff;
         let connection = thread::Builder::new()
             .name("multilevel-client".into())
-            .spawn(move || conn.connection_loop(Box::new(connector), backoff))
+            .spawn(move || conn.connection_loop(Box::new(connector), Reconnect::new(backoff)))
             .expect("spawning the client connection thread");
         let connection_thread = connection.thread().clone();
         Self { handle: Arc::new(Handle { shared, connection_thread }) }

@@ -87,6 +87,7 @@ pub mod manylevel;
 pub mod memory;
 pub mod message;
 pub mod range;
+pub mod reconnect;
 pub mod router;
 pub mod server;
 pub mod sim;
@@ -111,6 +112,7 @@ pub use message::{
     RemoteError, ServerHello, ServerMessage, SessionId, WireEntry,
 };
 pub use range::KeyRange;
+pub use reconnect::Reconnect;
 pub use router::{ConnectionChange, IterHandle, Router, RouterHost};
 pub use server::{OpId, ServerConfig, ServerConnection, ServerError, ServerEvent};
 pub use store::{BatchRead, Outcome, StoreError, StoreRequest, WriteOp, WriteRequest};

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use futures_core::Stream;
 use multilevel_proto::{
-    BatchOp, CallError, ClientOptions, ConnectFailure, ConnectionChange, ConnectionState, Endpoints, IterHandle,
-    IterOptions, Request, Response, Router, RouterHost, WireEntry,
+    BatchOp, CallError, ClientOptions, ConnectionChange, ConnectionState, Endpoints, IterHandle, IterOptions,
+    Reconnect, Request, Response, Router, RouterHost, WireEntry,
 };
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, ToSocketAddrs};
@@ -117,20 +117,20 @@ impl Inner {
         }
     }
 
-    async fn drive(self: Arc<Self>, mut connector: Connector, mut backoff: multilevel_proto::Backoff) {
+    async fn drive(self: Arc<Self>, mut connector: Connector, mut reconnect: Reconnect) {
         let mut buf = vec![0u8; 64 * 1024];
         while !self.is_closed() {
             let transport = match self.with_timers(connector()).await {
                 None => break,
                 Some(Ok(transport)) => transport,
                 Some(Err(err)) => {
-                    let delay = backoff.next_delay(rand::random());
-                    debug!("connect failed ({err}); retrying in {delay:?}");
-                    {
+                    let delay = {
                         let mut router = self.lock();
-                        router.machine().handle_connect_failed(ConnectFailure::from(&err), Instant::now());
+                        let delay = reconnect.connect_failed(&mut router, &err, Instant::now(), rand::random());
                         self.dispatch(&mut router);
-                    }
+                        delay
+                    };
+                    debug!("connect failed ({err}); retrying in {delay:?}");
                     self.with_timers(tokio::time::sleep(delay)).await;
                     continue;
                 }
@@ -148,7 +148,7 @@ impl Inner {
             });
             {
                 let mut router = self.lock();
-                router.machine().handle_connected(Instant::now());
+                reconnect.connected(&mut router, Instant::now());
                 self.dispatch(&mut router);
             }
             let mut timer = Timer::new();
@@ -181,16 +181,14 @@ impl Inner {
             if let Some(mut w) = self.writer.lock().await.take() {
                 let _ = w.shutdown().await;
             }
-            let handshaken = {
+            let delay = {
                 let mut router = self.lock();
-                router.machine().handle_disconnected(Instant::now());
+                let delay = reconnect.disconnected(&mut router, Instant::now(), rand::random());
                 self.dispatch(&mut router);
-                router.machine().server().is_some()
+                delay
             };
-            if handshaken {
-                backoff.reset();
-            } else {
-                self.with_timers(tokio::time::sleep(backoff.next_delay(rand::random()))).await;
+            if let Some(delay) = delay {
+                self.with_timers(tokio::time::sleep(delay)).await;
             }
         }
         self.status.send_replace(ConnectionState::Closed);
@@ -275,7 +273,7 @@ impl Client {
             status: watch::Sender::new(ConnectionState::Connecting),
         });
         let connector: Connector = Box::new(move || Box::pin(connector()));
-        tokio::spawn(Arc::clone(&inner).drive(connector, options.backoff));
+        tokio::spawn(Arc::clone(&inner).drive(connector, Reconnect::new(options.backoff)));
         Self { handle: Arc::new(Handle { inner }) }
     }
 

@@ -172,3 +172,48 @@ fn a_refused_token_fails_requests_and_shows_in_the_state() {
         assert_eq!(reader.get("k").unwrap(), None, "{adapter:?}: it may read");
     }
 }
+
+#[test]
+fn a_server_that_accepts_but_never_answers_is_not_hammered() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use multilevel_proto::{MemoryBackend, MemoryStore};
+    use multilevel_tests::adapters::BackendServer;
+
+    for adapter in ALL {
+        let real = BackendServer::start(adapter, MemoryBackend::new(MemoryStore::new()));
+        // The first connection is relayed to a real server (so the client completes one
+        // handshake); it is cut after 300 ms, and every later one is accepted and closed at once.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        let upstream = real.addr;
+        std::thread::spawn(move || {
+            for (i, stream) in listener.incoming().enumerate() {
+                let Ok(client) = stream else { return };
+                counter.fetch_add(1, Ordering::Relaxed);
+                if i > 0 {
+                    continue; // dropped: closed at once
+                }
+                let server = std::net::TcpStream::connect(upstream).unwrap();
+                let (mut client_in, mut server_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (mut server_in, mut client_out) = (server.try_clone().unwrap(), client.try_clone().unwrap());
+                std::thread::spawn(move || std::io::copy(&mut client_in, &mut server_out));
+                std::thread::spawn(move || std::io::copy(&mut server_in, &mut client_out));
+                std::thread::sleep(Duration::from_millis(300));
+                let _ = client.shutdown(std::net::Shutdown::Both);
+                let _ = server.shutdown(std::net::Shutdown::Both);
+            }
+        });
+        let db = AnyClient::connect(adapter, addr, ClientOptions::default().retry(true));
+        db.put("k", "v").unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        let attempts = accepted.load(Ordering::Relaxed);
+        // With backoff from 50 ms doubling, about five attempts fit in the window; a client
+        // reconnecting at once would make thousands.
+        assert!(attempts < 20, "{adapter:?}: {attempts} connections in 1.5 s");
+        drop(db);
+    }
+}

@@ -84,6 +84,8 @@ pub struct Client {
     ping_outstanding: bool,
     next_nonce: u64,
     queue_full: bool,
+    /// Handshakes completed, over every transport.
+    handshakes: u64,
 }
 
 impl Client {
@@ -108,6 +110,7 @@ impl Client {
             ping_outstanding: false,
             next_nonce: 0,
             queue_full: false,
+            handshakes: 0,
         }
     }
 
@@ -124,6 +127,12 @@ impl Client {
     /// Whether [`close`](Self::close) was called.
     pub fn is_closed(&self) -> bool {
         self.phase == Phase::Closed
+    }
+
+    /// How many handshakes completed, over every transport so far: a connection that raised
+    /// it got through to a server.
+    pub fn handshakes(&self) -> u64 {
+        self.handshakes
     }
 
     /// What the server announced in its last handshake.
@@ -478,6 +487,7 @@ impl Client {
             )));
         }
         self.phase = Phase::Connected;
+        self.handshakes += 1;
         self.server = Some(hello.clone());
         self.events.push_back(ClientEvent::Connected(hello));
         self.replay();
