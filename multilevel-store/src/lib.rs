@@ -212,6 +212,10 @@ impl Store {
 
     /// Opens the store in directory `path`, creating the directory and the database if missing.
     ///
+    /// With [`StoreOptions::readonly`] nothing is created: the database must already exist,
+    /// else this fails with [`OpenError::Missing`] (a mistyped path is an error, not a new
+    /// empty database).
+    ///
     /// One process may open a path once; clone the `Store` to share it.
     pub fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store, OpenError> {
         let path = path.as_ref();

@@ -105,8 +105,9 @@ pub struct StoreOptions {
     pub no_sync: bool,
     /// Refuse every write with [`StoreError::ReadOnly`](crate::StoreError::ReadOnly), without
     /// running hooks. The environment is opened read-only (`MDB_RDONLY`), so the files are never
-    /// modified and may live on a read-only filesystem. A path with no database yet is created
-    /// first (which needs write access once). Default `false`.
+    /// modified and may live on a read-only filesystem. The database must exist: a read-only
+    /// open creates nothing, and a path with no database fails with
+    /// [`OpenError::Missing`](crate::OpenError::Missing). Default `false`.
     pub readonly: bool,
     /// Iterator snapshots (LMDB read transactions) open at once across all connections; past it
     /// opening an iterator fails with
