@@ -28,9 +28,13 @@
 mod client;
 mod server;
 mod transport;
+#[cfg(unix)]
+mod unix;
 
 pub use client::{Batch, Client, Entry, Error, Iter};
 pub use multilevel_proto::ClientOptions;
 pub use multilevel_proto::{IterOptions, KeyRange};
 pub use server::{Server, ShutdownHandle};
 pub use transport::{Closer, Transport};
+#[cfg(unix)]
+pub use unix::{UnixBindError, bind_unix_replacing_stale};

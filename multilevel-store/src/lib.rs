@@ -89,7 +89,7 @@ pub use error::OpenError;
 pub use multilevel_proto::{
     BatchOp, BatchRead, KeyRange, Outcome, ServerConfig, SessionId, StoreError, StoreRequest, WriteOp, WriteRequest,
 };
-pub use options::{BatchHook, DelHook, Hooks, PutHook, StoreOptions};
+pub use options::{BatchHook, DelHook, Hooks, PutHook, SizeError, StoreOptions, parse_size};
 pub use served::ServedConnection;
 
 use env::Shared;
