@@ -125,9 +125,14 @@ pub fn bind_unix_replacing_stale(path: impl AsRef<Path>) -> Result<UnixListener,
         Err(source) => return Err(UnixBindError::Inspect { path: owned(), source }),
         Ok(meta) if meta.file_type().is_socket() => match UnixStream::connect(path) {
             Ok(_) => return Err(UnixBindError::InUse { path: owned() }),
-            Err(err) if err.kind() == io::ErrorKind::ConnectionRefused => {
-                std::fs::remove_file(path).map_err(|source| UnixBindError::RemoveStale { path: owned(), source })?;
-            }
+            Err(err) if err.kind() == io::ErrorKind::ConnectionRefused => match std::fs::remove_file(path) {
+                Err(err) if err.kind() != io::ErrorKind::NotFound => {
+                    return Err(UnixBindError::RemoveStale { path: owned(), source: err });
+                }
+                _ => {}
+            },
+            // Removed since we looked: nothing to replace.
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
             Err(source) => return Err(UnixBindError::Unknown { path: owned(), source }),
         },
         Ok(meta) => return Err(UnixBindError::NotASocket { path: owned(), what: describe(meta.file_type()) }),
