@@ -33,6 +33,8 @@
 mod client;
 mod server;
 mod transport;
+#[cfg(unix)]
+mod unix;
 
 pub use client::{Batch, Client, Entry, Error, Iter};
 pub use multilevel_proto::{
@@ -42,3 +44,5 @@ pub use multilevel_proto::{
 pub use multilevel_store::{Store, StoreOptions};
 pub use server::{Server, ShutdownHandle};
 pub use transport::{Closer, Transport};
+#[cfg(unix)]
+pub use unix::{UnixBindError, bind_unix_replacing_stale};

@@ -35,6 +35,9 @@ use crate::snapshots::Registry;
 /// A database of raw keys and values.
 pub(crate) type Db = Database<'static, Bytes, Bytes>;
 
+/// The data file LMDB keeps in a store's directory (beside `lock.mdb`).
+const DATA_FILE: &str = "data.mdb";
+
 /// Map sizes are multiples of this, which is a multiple of every common page size.
 const MAP_ALIGN: usize = 64 << 10;
 
@@ -91,7 +94,9 @@ fn round_down(size: usize) -> usize {
 }
 
 impl Shared {
-    /// Opens (creating if needed) the environment and its databases at `path`.
+    /// Opens the environment and its databases at `path`: creates them if missing, unless
+    /// `options.readonly`, which only opens an existing database and creates nothing (no
+    /// directory, no LMDB file).
     pub(crate) fn open(path: &Path, options: StoreOptions) -> Result<Shared, OpenError> {
         let owned = || path.to_path_buf();
         if path.as_os_str().as_encoded_bytes().contains(&0) {
@@ -100,6 +105,13 @@ impl Shared {
         match std::fs::metadata(path) {
             Ok(meta) if !meta.is_dir() => return Err(OpenError::NotADirectory { path: owned() }),
             Ok(_) => {}
+            // A mistyped path must not become an empty database served read-only.
+            Err(e) if options.readonly => {
+                return Err(match e.kind() {
+                    std::io::ErrorKind::NotFound => OpenError::Missing { path: owned() },
+                    _ => OpenError::from_io(owned(), e),
+                });
+            }
             Err(_) => std::fs::create_dir_all(path).map_err(|e| match OpenError::from_io(owned(), e) {
                 OpenError::Io { path, source } => OpenError::CreateDir { path, source },
                 classified => classified,
@@ -108,18 +120,17 @@ impl Shared {
         let map_size = round_up(options.map_size);
         let max_map_size = round_down(options.max_map_size).max(map_size);
         let (env, data, sessions) = if options.readonly {
-            match open_env(path, &options, map_size, true).and_then(|env| open_databases(path, env)) {
-                Ok(Some(opened)) => opened,
-                // No database yet: create it once, then open it read-only.
-                Ok(None) | Err(OpenError::Io { .. }) => {
-                    drop(create(path, &options, map_size).map_err(|_| OpenError::Missing { path: owned() })?);
-                    match open_env(path, &options, map_size, true).and_then(|env| open_databases(path, env))? {
-                        Some(opened) => opened,
-                        None => return Err(OpenError::Missing { path: owned() }),
-                    }
+            // LMDB creates `lock.mdb` even for a read-only open: look for the data file first.
+            match std::fs::symlink_metadata(path.join(DATA_FILE)) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(OpenError::Missing { path: owned() });
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(OpenError::from_io(owned(), e)),
             }
+            open_env(path, &options, map_size, true)
+                .and_then(|env| open_databases(path, env))?
+                .ok_or_else(|| OpenError::Missing { path: owned() })?
         } else {
             create(path, &options, map_size)?
         };

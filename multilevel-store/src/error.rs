@@ -66,8 +66,9 @@ pub enum OpenError {
         /// What LMDB said.
         detail: String,
     },
-    /// A read-only open found no database and could not create one.
-    #[error("{}: no database here to open read-only; open it once without readonly to create it", path.display())]
+    /// A read-only open found no database at the path (no directory, or no `data.mdb` with
+    /// the store's databases in it). A read-only open creates nothing.
+    #[error("no database at {}: a read-only store needs an existing one; check the path, or create the database by opening it once without readonly", path.display())]
     Missing {
         /// The path given.
         path: PathBuf,

@@ -90,7 +90,7 @@ pub use multilevel_proto::{
     BatchOp, BatchRead, KeyRange, OpId, Outcome, ServerConfig, SessionId, StoreError, StoreRequest, WriteOp,
     WriteRequest,
 };
-pub use options::{BatchHook, DelHook, Hooks, PutHook, StoreOptions};
+pub use options::{BatchHook, DelHook, Hooks, PutHook, SizeError, StoreOptions, parse_size};
 
 use env::Shared;
 use snapshots::ConnectionSnapshots;
@@ -201,6 +201,10 @@ impl Store {
     pub const MAX_KEY_SIZE: usize = keys::MAX_KEY_SIZE;
 
     /// Opens the store in directory `path`, creating the directory and the database if missing.
+    ///
+    /// With [`StoreOptions::readonly`] nothing is created: the database must already exist,
+    /// else this fails with [`OpenError::Missing`] (a mistyped path is an error, not a new
+    /// empty database).
     ///
     /// One process may open a path once; clone the `Store` to share it.
     pub fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store, OpenError> {

@@ -39,8 +39,9 @@ pub struct StoreOptions {
     pub no_sync: bool,
     /// Refuse every write with [`StoreError::ReadOnly`](crate::StoreError::ReadOnly), without
     /// running hooks. The environment is opened read-only (`MDB_RDONLY`), so the files are never
-    /// modified and may live on a read-only filesystem. A path with no database yet is created
-    /// first (which needs write access once). Default `false`.
+    /// modified and may live on a read-only filesystem. The database must exist: a read-only
+    /// open creates nothing, and a path with no database fails with
+    /// [`OpenError::Missing`](crate::OpenError::Missing). Default `false`.
     pub readonly: bool,
     /// Iterator snapshots (LMDB read transactions) open at once across all connections; past it
     /// opening an iterator fails with
@@ -154,5 +155,82 @@ impl StoreOptions {
     pub fn hooks(mut self, hooks: Hooks) -> Self {
         self.hooks = hooks;
         self
+    }
+}
+
+/// Why [`parse_size`] refused a text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SizeError {
+    /// The text does not start with a whole number.
+    #[error("`{text}` is not a size: expected e.g. 4096, 512MiB, 64GiB")]
+    NotASize {
+        /// The text given.
+        text: String,
+    },
+    /// The unit after the number is not one [`parse_size`] knows.
+    #[error("unknown size unit `{unit}`: use B, KiB, MiB, GiB, TiB (or KB, MB, GB, TB)")]
+    UnknownUnit {
+        /// The unit given.
+        unit: String,
+    },
+    /// The size does not fit in this machine's `usize`.
+    #[error("`{text}` is too large for this machine")]
+    TooLarge {
+        /// The text given.
+        text: String,
+    },
+}
+
+/// Parses a size in bytes, as the servers' `--map-size` flag takes it: `4096`, `512MiB`,
+/// `64GiB`, `1TiB`; `KiB`, `MiB`, `GiB`, `TiB` (and `K`, `M`, `G`, `T`) are powers of 1024,
+/// `KB`, `MB`, `GB`, `TB` powers of 1000. Units are case-insensitive; spaces around the text
+/// and between number and unit are allowed.
+///
+/// ```
+/// use multilevel_store::parse_size;
+///
+/// assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+/// assert_eq!(parse_size("10MB"), Ok(10_000_000));
+/// assert!(parse_size("lots").is_err());
+/// ```
+pub fn parse_size(text: &str) -> Result<usize, SizeError> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| SizeError::NotASize { text: text.to_owned() })?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        _ => return Err(SizeError::UnknownUnit { unit: unit.trim().to_owned() }),
+    };
+    number
+        .checked_mul(multiplier)
+        .and_then(|bytes| usize::try_from(bytes).ok())
+        .ok_or_else(|| SizeError::TooLarge { text: text.to_owned() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size(" 2 GiB "), Ok(2 << 30));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert_eq!(parse_size("1TB"), Ok(1_000_000_000_000));
+        assert!(matches!(parse_size(""), Err(SizeError::NotASize { .. })));
+        assert!(matches!(parse_size("MiB"), Err(SizeError::NotASize { .. })));
+        assert_eq!(parse_size("3 parsecs"), Err(SizeError::UnknownUnit { unit: "parsecs".into() }));
+        assert!(matches!(parse_size("99999999999999999999"), Err(SizeError::NotASize { .. })));
+        assert!(matches!(parse_size("16777216TiB"), Err(SizeError::TooLarge { .. })));
     }
 }

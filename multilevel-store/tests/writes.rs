@@ -105,17 +105,6 @@ fn readonly_stores_refuse_writes_without_running_hooks() {
 }
 
 #[test]
-fn a_readonly_store_can_start_on_an_empty_directory() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("fresh");
-    let store = Store::open(&path, StoreOptions::default().readonly(true)).unwrap();
-    let mut conn = store.connection();
-    assert_eq!(get(&mut conn, "k"), None);
-    assert_eq!(write(&mut conn, 1, 1, put("k", "v")), Err(StoreError::ReadOnly));
-    assert_eq!(store.stats().unwrap().entries, 0);
-}
-
-#[test]
 fn concurrent_writes_are_group_committed() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), StoreOptions::default()).unwrap();

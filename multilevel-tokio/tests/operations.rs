@@ -12,6 +12,10 @@ use tempfile::TempDir;
 
 async fn start(options: StoreOptions) -> (Server, SocketAddr, TempDir) {
     let dir = tempfile::tempdir().unwrap();
+    if options.readonly {
+        // A read-only store opens an existing database only: create an empty one first.
+        assert!(Store::open(dir.path(), StoreOptions::default()).unwrap().close());
+    }
     let server = Server::new(Store::open(dir.path(), options).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

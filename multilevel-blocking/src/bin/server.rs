@@ -1,6 +1,8 @@
 //! `multilevel-blocking-server`: serve an LMDB database over TCP or a Unix socket, on threads.
 //!
-//! With no arguments it serves `./multilevel-data` on `127.0.0.1:7481`.
+//! With no arguments it serves `./multilevel-data` on `127.0.0.1:7481`. Its flags are those of
+//! `multilevel serve` where they overlap (the path, `--addr`, `--unix`, `--readonly`,
+//! `--no-sync`, `--map-size`).
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -8,31 +10,50 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use multilevel_blocking::Server;
-use multilevel_store::{Store, StoreOptions};
+use multilevel_store::{Store, StoreOptions, parse_size};
 
-/// Serve an LMDB database to multilevel clients.
+/// Where the server listens when neither `--addr` nor `--unix` says.
+const DEFAULT_ADDR: &str = "127.0.0.1:7481";
+
+/// The database directory served when none is given.
+const DEFAULT_PATH: &str = "multilevel-data";
+
+/// Shown after `--help`.
+const AFTER_HELP: &str = "\
+The same server as `multilevel serve`, on std threads instead of tokio, with the flags they share.
+TLS, tokens and many-level guests are only in `multilevel serve`.
+
+It prints `multilevel: serving PATH on ADDR` on stdout once listening (with the real port), and
+logs to stderr (RUST_LOG, default info). Exit status: 1 if it cannot open the database or listen,
+2 for a command-line mistake.";
+
+/// Serve an LMDB database to multilevel clients, on threads
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(name = "multilevel-blocking-server", version, after_help = AFTER_HELP)]
 struct Args {
-    /// The database directory; created if missing.
-    #[arg(default_value = "multilevel-data")]
+    /// The database directory; created if missing (with --readonly it must exist)
+    #[arg(default_value = DEFAULT_PATH)]
     path: PathBuf,
-    /// TCP address to listen on (port 0 picks a free port).
-    #[arg(long, default_value = "127.0.0.1:7481", env = "MULTILEVEL_ADDR")]
+    /// The TCP address to listen on (port 0 picks a free port)
+    #[arg(long, default_value = DEFAULT_ADDR, value_name = "HOST:PORT")]
     addr: String,
-    /// Listen on this Unix socket path instead of TCP.
+    /// Listen on the Unix socket at PATH instead of TCP (owner-only); a stale socket file is
+    /// replaced, anything else there is refused
     #[cfg(unix)]
-    #[arg(long)]
+    #[arg(long, value_name = "PATH")]
     unix: Option<PathBuf>,
-    /// Refuse every write.
+    /// Refuse every write; the files are opened read-only, and the database must exist
     #[arg(long)]
     readonly: bool,
-    /// Do not fsync commits: faster, but a machine crash may lose the last commits.
+    /// Do not fsync each commit: faster, but a machine crash may lose the last commits
     #[arg(long)]
     no_sync: bool,
-    /// Initial map size in MiB (the file is sparse; it grows when full).
-    #[arg(long)]
-    map_size_mib: Option<usize>,
+    /// Initial memory map size, e.g. 512MiB, 64GiB, 1TiB or bytes; it grows when full [default: 64GiB]
+    ///
+    /// KiB, MiB, GiB, TiB (and K, M, G, T) are powers of 1024; KB, MB, GB, TB powers of 1000.
+    /// The data file is sparse: a large map costs address space, not disk.
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    map_size: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -52,21 +73,36 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut options = StoreOptions::default().readonly(args.readonly).no_sync(args.no_sync);
-    if let Some(mib) = args.map_size_mib {
-        options = options.map_size(mib << 20);
+    if let Some(size) = args.map_size {
+        options = options.map_size(size);
     }
-    let store = Store::open(&args.path, options)
-        .map_err(|err| format!("cannot open the database at {}: {err}", args.path.display()))?;
+    let store = Store::open(&args.path, options).map_err(|err| format!("cannot open the database: {err}"))?;
     let server = Server::new(store);
     #[cfg(unix)]
     if let Some(socket) = &args.unix {
-        let _ = std::fs::remove_file(socket); // a stale socket from a previous run
-        let listener = std::os::unix::net::UnixListener::bind(socket)
-            .map_err(|err| format!("cannot listen on {}: {err}", socket.display()))?;
-        println!("multilevel: serving {} on unix:{}", args.path.display(), socket.display());
+        let listener = multilevel_blocking::bind_unix_replacing_stale(socket)
+            .map_err(|err| format!("cannot listen on unix:{err}"))?;
+        banner(&args.path, &format!("unix:{}", socket.display()));
         return Ok(server.serve_unix(listener)?);
     }
     let listener = TcpListener::bind(&args.addr).map_err(|err| format!("cannot listen on {}: {err}", args.addr))?;
-    println!("multilevel: serving {} on {}", args.path.display(), listener.local_addr()?);
+    banner(&args.path, &listener.local_addr()?.to_string());
     Ok(server.serve_tcp(listener)?)
+}
+
+/// Prints `multilevel: serving PATH on ADDR` to stdout, flushed, for scripts to read.
+fn banner(path: &std::path::Path, on: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    // Nobody reading stdout is no reason to stop serving.
+    let _ = writeln!(out, "multilevel: serving {} on {on}", path.display()).and_then(|()| out.flush());
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Args::command().debug_assert();
+    }
 }

@@ -20,6 +20,10 @@ pub struct TestServer {
 impl TestServer {
     pub fn start(options: StoreOptions) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        if options.readonly {
+            // A read-only store opens an existing database only: create an empty one first.
+            assert!(Store::open(dir.path().join("db"), StoreOptions::default()).unwrap().close());
+        }
         let store = Store::open(dir.path().join("db"), options).unwrap();
         let server = Server::new(store.clone());
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();

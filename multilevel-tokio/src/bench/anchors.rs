@@ -6,6 +6,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::report::{Latencies, latencies, record};
+
 /// The CPUs this process may run on (children inherit them).
 pub(crate) fn placement() -> String {
     std::fs::read_to_string("/proc/self/status")
@@ -67,23 +69,20 @@ pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
 
 /// The same ping-pong as [`ping_pong`], over a Unix socket.
 #[cfg(unix)]
-pub(crate) fn unix_ping_pong(round_trips: u64, request: usize, response: usize) -> io::Result<Vec<u64>> {
+pub(crate) fn unix_ping_pong(round_trips: u64, request: usize, response: usize) -> io::Result<Latencies> {
     use std::os::unix::net::{UnixListener, UnixStream};
-    let dir =
-        std::env::temp_dir().join(format!("multilevel-pingpong-{}-{}", std::process::id(), rand::random::<u32>()));
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join("sock");
+    let dir = tempfile::Builder::new().prefix("multilevel-pingpong-").tempdir()?;
+    let path = dir.path().join("sock");
     let listener = UnixListener::bind(&path)?;
     let server = std::thread::spawn(move || echo(listener.accept()?.0, request, response));
     let latencies = time_round_trips(UnixStream::connect(&path)?, round_trips, request, response);
     let _ = server.join();
-    let _ = std::fs::remove_dir_all(&dir);
     latencies
 }
 
 /// Round trips of `request` bytes out and `response` bytes back over loopback TCP with
 /// `TCP_NODELAY`, on plain threads: the floor for one request in flight.
-pub(crate) fn ping_pong(round_trips: u64, request: usize, response: usize) -> io::Result<Vec<u64>> {
+pub(crate) fn ping_pong(round_trips: u64, request: usize, response: usize) -> io::Result<Latencies> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let server = std::thread::spawn(move || {
@@ -108,23 +107,23 @@ fn echo(mut stream: impl Read + Write, request: usize, response: usize) -> io::R
     Ok(())
 }
 
-/// The ping-pong's client side: the latency of each of `round_trips` round trips, in ns. The
-/// stream is closed on return, which ends the server side.
+/// The ping-pong's client side: the latencies of `round_trips` round trips. The stream is closed
+/// on return, which ends the server side.
 fn time_round_trips(
     mut stream: impl Read + Write,
     round_trips: u64,
     request: usize,
     response: usize,
-) -> io::Result<Vec<u64>> {
+) -> io::Result<Latencies> {
     let (outbuf, mut inbuf) = (vec![2u8; request], vec![0u8; response]);
-    let mut latencies = Vec::with_capacity(round_trips as usize);
+    let mut round_trip_latencies = latencies();
     for _ in 0..round_trips {
         let t = Instant::now();
         stream.write_all(&outbuf)?;
         stream.read_exact(&mut inbuf)?;
-        latencies.push(t.elapsed().as_nanos() as u64);
+        record(&mut round_trip_latencies, t.elapsed());
     }
-    Ok(latencies)
+    Ok(round_trip_latencies)
 }
 
 /// Whether `name` is on the `PATH`.

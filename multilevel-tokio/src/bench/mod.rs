@@ -65,31 +65,10 @@ pub(crate) fn key(i: u64) -> Vec<u8> {
     format!("k{i:015}").into_bytes()
 }
 
-/// Runs every workload and its anchors.
+/// Runs every workload and its anchors, in a scratch directory removed at the end.
 pub async fn run(config: &BenchConfig) -> io::Result<Report> {
-    let dir = tempfile_dir()?;
+    let dir = tempfile::Builder::new().prefix("multilevel-bench-").tempdir()?;
     let mut report = Report::new(anchors::placement());
     workloads::run_all(config, dir.path(), &mut report).await?;
     Ok(report)
-}
-
-/// A temporary directory removed on drop.
-pub(crate) struct TempDir(PathBuf);
-
-impl TempDir {
-    pub(crate) fn path(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn tempfile_dir() -> io::Result<TempDir> {
-    let path = std::env::temp_dir().join(format!("multilevel-bench-{}-{}", std::process::id(), rand::random::<u32>()));
-    std::fs::create_dir_all(&path)?;
-    Ok(TempDir(path))
 }

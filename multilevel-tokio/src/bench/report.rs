@@ -1,6 +1,9 @@
 //! Figures, their anchors and ratios, as text and JSON.
 
 use std::fmt::Write as _;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
 
 /// One measured figure and what it is compared with.
 #[derive(Debug, Clone, Default)]
@@ -101,15 +104,50 @@ impl Report {
     }
 }
 
-/// p50, p99 and p999 of latencies in nanoseconds, in microseconds.
-pub(crate) fn percentiles(latencies_ns: &mut [u64]) -> Option<[f64; 3]> {
-    if latencies_ns.is_empty() {
+/// Latencies in nanoseconds, to 3 significant digits (0.1%), up to [`MAX_LATENCY`] (a longer one
+/// counts as `MAX_LATENCY`).
+pub(crate) type Latencies = Histogram<u64>;
+
+/// The longest latency a [`Latencies`] tells apart.
+const MAX_LATENCY: Duration = Duration::from_secs(60);
+
+/// An empty [`Latencies`].
+pub(crate) fn latencies() -> Latencies {
+    // Constant, valid bounds (1 <= low, high >= 2 * low, sigfig <= 5): this cannot fail.
+    Histogram::new_with_bounds(1, MAX_LATENCY.as_nanos() as u64, 3).expect("valid histogram bounds")
+}
+
+/// Records one latency.
+pub(crate) fn record(latencies: &mut Latencies, elapsed: Duration) {
+    latencies.saturating_record(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+}
+
+/// p50, p99 and p999, in microseconds; `None` if nothing was recorded.
+pub(crate) fn percentiles(latencies: &Latencies) -> Option<[f64; 3]> {
+    if latencies.is_empty() {
         return None;
     }
-    latencies_ns.sort_unstable();
-    let at = |q: f64| {
-        let i = ((latencies_ns.len() as f64 - 1.0) * q).round() as usize;
-        latencies_ns[i] as f64 / 1000.0
-    };
+    let at = |q: f64| latencies.value_at_quantile(q) as f64 / 1000.0;
     Some([at(0.5), at(0.99), at(0.999)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_of_known_latencies() {
+        let mut l = latencies();
+        assert_eq!(percentiles(&l), None);
+        for us in 1..=1000u64 {
+            record(&mut l, Duration::from_micros(us));
+        }
+        let [p50, p99, p999] = percentiles(&l).unwrap();
+        // Within the histogram's 0.1% precision.
+        assert!((p50 - 500.0).abs() <= 0.5 + 1e-9, "{p50}");
+        assert!((p99 - 990.0).abs() <= 1.0 + 1e-9, "{p99}");
+        assert!((p999 - 999.0).abs() <= 1.0 + 1e-9, "{p999}");
+        record(&mut l, Duration::from_secs(3600));
+        assert_eq!(l.len(), 1001, "an overlong latency is still counted");
+    }
 }

@@ -3,6 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -11,7 +12,7 @@ use multilevel_proto::{BatchOp, ClientOptions, IterOptions};
 use multilevel_store::anchor::{Measurement, RawHeed};
 
 use super::anchors::{Redis, ping_pong, start_server};
-use super::report::{Figure, percentiles};
+use super::report::{Figure, Latencies, latencies, percentiles, record};
 use super::{BenchConfig, Report, key};
 use crate::Client;
 
@@ -36,7 +37,7 @@ async fn connect(addr: SocketAddr) -> io::Result<Client> {
 }
 
 /// Runs `clients` clients with `depth` requests in flight each, `ops` requests in all; `make`
-/// builds request `i`. Returns the elapsed time and each request's latency.
+/// builds request `i`. Returns the elapsed time and the requests' latencies.
 ///
 /// Each client is driven by one task that keeps its `depth` requests in flight (as
 /// `redis-benchmark -P` drives each connection from one event loop), rather than by `depth`
@@ -46,7 +47,7 @@ async fn load<F, Fut>(
     depth: usize,
     ops: u64,
     make: F,
-) -> io::Result<(std::time::Duration, Vec<u64>)>
+) -> io::Result<(std::time::Duration, Latencies)>
 where
     F: Fn(Client, u64) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = Result<(), crate::Error>> + Send,
@@ -59,39 +60,39 @@ where
         let make = make.clone();
         let count = clients.len() as u64;
         tasks.push(tokio::spawn(async move {
+            // One histogram per client, shared by its lanes (they run on this one task).
+            let client_latencies = Mutex::new(latencies());
             let lane_loops = (0..depth as u64).map(|d| {
-                let (client, make) = (client.clone(), make.clone());
+                let (client, make, client_latencies) = (client.clone(), make.clone(), &client_latencies);
                 async move {
-                    let mut latencies = Vec::new();
                     let mut i = d * count + c as u64;
                     while i < ops {
                         let t = Instant::now();
                         make(client.clone(), i).await?;
-                        latencies.push(t.elapsed().as_nanos() as u64);
+                        record(&mut client_latencies.lock().unwrap_or_else(PoisonError::into_inner), t.elapsed());
                         i += lanes;
                     }
-                    Ok::<_, crate::Error>(latencies)
+                    Ok::<_, crate::Error>(())
                 }
             });
-            let mut all = Vec::new();
             for lane in futures_util::future::join_all(lane_loops).await {
-                all.extend(lane?);
+                lane?;
             }
-            Ok::<_, crate::Error>(all)
+            Ok::<_, crate::Error>(client_latencies.into_inner().unwrap_or_else(PoisonError::into_inner))
         }));
     }
-    let mut all = Vec::with_capacity(ops as usize);
+    let mut all = latencies();
     for task in tasks {
-        all.extend(task.await.map_err(io_err)?.map_err(io_err)?);
+        all.add(task.await.map_err(io_err)?.map_err(io_err)?).map_err(io_err)?;
     }
     Ok((start.elapsed(), all))
 }
 
-fn figure(name: &str, elapsed: std::time::Duration, mut latencies: Vec<u64>) -> Figure {
+fn figure(name: &str, elapsed: std::time::Duration, latencies: Latencies) -> Figure {
     Figure {
         name: name.to_owned(),
-        per_sec: per_sec(latencies.len() as u64, elapsed),
-        latency_us: percentiles(&mut latencies),
+        per_sec: per_sec(latencies.len(), elapsed),
+        latency_us: percentiles(&latencies),
         ..Figure::default()
     }
 }
@@ -111,8 +112,8 @@ pub(super) async fn run_all(config: &BenchConfig, dir: &Path, report: &mut Repor
     let redis = if config.redis { Redis::start() } else { None };
     let request_len = 1 + 1 + 1 + 17; // tag, id, key length, key
     let response_len = 1 + 1 + 1 + 1 + config.value_size;
-    let mut echo = ping_pong(ops.min(20_000), request_len, response_len)?;
-    let echo_p50 = percentiles(&mut echo).map(|p| p[0]);
+    let echo = ping_pong(ops.min(20_000), request_len, response_len)?;
+    let echo_p50 = percentiles(&echo).map(|p| p[0]);
 
     let (_durable, addr) = start_server(&config.server_exe, &dir.join("durable"), false)?;
     let (_nosync, nosync_addr) = start_server(&config.server_exe, &dir.join("nosync"), true)?;
@@ -123,16 +124,16 @@ pub(super) async fn run_all(config: &BenchConfig, dir: &Path, report: &mut Repor
 
     // The data set, in batches of 1000: also the batch workload.
     let start = Instant::now();
-    let mut latencies = Vec::new();
+    let mut batch_latencies = latencies();
     for chunk in (0..keys).collect::<Vec<_>>().chunks(1000) {
         let ops = chunk.iter().map(|i| BatchOp::Put { key: key(*i).into(), value: value.clone() }).collect();
         let t = Instant::now();
         one[0].batch(ops).await.map_err(io_err)?;
-        latencies.push(t.elapsed().as_nanos() as u64);
+        record(&mut batch_latencies, t.elapsed());
     }
     let mut f = Figure { name: "batches of 1000 puts, durable (entries/s)".into(), ..Figure::default() };
     f.per_sec = per_sec(keys, start.elapsed());
-    f.latency_us = percentiles(&mut latencies);
+    f.latency_us = percentiles(&batch_latencies);
     f.anchor = Some(("raw heed, 1000 puts per txn, durable".into(), heed_rate(&heed_put_1000)));
     report.figures.push(f);
 
@@ -158,8 +159,8 @@ pub(super) async fn run_all(config: &BenchConfig, dir: &Path, report: &mut Repor
         }
         client.put(key(0), &value).await.map_err(io_err)?;
         let (elapsed, lat) = load(std::slice::from_ref(&client), 1, ops.min(20_000), move |c, _| get(c, 0)).await?;
-        let mut echo = super::anchors::unix_ping_pong(ops.min(20_000), request_len, response_len)?;
-        let echo_p50 = percentiles(&mut echo).map(|p| p[0]);
+        let echo = super::anchors::unix_ping_pong(ops.min(20_000), request_len, response_len)?;
+        let echo_p50 = percentiles(&echo).map(|p| p[0]);
         let mut f = figure("sequential get over a Unix socket, 1 in flight", elapsed, lat);
         f.anchor_p50_us = echo_p50;
         f.anchor = Some(("Unix ping-pong, same sizes (round trips/s)".into(), 1e6 / echo_p50.unwrap_or(1.0)));
