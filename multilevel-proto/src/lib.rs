@@ -90,6 +90,9 @@ pub mod range;
 pub mod reconnect;
 pub mod router;
 pub mod server;
+// Test support (the deterministic simulation), public for the model tests and fuzz targets
+// only: not part of the API.
+#[doc(hidden)]
 pub mod sim;
 pub mod store;
 

@@ -66,6 +66,8 @@
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
+// Benchmark support (raw LMDB anchors), public for `multilevel bench` only: not part of the API.
+#[doc(hidden)]
 pub mod anchor;
 mod apply;
 mod env;

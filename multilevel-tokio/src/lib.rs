@@ -32,6 +32,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+// The `multilevel bench` harness, public for the program only: not part of the API.
+#[doc(hidden)]
 pub mod bench;
 mod client;
 mod server;
