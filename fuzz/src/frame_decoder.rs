@@ -15,9 +15,7 @@
 use std::fmt::Debug;
 
 use bytes::{Bytes, BytesMut};
-use multilevel_proto::message::{
-    DecodeError, WireMessage, decode, decode_prefix, decode_server, encode, encoded_len,
-};
+use multilevel_proto::message::{DecodeError, WireMessage, decode, decode_prefix, decode_server, encode, encoded_len};
 use multilevel_proto::{ClientMessage, FrameDecoder, FrameError, ServerMessage};
 
 use crate::{Header, chunks};
