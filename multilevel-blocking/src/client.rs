@@ -294,28 +294,8 @@ impl Client {
         let mut endpoints = Endpoints::new(addrs);
         Self::new(
             move || {
-                let Some(endpoints) = &mut endpoints else {
-                    return Err(io::Error::new(io::ErrorKind::InvalidInput, "no server address"));
-                };
-                let mut first_error = None;
-                let mut connected = None;
-                for (index, addr) in endpoints.in_order() {
-                    match TcpStream::connect(addr) {
-                        Ok(stream) => {
-                            connected = Some((index, stream));
-                            break;
-                        }
-                        Err(err) => first_error = first_error.or(Some(err)),
-                    }
-                }
-                match (connected, first_error) {
-                    (Some((index, stream)), _) => {
-                        endpoints.connected(index);
-                        Transport::tcp(stream)
-                    }
-                    (None, Some(err)) => Err(err),
-                    (None, None) => Err(io::Error::new(io::ErrorKind::InvalidInput, "no server address")),
-                }
+                Endpoints::connect_any_blocking(&mut endpoints, |addr| TcpStream::connect(addr))
+                    .and_then(Transport::tcp)
             },
             options,
         )

@@ -7,6 +7,10 @@
 //! on another server are still applied at most once: the session record lives in the shared
 //! backend.
 
+use std::future::Future;
+use std::io;
+use std::sync::Mutex;
+
 /// The addresses a client's connector tries, in turn, starting after the one that connected
 /// last.
 #[derive(Debug, Clone)]
@@ -50,6 +54,61 @@ impl<A> Endpoints<A> {
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
     }
+}
+
+impl<A: Clone> Endpoints<A> {
+    /// Connects to the first of `endpoints` (in [`in_order`](Self::in_order)) that `connect`
+    /// reaches, and remembers it; fails with the first address's error when none is reached,
+    /// or `InvalidInput` when there is no address. Runtime-neutral: it only awaits the futures
+    /// `connect` returns, one after the other.
+    pub async fn connect_any<T, F, Fut>(endpoints: &Mutex<Option<Self>>, mut connect: F) -> io::Result<T>
+    where
+        F: FnMut(A) -> Fut,
+        Fut: Future<Output = io::Result<T>>,
+    {
+        let order: Vec<(usize, A)> = match &*endpoints.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(endpoints) => endpoints.in_order().map(|(i, a)| (i, a.clone())).collect(),
+            None => Vec::new(),
+        };
+        let mut first_error = None;
+        for (index, addr) in order {
+            match connect(addr).await {
+                Ok(connected) => {
+                    if let Some(endpoints) = &mut *endpoints.lock().unwrap_or_else(|e| e.into_inner()) {
+                        endpoints.connected(index);
+                    }
+                    return Ok(connected);
+                }
+                Err(err) => first_error = first_error.or(Some(err)),
+            }
+        }
+        Err(first_error.unwrap_or_else(no_address))
+    }
+}
+
+impl<A> Endpoints<A> {
+    /// [`connect_any`](Self::connect_any) for a blocking `connect`, which borrows each address.
+    pub fn connect_any_blocking<T>(
+        endpoints: &mut Option<Self>,
+        mut connect: impl FnMut(&A) -> io::Result<T>,
+    ) -> io::Result<T> {
+        let Some(endpoints) = endpoints else { return Err(no_address()) };
+        let mut first_error = None;
+        let found = endpoints.in_order().find_map(|(index, addr)| match connect(addr) {
+            Ok(connected) => Some((index, connected)),
+            Err(err) => {
+                first_error = first_error.take().or(Some(err));
+                None
+            }
+        });
+        let (index, connected) = found.ok_or_else(|| first_error.unwrap_or_else(no_address))?;
+        endpoints.connected(index);
+        Ok(connected)
+    }
+}
+
+fn no_address() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, "no server address")
 }
 
 #[cfg(test)]

@@ -295,23 +295,8 @@ impl Client {
             move || {
                 let endpoints = Arc::clone(&endpoints);
                 async move {
-                    let order: Vec<(usize, A)> = match &*endpoints.lock().unwrap_or_else(|e| e.into_inner()) {
-                        Some(endpoints) => endpoints.in_order().map(|(i, a)| (i, a.clone())).collect(),
-                        None => Vec::new(),
-                    };
-                    let mut first_error = None;
-                    for (index, addr) in order {
-                        match TcpStream::connect(addr).await {
-                            Ok(stream) => {
-                                if let Some(endpoints) = &mut *endpoints.lock().unwrap_or_else(|e| e.into_inner()) {
-                                    endpoints.connected(index);
-                                }
-                                return Transport::tcp(stream);
-                            }
-                            Err(err) => first_error = first_error.or(Some(err)),
-                        }
-                    }
-                    Err(first_error.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no server address")))
+                    let stream = Endpoints::connect_any(&endpoints, TcpStream::connect).await?;
+                    Transport::tcp(stream)
                 }
             },
             options,
