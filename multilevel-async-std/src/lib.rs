@@ -41,6 +41,7 @@
 mod client;
 mod server;
 mod spawn;
+mod sublevel;
 mod transport;
 
 pub use client::{Client, Entry, Iter};
@@ -51,4 +52,5 @@ pub use multilevel_proto::{
 pub use multilevel_store::{Store, StoreOptions};
 pub use server::Server;
 pub use spawn::{Spawn, Task};
+pub use sublevel::Sublevel;
 pub use transport::Transport;

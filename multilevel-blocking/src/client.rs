@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use multilevel_proto::{
     BatchOp, CallError, ClientOptions, ConnectionChange, ConnectionState, Endpoints, IterOptions, Reconnect, Request,
-    Response, Router, WireEntry,
+    Response, Router, SublevelPrefix, WireEntry,
 };
 use tracing::debug;
 
@@ -353,15 +353,24 @@ impl Client {
 
     /// Starts an atomic batch; add operations and [`write`](Batch::write) it.
     pub fn batch(&self) -> Batch<'_> {
-        Batch { client: self, ops: Vec::new() }
+        Batch { client: self, prefix: SublevelPrefix::root(), ops: Vec::new() }
     }
 
     /// Iterates over a range, reading one snapshot while the connection lives; with retry on,
     /// it resumes after a reconnect exactly where it stopped.
     pub fn iter(&self, options: IterOptions) -> Result<Iter, Error> {
-        let id = self.shared().lock().open_iterator(options)?;
+        self.iter_in(&SublevelPrefix::root(), options)
+    }
+
+    fn iter_in(&self, sublevel: &SublevelPrefix, options: IterOptions) -> Result<Iter, Error> {
+        let id = self.shared().lock().open_iterator_in(sublevel, options)?;
         self.shared().flush();
         Ok(Iter { client: self.clone(), id })
+    }
+
+    /// A view of the keys under `name`, with this client's whole API; see [`Sublevel`].
+    pub fn sublevel(&self, name: impl AsRef<[u8]>) -> Sublevel {
+        Sublevel { client: self.clone(), prefix: SublevelPrefix::root().sublevel(name) }
     }
 
     /// Closes the client: pending requests fail with
@@ -372,26 +381,80 @@ impl Client {
     }
 }
 
-/// An atomic batch of puts and deletes, built by [`Client::batch`].
+/// A view of the database holding the keys under a name, made by [`Client::sublevel`]: every
+/// read, write, clear and iterator stays inside it, and its keys never collide with a
+/// sibling's, whatever their bytes. Nestable ([`sublevel`](Self::sublevel)). Keys are stored
+/// as abstract-level stores a sublevel's (`!name!key`), so a Node program's
+/// `db.sublevel('name')` over many-level sees the same entries; see
+/// [`multilevel_proto::sublevel`] for the encoding. `stats` is the server's, not the
+/// sublevel's. Cheap to clone: clones share the client's connection.
+#[derive(Debug, Clone)]
+pub struct Sublevel {
+    client: Client,
+    prefix: SublevelPrefix,
+}
+
+impl Sublevel {
+    fn call(&self, request: Request) -> Result<Response, Error> {
+        self.client.request(self.prefix.request(request))
+    }
+
+    multilevel_proto::client_api!();
+
+    /// Starts an atomic batch of this sublevel's keys. For a batch that spans sublevels,
+    /// build it on the parent with [`Batch::put_in`] and [`Batch::del_in`].
+    pub fn batch(&self) -> Batch<'_> {
+        Batch { client: &self.client, prefix: self.prefix.clone(), ops: Vec::new() }
+    }
+
+    /// Iterates over a range of this sublevel; keys come without the sublevel's prefix, and
+    /// seeks stay inside it. As [`Client::iter`] otherwise.
+    pub fn iter(&self, options: IterOptions) -> Result<Iter, Error> {
+        self.client.iter_in(&self.prefix, options)
+    }
+
+    /// The sublevel `name` inside this one.
+    pub fn sublevel(&self, name: impl AsRef<[u8]>) -> Sublevel {
+        Sublevel { client: self.client.clone(), prefix: self.prefix.sublevel(name) }
+    }
+
+    /// The key the database stores for this sublevel's `key`.
+    pub fn key(&self, key: impl AsRef<[u8]>) -> Bytes {
+        self.prefix.key(key)
+    }
+}
+
+/// An atomic batch of puts and deletes, built by [`Client::batch`] or [`Sublevel::batch`].
 #[derive(Debug)]
 pub struct Batch<'a> {
     client: &'a Client,
+    /// Where the batch's own keys live.
+    prefix: SublevelPrefix,
     ops: Vec<BatchOp>,
 }
 
 impl Batch<'_> {
     /// Adds a put.
     pub fn put(mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Self {
-        self.ops.push(BatchOp::Put {
-            key: Bytes::copy_from_slice(key.as_ref()),
-            value: Bytes::copy_from_slice(value.as_ref()),
-        });
+        self.ops.push(BatchOp::Put { key: self.prefix.key(key), value: Bytes::copy_from_slice(value.as_ref()) });
         self
     }
 
     /// Adds a delete.
     pub fn del(mut self, key: impl AsRef<[u8]>) -> Self {
-        self.ops.push(BatchOp::Del { key: Bytes::copy_from_slice(key.as_ref()) });
+        self.ops.push(BatchOp::Del { key: self.prefix.key(key) });
+        self
+    }
+
+    /// Adds a put of `sublevel`'s `key`: one batch may span sublevels and stays atomic.
+    pub fn put_in(mut self, sublevel: &Sublevel, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Self {
+        self.ops.push(BatchOp::Put { key: sublevel.key(key), value: Bytes::copy_from_slice(value.as_ref()) });
+        self
+    }
+
+    /// Adds a delete of `sublevel`'s `key`.
+    pub fn del_in(mut self, sublevel: &Sublevel, key: impl AsRef<[u8]>) -> Self {
+        self.ops.push(BatchOp::Del { key: sublevel.key(key) });
         self
     }
 

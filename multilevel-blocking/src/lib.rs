@@ -36,7 +36,7 @@ mod transport;
 #[cfg(unix)]
 mod unix;
 
-pub use client::{Batch, Client, Entry, Error, Iter};
+pub use client::{Batch, Client, Entry, Error, Iter, Sublevel};
 pub use multilevel_proto::{
     BatchOp, ClientOptions, ConnectFailure, ConnectionError, ConnectionState, ErrorCode, ErrorKind, IssueError,
     IterOptions, KeyRange, RemoteError, RequestError,

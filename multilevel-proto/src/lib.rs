@@ -95,6 +95,7 @@ pub mod server;
 #[doc(hidden)]
 pub mod sim;
 pub mod store;
+pub mod sublevel;
 
 #[doc(hidden)]
 pub use bytes as __bytes;
@@ -119,3 +120,4 @@ pub use reconnect::Reconnect;
 pub use router::{ConnectionChange, IterHandle, Router, RouterHost};
 pub use server::{OpId, ServerConfig, ServerConnection, ServerError, ServerEvent};
 pub use store::{BatchRead, Outcome, StoreError, StoreRequest, WriteOp, WriteRequest};
+pub use sublevel::SublevelPrefix;

@@ -16,6 +16,7 @@ use crate::client::{
     Response,
 };
 use crate::message::{IdMap, IterOptions, ServerHello, WireEntry};
+use crate::sublevel::SublevelPrefix;
 
 /// What a caller's request slot holds.
 #[derive(Debug)]
@@ -134,6 +135,11 @@ impl Router {
     /// Opens an iterator.
     pub fn open_iterator(&mut self, options: IterOptions) -> Result<u64, IssueError> {
         self.machine.open_iterator(options)
+    }
+
+    /// Opens an iterator in a sublevel (see [`Client::open_iterator_in`]).
+    pub fn open_iterator_in(&mut self, sublevel: &SublevelPrefix, options: IterOptions) -> Result<u64, IssueError> {
+        self.machine.open_iterator_in(sublevel, options)
     }
 
     /// The next entry of iterator `id`: `Ready(None)` at its end, `Pending` with `cx`
@@ -269,7 +275,12 @@ impl<H: RouterHost> std::fmt::Debug for IterHandle<H> {
 impl<H: RouterHost> IterHandle<H> {
     /// Opens an iterator on `host`'s client.
     pub fn open(host: H, options: IterOptions) -> Result<Self, CallError> {
-        let id = host.router().open_iterator(options)?;
+        Self::open_in(host, &SublevelPrefix::root(), options)
+    }
+
+    /// Opens an iterator in a sublevel on `host`'s client.
+    pub fn open_in(host: H, sublevel: &SublevelPrefix, options: IterOptions) -> Result<Self, CallError> {
+        let id = host.router().open_iterator_in(sublevel, options)?;
         host.wake_writer();
         Ok(Self { host, id, ready: VecDeque::new() })
     }

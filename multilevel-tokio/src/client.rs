@@ -17,8 +17,10 @@ use std::time::{Duration, Instant};
 use futures_core::Stream;
 use multilevel_proto::{
     BatchOp, CallError, ClientOptions, ConnectionChange, ConnectionState, Endpoints, IterHandle, IterOptions,
-    Reconnect, Request, Response, Router, RouterHost, WireEntry,
+    Reconnect, Request, Response, Router, RouterHost, SublevelPrefix, WireEntry,
 };
+
+use crate::sublevel::Sublevel;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, ToSocketAddrs};
 
@@ -398,7 +400,16 @@ impl Client {
     /// Iterates over a range as a [`Stream`] of entries. It reads one snapshot while the
     /// connection lives; with retry on, it resumes after a reconnect exactly where it stopped.
     pub fn iter(&self, options: IterOptions) -> Result<Iter, CallError> {
-        IterHandle::open(Arc::clone(&self.handle), options).map(Iter)
+        self.iter_in(&SublevelPrefix::root(), options)
+    }
+
+    pub(crate) fn iter_in(&self, sublevel: &SublevelPrefix, options: IterOptions) -> Result<Iter, CallError> {
+        IterHandle::open_in(Arc::clone(&self.handle), sublevel, options).map(Iter)
+    }
+
+    /// A view of the keys under `name`, with this client's whole API; see [`Sublevel`].
+    pub fn sublevel(&self, name: impl AsRef<[u8]>) -> Sublevel {
+        Sublevel::new(self.clone(), SublevelPrefix::root().sublevel(name))
     }
 
     /// Closes the client: pending requests fail with

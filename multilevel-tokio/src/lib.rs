@@ -37,6 +37,7 @@
 pub mod bench;
 mod client;
 mod server;
+mod sublevel;
 mod timer;
 pub mod tls;
 mod transport;
@@ -48,4 +49,5 @@ pub use multilevel_proto::{
 };
 pub use multilevel_store::{Store, StoreOptions};
 pub use server::Server;
+pub use sublevel::Sublevel;
 pub use transport::Transport;

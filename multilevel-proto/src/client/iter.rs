@@ -45,11 +45,24 @@ pub(super) struct ClientIterator {
     pub(super) on_server: bool,
     /// Entries the server may still send in this epoch, by the limit it was given.
     allowed: Option<u64>,
+    /// The sublevel prefix of every key, removed as entries are handed out (the server's
+    /// flow control counts the keys as sent).
+    prefix: Bytes,
+}
+
+/// `entry` with its key's first `strip` bytes removed.
+fn unprefixed(mut entry: WireEntry, strip: usize) -> WireEntry {
+    if strip > 0 {
+        entry.key = entry.key.map(|key| key.slice(strip.min(key.len())..));
+    }
+    entry
 }
 
 impl ClientIterator {
-    pub(super) fn new(options: IterOptions) -> Self {
+    /// An iterator over `options.range`, whose keys all start with `prefix` (empty for none).
+    pub(super) fn new(options: IterOptions, prefix: Bytes) -> Self {
         Self {
+            prefix,
             range: options.range.clone(),
             options,
             yielded: 0,
@@ -144,7 +157,7 @@ impl ClientIterator {
         let grant =
             (self.state == State::Active && self.on_server) && (self.consumed >= window / 2 || self.buffer.is_empty());
         let credit = grant.then(|| std::mem::take(&mut self.consumed));
-        (IterPoll::Entry(entry), credit)
+        (IterPoll::Entry(unprefixed(entry, self.prefix.len())), credit)
     }
 
     /// Moves up to `max_entries` buffered entries to `out`, stopping once they cost
@@ -167,7 +180,7 @@ impl ClientIterator {
             let Some(entry) = self.buffer.pop_front() else { break };
             cost += entry_cost(&entry);
             count += 1;
-            out.push_back(entry);
+            out.push_back(unprefixed(entry, self.prefix.len()));
         }
         if count == 0 {
             return (0, None);
@@ -183,6 +196,7 @@ impl ClientIterator {
     /// Moves to `target`: drops what was buffered and returns the frame to send if the server
     /// knows this iterator (otherwise it is reopened by [`open_message`](Self::open_message)).
     pub(super) fn seek(&mut self, id: u64, target: Bytes, window: u64) -> Option<ClientMessage> {
+        let target = if self.prefix.is_empty() { target } else { [&self.prefix[..], &target[..]].concat().into() };
         self.buffer.clear();
         self.buffered_bytes = 0;
         self.consumed = 0;

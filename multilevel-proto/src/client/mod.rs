@@ -42,6 +42,7 @@ use crate::message::{
     ClientHello, ClientMessage, ErrorCode, Goodbye, GoodbyeReason, IdMap, IterOptions, MAGIC, NO_REPLAY_SESSION,
     PROTOCOL_VERSION, RemoteError, ServerHello, ServerMessage, decode_server, encode, encode_within, encoded_len,
 };
+use crate::sublevel::SublevelPrefix;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -237,11 +238,18 @@ impl Client {
     /// Opens an iterator. Read it with [`iterator_next`](Self::iterator_next); close it with
     /// [`close_iterator`](Self::close_iterator) when done, which releases its server snapshot.
     pub fn open_iterator(&mut self, options: IterOptions) -> Result<u64, IssueError> {
+        self.open_iterator_in(&SublevelPrefix::root(), options)
+    }
+
+    /// Opens an iterator over `options` in the sublevel `sublevel`: its range is kept inside
+    /// the sublevel, its keys come without the prefix, and seeks are within the sublevel.
+    pub fn open_iterator_in(&mut self, sublevel: &SublevelPrefix, options: IterOptions) -> Result<u64, IssueError> {
         if self.phase == Phase::Closed {
             return Err(IssueError::Closed);
         }
         let id = self.next_id;
-        let mut iter = ClientIterator::new(options);
+        let prefix = Bytes::copy_from_slice(sublevel.as_bytes());
+        let mut iter = ClientIterator::new(sublevel.iter_options(options), prefix);
         let msg = iter.open_message(id, self.config.iterator_window);
         self.check_limits(std::iter::empty(), &msg)?;
         self.next_id += 1;
