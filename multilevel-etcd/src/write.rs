@@ -274,7 +274,8 @@ async fn plan_limited_clear(
     let unchanged_since = |start: &[u8], end: &[u8]| {
         Compare::mod_revision(start.to_vec(), CompareOp::Less, revision + 1).with_range(end.to_vec())
     };
-    if keys.len() as u64 <= limit && !response.more() {
+    // `count` is the whole range's, whatever the read's limit.
+    if u64::try_from(response.count()).unwrap_or(0) <= limit {
         // The whole range: delete it, unless a key appeared or changed in it since.
         plan.compare(unchanged_since(&start, &end), start.len() + end.len());
         plan.del_range(start, end);
