@@ -167,3 +167,10 @@ pub fn bput(key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> BatchOp {
 pub fn keys(entries: &[(Bytes, Option<Bytes>)]) -> Vec<Bytes> {
     entries.iter().map(|(k, _)| k.clone()).collect()
 }
+
+impl Conn {
+    /// Closes an iterator, as the server does on `CloseIterator`.
+    pub fn conn_close(&mut self, iterator: u64) {
+        self.conn.close_iterator(iterator);
+    }
+}
