@@ -9,8 +9,8 @@
 //! makes one forward keys-only pass over its range and keeps every
 //! [`CHECKPOINT_SPACING`]-th key. A reverse batch then reads, forward, only the keys between
 //! the nearest checkpoint below its upper bound and that bound (keys only, at most
-//! `CHECKPOINT_SPACING` of them), takes its entries from their end, and reads values for those
-//! alone.
+//! `CHECKPOINT_SPACING` of them, kept for the batches that follow in the same window), takes
+//! its entries from their end, and reads values for those alone.
 
 use bytes::Bytes;
 use multilevel_proto::store::BatchRead;
@@ -35,6 +35,16 @@ pub(crate) struct IterState {
     /// Average bytes per entry seen so far (0: none seen).
     average: u64,
     checkpoints: Option<Checkpoints>,
+    /// The keys of the reverse window read last.
+    window: Option<Window>,
+}
+
+/// The keys of `[from, upper)` at the iterator's revision.
+#[derive(Debug)]
+struct Window {
+    from: Vec<u8>,
+    upper: Vec<u8>,
+    keys: Vec<Vec<u8>>,
 }
 
 /// Every `CHECKPOINT_SPACING`-th key of `[start, end)` at the iterator's revision, from the
@@ -48,7 +58,7 @@ struct Checkpoints {
 
 impl IterState {
     pub(crate) fn new(revision: i64) -> Self {
-        Self { revision, average: 0, checkpoints: None }
+        Self { revision, average: 0, checkpoints: None, window: None }
     }
 
     /// How many entries to ask for to fill about `bytes_left`, at most `entries_left`.
@@ -76,9 +86,9 @@ impl Filling<'_> {
         self.entries.len() as u64 >= self.read.max_entries || self.bytes >= self.read.max_bytes
     }
 
-    fn push(&mut self, shared: &Shared, kv: &etcd_client::KeyValue) {
-        let key = shared.layout.user_key(kv.key());
-        let value = self.read.values.then(|| Bytes::copy_from_slice(kv.value()));
+    fn push(&mut self, shared: &Shared, key: &[u8], value: Option<&[u8]>) {
+        let key = shared.layout.user_key(key);
+        let value = if self.read.values { Some(Bytes::copy_from_slice(value.unwrap_or_default())) } else { None };
         self.bytes += (key.len() + value.as_ref().map_or(0, |v| v.len())) as u64;
         self.entries.push((key, value));
     }
@@ -124,7 +134,7 @@ async fn forward(
         let (kvs, more, _) = shared.range(&start, &end, state.revision, limit, !batch.read.values).await?;
         let count = kvs.len();
         for (i, kv) in kvs.iter().enumerate() {
-            batch.push(shared, kv);
+            batch.push(shared, kv.key(), Some(kv.value()));
             if batch.full() {
                 return Ok(i + 1 == count && !more);
             }
@@ -148,6 +158,7 @@ async fn reverse(
     let covered = state.checkpoints.as_ref().is_some_and(|c| c.start == start && end <= c.end);
     if !covered {
         state.checkpoints = Some(checkpoints(shared, state.revision, start, end.clone()).await?);
+        state.window = None;
     }
     let revision = state.revision;
     let mut upper = end;
@@ -160,8 +171,17 @@ async fn reverse(
             return Ok(true);
         };
         let earlier_windows = index > 1;
-        let (window, _, _) = shared.range(&from, &upper, revision, 0, true).await?;
-        if window.is_empty() {
+        // The keys of [from, upper): read once per window (keys only), then reused by the
+        // batches that follow in it.
+        let cached = state.window.as_ref().is_some_and(|w| w.from == from && upper <= w.upper);
+        if !cached {
+            let (kvs, _, _) = shared.range(&from, &upper, revision, 0, true).await?;
+            let keys = kvs.into_iter().map(|kv| kv.into_key_value().0).collect();
+            state.window = Some(Window { from, upper: upper.clone(), keys });
+        }
+        let window = state.window.as_ref().map(|w| w.keys.as_slice()).unwrap_or_default();
+        let available = window.partition_point(|key| key < &upper);
+        if available == 0 {
             return Ok(!earlier_windows);
         }
         let take = if batch.read.values {
@@ -169,23 +189,23 @@ async fn reverse(
         } else {
             usize::try_from(batch.entries_left()).unwrap_or(usize::MAX)
         }
-        .clamp(1, window.len());
-        let first = window.len() - take;
-        let chosen = if batch.read.values {
-            let (kvs, _, _) = shared.range(window[first].key(), &upper, revision, 0, false).await?;
-            kvs
+        .clamp(1, available);
+        let first = available - take;
+        let chosen: Vec<(Vec<u8>, Option<Vec<u8>>)> = if batch.read.values {
+            let (kvs, _, _) = shared.range(&window[first], &upper, revision, 0, false).await?;
+            kvs.into_iter().map(|kv| kv.into_key_value()).map(|(k, v)| (k, Some(v))).collect()
         } else {
-            window[first..].to_vec()
+            window[first..available].iter().map(|k| (k.clone(), None)).collect()
         };
-        for (i, kv) in chosen.iter().enumerate().rev() {
-            batch.push(shared, kv);
+        for (i, (key, value)) in chosen.iter().enumerate().rev() {
+            batch.push(shared, key, value.as_deref());
             if batch.full() {
                 return Ok(i == 0 && first == 0 && !earlier_windows);
             }
         }
         state.observe(batch.entries.len(), batch.bytes);
-        match chosen.first() {
-            Some(lowest) => upper = lowest.key().to_vec(),
+        match chosen.into_iter().next() {
+            Some((lowest, _)) => upper = lowest,
             None => return Ok(first == 0 && !earlier_windows),
         }
     }
