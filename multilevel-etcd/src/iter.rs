@@ -63,7 +63,7 @@ impl IterState {
 
     /// How many entries to ask for to fill about `bytes_left`, at most `entries_left`.
     fn guess(&self, bytes_left: u64, entries_left: u64) -> i64 {
-        let guess = if self.average == 0 { FIRST_GUESS } else { bytes_left / self.average + 1 };
+        let guess = bytes_left.checked_div(self.average).map_or(FIRST_GUESS, |n| n + 1);
         i64::try_from(guess.clamp(1, entries_left.max(1))).unwrap_or(i64::MAX)
     }
 

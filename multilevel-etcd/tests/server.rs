@@ -51,7 +51,7 @@ fn the_blocking_server_serves_etcd_end_to_end() {
 
     db.batch().put("a", "1").put("c", "3").del("b").write().unwrap();
     assert_eq!(db.get("b").unwrap(), None);
-    assert_eq!(db.get_many(&["a", "c", "zz"]).unwrap(), vec![Some(Bytes::from("1")), Some(Bytes::from("3")), None]);
+    assert_eq!(db.get_many(["a", "c", "zz"]).unwrap(), vec![Some(Bytes::from("1")), Some(Bytes::from("3")), None]);
     for i in 0..50 {
         db.put(format!("m{i:02}"), format!("{i}")).unwrap();
     }

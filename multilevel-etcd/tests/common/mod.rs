@@ -14,6 +14,9 @@ use multilevel_proto::backend::{Backend, Completions, Execution, Executor};
 use multilevel_proto::store::BatchRead;
 use multilevel_proto::{BatchOp, KeyRange, OpId, Outcome, StoreError, StoreRequest, WriteOp, WriteRequest};
 
+/// Entries of an iterator batch.
+pub type Entries = Vec<(Bytes, Option<Bytes>)>;
+
 /// Sends every completion down a channel.
 struct Channel(Mutex<Sender<(OpId, Result<Outcome, StoreError>)>>);
 
@@ -98,7 +101,7 @@ impl Conn {
     }
 
     /// One batch.
-    pub fn batch(&mut self, read: BatchRead) -> Result<(Vec<(Bytes, Option<Bytes>)>, bool), StoreError> {
+    pub fn batch(&mut self, read: BatchRead) -> Result<(Entries, bool), StoreError> {
         match self.run(StoreRequest::ReadBatch(read))? {
             Outcome::Batch { entries, exhausted } => Ok((entries, exhausted)),
             other => panic!("not a batch: {other:?}"),
@@ -108,6 +111,7 @@ impl Conn {
     /// Every entry of `range` through batches of at most `per_batch` entries and `max_bytes`
     /// bytes, narrowing the range after each batch as the server machine does, and at most
     /// `limit` entries.
+    #[allow(clippy::too_many_arguments)]
     pub fn scan(
         &mut self,
         iterator: u64,
@@ -117,7 +121,7 @@ impl Conn {
         per_batch: u64,
         max_bytes: u64,
         limit: Option<u64>,
-    ) -> (Vec<(Bytes, Option<Bytes>)>, usize) {
+    ) -> (Entries, usize) {
         let mut out = Vec::new();
         let mut range = range;
         let mut batches = 0;
