@@ -137,7 +137,11 @@ pub(crate) fn classify(error: etcd_client::Error, limits: (usize, usize), revisi
             let text = format!("{:?}: {message}", status.code());
             match status.code() as i32 {
                 tonic_code::UNAVAILABLE if is_connect_error(&message) => CallError::NotSent(text),
-                tonic_code::UNAVAILABLE | tonic_code::DEADLINE_EXCEEDED | tonic_code::ABORTED | tonic_code::UNKNOWN => {
+                tonic_code::UNAVAILABLE
+                | tonic_code::DEADLINE_EXCEEDED
+                | tonic_code::ABORTED
+                | tonic_code::UNKNOWN
+                | tonic_code::CANCELLED => {
                     if message.contains("duplicate key") {
                         CallError::Final(EtcdError::Etcd(text))
                     } else {
@@ -162,6 +166,8 @@ fn is_connect_error(message: &str) -> bool {
 
 /// gRPC status codes, as numbers (tonic is not a direct dependency).
 mod tonic_code {
+    /// Also what tonic reports when the client's own request timeout expires.
+    pub(super) const CANCELLED: i32 = 1;
     pub(super) const UNKNOWN: i32 = 2;
     pub(super) const DEADLINE_EXCEEDED: i32 = 4;
     pub(super) const RESOURCE_EXHAUSTED: i32 = 8;

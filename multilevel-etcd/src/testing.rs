@@ -167,6 +167,44 @@ impl EtcdCluster {
         self.members.iter().map(|m| m.client_url.clone()).collect()
     }
 
+    /// The index of the member that leads now, if a running member knows one.
+    pub fn leader(&self) -> Option<usize> {
+        let endpoints = self.endpoints();
+        let running: Vec<bool> = self.members.iter().map(|m| m.process.is_some()).collect();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+            runtime.block_on(async {
+                let mut ids = Vec::new();
+                let mut leader = None;
+                for (i, endpoint) in endpoints.iter().enumerate() {
+                    let options = etcd_client::ConnectOptions::new()
+                        .with_timeout(Duration::from_secs(2))
+                        .with_connect_timeout(Duration::from_millis(500));
+                    if !running[i] {
+                        ids.push(None);
+                        continue;
+                    }
+                    let Ok(mut client) = etcd_client::Client::connect([endpoint], Some(options)).await else {
+                        ids.push(None);
+                        continue;
+                    };
+                    match client.status().await {
+                        Ok(status) => {
+                            ids.push(status.header().map(|h| h.member_id()));
+                            if status.leader() != 0 {
+                                leader = Some(status.leader());
+                            }
+                        }
+                        Err(_) => ids.push(None),
+                    }
+                }
+                leader.and_then(|leader| ids.iter().position(|id| *id == Some(leader)))
+            })
+        })
+        .join()
+        .expect("the status check panicked")
+    }
+
     /// SIGKILLs member `index` (0, 1 or 2).
     pub fn kill(&mut self, index: usize) {
         if let Some(mut child) = self.members[index].process.take() {

@@ -1,0 +1,68 @@
+//! Members dying under the backend: a killed leader costs an election, not an error; a lost
+//! quorum fails requests with a clear error after the retry time, and they succeed again once
+//! a member returns. Writes stay at most once throughout.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Conn, backend_with, put};
+use multilevel_etcd::EtcdOptions;
+use multilevel_proto::StoreError;
+
+#[test]
+fn a_killed_leader_then_a_lost_quorum() {
+    let Some(mut cluster) = common::cluster() else { return };
+    let options = EtcdOptions {
+        namespace: b"faults".to_vec(),
+        retry_for: Duration::from_secs(4),
+        request_timeout: Duration::from_secs(2),
+        connect_timeout: Duration::from_millis(500),
+        ..EtcdOptions::default()
+    };
+    let backend = backend_with(&cluster, options);
+    let mut db = Conn::new(&backend);
+    let mut request = 0;
+    for _ in 0..20 {
+        request += 1;
+        db.write(1, request, put(format!("k{request:03}"), "v")).unwrap();
+    }
+
+    let leader = cluster.leader().expect("a leader");
+    cluster.kill(leader);
+    let started = Instant::now();
+    request += 1;
+    db.write(1, request, put(format!("k{request:03}"), "v")).expect("a write after the leader died");
+    let stalled = started.elapsed();
+    assert_eq!(db.get("k001").as_deref(), Some(&b"v"[..]));
+    eprintln!("leader SIGKILLed: the next write took {stalled:?}");
+
+    // Two of three down: no quorum.
+    let second = (0..3).find(|&i| i != leader).unwrap();
+    cluster.kill(second);
+    let started = Instant::now();
+    request += 1;
+    let lost = db.write(1, request, put(format!("k{request:03}"), "v"));
+    let waited = started.elapsed();
+    let Err(StoreError::Internal(message)) = &lost else { panic!("{lost:?}") };
+    assert!(message.contains("answered within"), "{message}");
+    eprintln!("quorum lost: the write failed after {waited:?}: {message}");
+    assert!(waited < Duration::from_secs(15), "{waited:?}");
+    let read = db.run(multilevel_proto::StoreRequest::Get { key: "k001".into() });
+    assert!(read.is_err(), "a linearizable read needs a quorum: {read:?}");
+
+    // A member returns: the same write, replayed, is applied once.
+    cluster.restart(leader);
+    let started = Instant::now();
+    loop {
+        match db.write(1, request, put(format!("k{request:03}"), "v")) {
+            Ok(()) => break,
+            Err(e) if started.elapsed() < Duration::from_secs(30) => eprintln!("still waiting: {e}"),
+            Err(e) => panic!("no recovery: {e}"),
+        }
+    }
+    eprintln!("quorum back: the replayed write went through {:?} after the restart", started.elapsed());
+    request += 1;
+    db.write(1, request, put(format!("k{request:03}"), "v")).unwrap();
+    assert_eq!(db.entries(), request);
+}
