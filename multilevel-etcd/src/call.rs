@@ -2,11 +2,13 @@
 //! calls with retries.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use etcd_client::{GetOptions, KvClient};
 
 use crate::EtcdOptions;
+use crate::compact::Snapshots;
 use crate::error::{CallError, EtcdError, classify};
 use crate::keys::Layout;
 
@@ -33,6 +35,8 @@ pub(crate) struct Shared {
     pub(crate) options: EtcdOptions,
     /// The endpoints, comma-separated, for error messages.
     pub(crate) endpoints: String,
+    /// The revisions this backend's open iterators read, for compaction.
+    pub(crate) snapshots: Arc<Mutex<Snapshots>>,
 }
 
 impl Shared {

@@ -17,6 +17,7 @@ use multilevel_proto::store::BatchRead;
 use multilevel_proto::{Outcome, StoreError};
 
 use crate::call::Shared;
+use crate::compact::Registration;
 use crate::error::EtcdError;
 use crate::keys::successor;
 
@@ -37,6 +38,8 @@ pub(crate) struct IterState {
     checkpoints: Option<Checkpoints>,
     /// The keys of the reverse window read last.
     window: Option<Window>,
+    /// Holds compaction back while the iterator is in use.
+    registration: Registration,
 }
 
 /// The keys of `[from, upper)` at the iterator's revision.
@@ -57,8 +60,8 @@ struct Checkpoints {
 }
 
 impl IterState {
-    pub(crate) fn new(revision: i64) -> Self {
-        Self { revision, average: 0, checkpoints: None, window: None }
+    pub(crate) fn new(revision: i64, registration: Registration) -> Self {
+        Self { revision, average: 0, checkpoints: None, window: None, registration }
     }
 
     /// How many entries to ask for to fill about `bytes_left`, at most `entries_left`.
@@ -108,6 +111,7 @@ pub(crate) async fn read_batch(
     state: &mut IterState,
     read: &BatchRead,
 ) -> Result<Outcome, StoreError> {
+    state.registration.touch();
     let Some((start, end)) = shared.layout.range(&read.range) else {
         return Ok(Outcome::Batch { entries: Vec::new(), exhausted: true });
     };

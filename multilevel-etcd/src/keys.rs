@@ -80,6 +80,18 @@ pub(crate) fn successor(mut key: Vec<u8>) -> Vec<u8> {
     key
 }
 
+/// The smallest key above every key that starts with `prefix` (which must not be all 0xff).
+pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            break;
+        }
+    }
+    end
+}
+
 /// Whether a namespace keeps its keys apart from every other namespace's: no 0x00 or 0x01
 /// byte, so no namespace's prefix `ns ‖ 0x00` / `ns ‖ 0x01` starts another's.
 pub(crate) fn valid_namespace(ns: &[u8]) -> bool {

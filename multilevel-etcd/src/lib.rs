@@ -85,6 +85,7 @@
 #![forbid(unsafe_code)]
 
 mod call;
+mod compact;
 mod error;
 mod iter;
 mod keys;
@@ -103,6 +104,7 @@ use multilevel_proto::{OpId, Outcome, ServerConfig, StoreError, StoreRequest, Wr
 use tokio::sync::mpsc;
 
 use crate::call::{Retry, Shared};
+pub use crate::compact::Compaction;
 pub use crate::error::EtcdError;
 use crate::iter::IterState;
 use crate::keys::Layout;
@@ -137,6 +139,11 @@ pub struct EtcdOptions {
     pub request_timeout: Duration,
     /// Longest wait to connect to one member. Default 2 s.
     pub connect_timeout: Duration,
+    /// Compact the cluster every so often, sparing the revisions open iterators read; see
+    /// [`Compaction`]. Turn it on for every multilevel server of a cluster, or for none (then
+    /// leave compaction to etcd's `--auto-compaction-retention`, and iterators older than it
+    /// fail as compacted). Default off.
+    pub compaction: Option<Compaction>,
 }
 
 impl Default for EtcdOptions {
@@ -152,6 +159,7 @@ impl Default for EtcdOptions {
             retry_for: Duration::from_secs(10),
             request_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(2),
+            compaction: None,
         }
     }
 }
@@ -228,9 +236,20 @@ impl EtcdBackend {
             .map_err(|_| EtcdError::Runtime("the connect task stopped".into()))?
             .map_err(|e| EtcdError::Etcd(format!("connecting to {joined}: {e}")))?;
         let layout = Layout::new(&options.namespace);
-        let backend = EtcdBackend { shared: Arc::new(Shared { client, layout, options, endpoints: joined }), runtime };
+        let compaction = options.compaction;
+        let snapshots = Arc::default();
+        let shared = Arc::new(Shared { client, layout, options, endpoints: joined, snapshots });
+        let backend = EtcdBackend { shared, runtime };
         let shared = Arc::clone(&backend.shared);
         backend.block_on(async move { shared.current_revision().await })?;
+        if let Some(config) = compaction {
+            // Published before serving: every iterator opened later reads at or above it.
+            let id = backend_id();
+            let shared = Arc::clone(&backend.shared);
+            backend.block_on(async move { compact::publish(&shared, config, id).await })?;
+            let weak = Arc::downgrade(&backend.shared);
+            backend.runtime.handle().spawn(compact::run(weak, config, id));
+        }
         Ok(backend)
     }
 
@@ -250,6 +269,16 @@ impl EtcdBackend {
     pub fn namespace(&self) -> &[u8] {
         &self.shared.options.namespace
     }
+}
+
+/// An id for this backend's compaction floor, unique enough among the servers of a cluster.
+fn backend_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher
+        .write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    hasher.finish()
 }
 
 impl Shared {
@@ -409,7 +438,8 @@ impl Executor for EtcdConnection {
                 let iterators = Arc::clone(&self.iterators);
                 self.spawn(op, completions, async move {
                     let revision = shared.current_revision().await?;
-                    let state = Arc::new(tokio::sync::Mutex::new(IterState::new(revision)));
+                    let registration = compact::Registration::new(&shared.snapshots, revision);
+                    let state = Arc::new(tokio::sync::Mutex::new(IterState::new(revision, registration)));
                     lock(&iterators).insert(iterator, state);
                     Ok(Outcome::IteratorOpened)
                 })

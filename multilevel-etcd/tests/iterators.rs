@@ -207,3 +207,55 @@ fn a_compacted_revision_fails_the_iterator_clearly() {
     let (entries, _) = db.scan(fresh, KeyRange::all(), false, true, 4, 1 << 20, None);
     assert_eq!(entries.len(), 10);
 }
+
+/// With compaction on, the cluster is compacted up to the oldest revision an iterator in use
+/// reads, never past it; an iterator idle for longer than the idle timeout is let go.
+#[test]
+fn compaction_spares_iterators_in_use() {
+    use std::time::Duration;
+
+    use multilevel_etcd::{Compaction, EtcdOptions};
+
+    let Some(cluster) = common::cluster() else { return };
+    let compaction = Compaction { interval: Duration::from_millis(200), idle_timeout: Duration::from_secs(2) };
+    let options =
+        EtcdOptions { namespace: b"compacting".to_vec(), compaction: Some(compaction), ..EtcdOptions::default() };
+    let backend = common::backend_with(&cluster, options);
+    let mut db = Conn::new(&backend);
+    fill(&mut db, 1, 20, 10);
+    let iterator = db.open();
+    let read = |range| BatchRead { iterator, range, reverse: false, max_entries: 2, max_bytes: 1 << 20, values: true };
+    let (first, _) = db.batch(read(KeyRange::all())).unwrap();
+    for session in 2..6 {
+        fill(&mut db, session, 20, 20); // newer revisions
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let endpoints = cluster.endpoints();
+    let oldest_readable = move || {
+        let endpoints = endpoints.clone();
+        runtime.block_on(async move {
+            let mut client = etcd_client::Client::connect(&endpoints, None).await.unwrap();
+            let mut revision = 1;
+            while client.get("x", Some(GetOptions::new().with_revision(revision))).await.is_err() {
+                revision += 1;
+            }
+            revision
+        })
+    };
+    // Used every 300 ms for 1.5 s: compaction reaches the iterator's revision, not past it.
+    let mut last = first[1].0.clone();
+    let mut range = KeyRange::all().after(&last);
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(300));
+        let (entries, _) = db.batch(read(range.clone())).expect("an iterator in use is spared");
+        last = entries.last().unwrap().0.clone();
+        range = range.after(&last);
+    }
+    let spared = oldest_readable();
+    assert!(spared > 1, "compaction ran: oldest readable revision {spared}");
+    // Idle past the timeout: compaction passes it, and its next batch says so.
+    std::thread::sleep(Duration::from_millis(2600));
+    assert!(oldest_readable() > spared, "compaction moved on");
+    let error = db.batch(read(range)).unwrap_err();
+    assert!(error.to_string().contains("compacted"), "{error}");
+}
