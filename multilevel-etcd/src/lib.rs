@@ -30,8 +30,11 @@
 //!   record's `mod_revision` (or its absence) and, if unchanged, applies the write and puts
 //!   the updated record; otherwise it reads the record and the write is answered from it (a
 //!   replay: applied before, by this or another server) or tried again. At most once, also
-//!   across servers. Writes of one connection are applied in arrival order, one at a time;
-//!   connections (and so sessions) write in parallel.
+//!   across servers. Writes of one connection are applied in arrival order by one task per
+//!   connection; connections (and so sessions) write in parallel. Puts, deletes and batches
+//!   of one session queued together commit as one transaction (group commit: the last
+//!   operation per key across the group, and the record updated for each write, within
+//!   etcd's limits), which leaves the same state and record as committing them one by one.
 //! - **Batches** keep the last operation per key (etcd refuses a key twice in a transaction;
 //!   the resulting state is the same).
 //! - **Clear** without a limit: one range delete. With a limit: the first (last, if reverse)
@@ -411,14 +414,59 @@ impl EtcdConnection {
             let shared = Arc::clone(&self.shared);
             self.runtime.handle().spawn(async move {
                 let mut records = write::RecordCache::new();
+                let mut queued = std::collections::VecDeque::new();
                 while let Some(job) = rx.recv().await {
-                    let result = write::write(&shared, &mut records, job.request).await;
-                    job.completions.complete(job.op, result.map(|()| Outcome::Written));
+                    queued.push_back(job);
+                    while queued.len() < write::MAX_GROUP {
+                        match rx.try_recv() {
+                            Ok(job) => queued.push_back(job),
+                            Err(_) => break,
+                        }
+                    }
+                    while !queued.is_empty() {
+                        let group = take_group(&shared, &mut queued);
+                        let requests: Vec<WriteRequest> = group.iter().map(|job| job.request.clone()).collect();
+                        let results = if requests.len() == 1 {
+                            vec![write::write_one(&shared, &mut records, requests[0].clone()).await]
+                        } else {
+                            write::write_group(&shared, &mut records, &requests).await
+                        };
+                        for (job, result) in group.into_iter().zip(results) {
+                            job.completions.complete(job.op, result.map(|()| Outcome::Written));
+                        }
+                    }
                 }
             });
             tx
         })
     }
+}
+
+/// The next writes to commit together: the first queued, and the groupable writes of its
+/// session right behind it, within etcd's limits.
+fn take_group(shared: &Shared, queued: &mut std::collections::VecDeque<WriteJob>) -> Vec<WriteJob> {
+    let Some(first) = queued.pop_front() else { return Vec::new() };
+    let mut group = vec![first];
+    if !write::groupable(&group[0].request) {
+        return group;
+    }
+    let session = group[0].request.session;
+    let mut ops = write::op_count(&group[0].request.op);
+    let mut bytes = write::op_bytes(&group[0].request.op);
+    while let Some(next) = queued.front() {
+        let (next_ops, next_bytes) = (write::op_count(&next.request.op), write::op_bytes(&next.request.op));
+        if next.request.session != session
+            || !write::groupable(&next.request)
+            || ops + next_ops + 1 > shared.options.max_txn_ops
+            || bytes + next_bytes + 256 > shared.options.max_request_bytes
+        {
+            break;
+        }
+        ops += next_ops;
+        bytes += next_bytes;
+        group.extend(queued.pop_front());
+    }
+    group
 }
 
 impl Executor for EtcdConnection {

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use etcd_client::{Compare, CompareOp, DeleteOptions, GetOptions, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse};
-use multilevel_proto::hooks::verdict;
+use multilevel_proto::hooks::{verdict, verdict as verdict_of};
 use multilevel_proto::store::{ReplayCheck, SessionRecord};
 use multilevel_proto::{BatchOp, NO_REPLAY_SESSION, SessionId, StoreError, WriteOp, WriteRequest};
 
@@ -74,7 +74,7 @@ fn is_refusal(error: &EtcdError) -> bool {
 }
 
 /// Applies one write at most once; see the module docs.
-pub(crate) async fn write(shared: &Shared, cache: &mut RecordCache, write: WriteRequest) -> Result<(), StoreError> {
+pub(crate) async fn write_one(shared: &Shared, cache: &mut RecordCache, write: WriteRequest) -> Result<(), StoreError> {
     if write.session == NO_REPLAY_SESSION {
         return write_unrecorded(shared, &write.op).await;
     }
@@ -297,4 +297,151 @@ async fn plan_limited_clear(
     }
     plan.del_range(span_start, span_end);
     Ok(())
+}
+
+/// Most writes committed in one group.
+pub(crate) const MAX_GROUP: usize = 256;
+
+/// Whether `write` may join a group: a put, delete or batch of a session that replays (a
+/// clear reads before it writes, and its range delete could meet a key of another write).
+pub(crate) fn groupable(write: &WriteRequest) -> bool {
+    write.session != NO_REPLAY_SESSION
+        && matches!(write.op, WriteOp::Put { .. } | WriteOp::Del { .. } | WriteOp::Batch(_))
+}
+
+/// Keys a groupable write touches, before collapsing.
+pub(crate) fn op_count(op: &WriteOp) -> usize {
+    match op {
+        WriteOp::Batch(ops) => ops.len(),
+        _ => 1,
+    }
+}
+
+/// Bytes of keys and values a write carries.
+pub(crate) fn op_bytes(op: &WriteOp) -> usize {
+    match op {
+        WriteOp::Put { key, value } => key.len() + value.len() + OP_OVERHEAD,
+        WriteOp::Del { key } => key.len() + OP_OVERHEAD,
+        WriteOp::Batch(ops) => ops
+            .iter()
+            .map(|op| match op {
+                BatchOp::Put { key, value } => key.len() + value.len() + OP_OVERHEAD,
+                BatchOp::Del { key } => key.len() + OP_OVERHEAD,
+            })
+            .sum(),
+        WriteOp::Clear { range, .. } => range.key_bytes() + OP_OVERHEAD,
+    }
+}
+
+/// Applies consecutive [`groupable`] writes of one session, in order, as one transaction (group
+/// commit): the state and the record left are those of applying them one by one. Falls back
+/// to one transaction each if together they exceed etcd's limits.
+pub(crate) async fn write_group<'a>(
+    shared: &Shared,
+    cache: &mut RecordCache,
+    writes: &'a [WriteRequest],
+) -> Vec<Result<(), StoreError>> {
+    let options = &shared.options;
+    let session = writes[0].session;
+    debug_assert!(writes.iter().all(|w| w.session == session && groupable(w)));
+    let record_key = shared.layout.record_key(session);
+    let mut verdicts: Vec<Option<Result<(), StoreError>>> = vec![None; writes.len()];
+    for _ in 0..MAX_ATTEMPTS {
+        let known = cache.get(&session).cloned().unwrap_or_default();
+        let mut record = known.record.clone();
+        let mut results = Vec::with_capacity(writes.len());
+        // The last operation per key across the group: the state applying them in order leaves.
+        let mut last: HashMap<Vec<u8>, Option<&'a [u8]>> = HashMap::new();
+        let mut order: Vec<Vec<u8>> = Vec::new();
+        let mut any_new = false;
+        let mut set = |key: &[u8], value: Option<&'a [u8]>, last: &mut HashMap<Vec<u8>, Option<&'a [u8]>>| {
+            let key = shared.layout.data_key(key);
+            if last.insert(key.clone(), value).is_none() {
+                order.push(key);
+            }
+        };
+        for (write, verdict) in writes.iter().zip(verdicts.iter_mut()) {
+            match record.check(write.request, options.replay_window) {
+                ReplayCheck::Replay(outcome) => {
+                    results.push(outcome);
+                    continue;
+                }
+                ReplayCheck::Expired => {
+                    results.push(Err(StoreError::ReplayExpired { request: write.request }));
+                    continue;
+                }
+                ReplayCheck::New => any_new = true,
+            }
+            let outcome =
+                verdict.get_or_insert_with(|| verdict_of(&write.op, options.max_key_size, &options.hooks)).clone();
+            if outcome.is_ok() {
+                match &write.op {
+                    WriteOp::Put { key, value } => set(key, Some(value), &mut last),
+                    WriteOp::Del { key } => set(key, None, &mut last),
+                    WriteOp::Batch(ops) => {
+                        for op in ops {
+                            match op {
+                                BatchOp::Put { key, value } => set(key, Some(value), &mut last),
+                                BatchOp::Del { key } => set(key, None, &mut last),
+                            }
+                        }
+                    }
+                    WriteOp::Clear { .. } => unreachable!("clears are not grouped"),
+                }
+            }
+            record.record(write.request, outcome.clone(), options.replay_window, now_secs());
+            results.push(outcome);
+        }
+        if !any_new {
+            return results;
+        }
+        let mut plan = Plan::default();
+        for key in order {
+            match last[&key] {
+                Some(value) => plan.put(key, value),
+                None => plan.del(key),
+            }
+        }
+        if check_limits(shared, &plan, true).is_err() {
+            let mut one_by_one = Vec::with_capacity(writes.len());
+            for write in writes {
+                one_by_one.push(write_one(shared, cache, write.clone()).await);
+            }
+            return one_by_one;
+        }
+        let guard = if known.mod_revision > 0 {
+            Compare::mod_revision(record_key.clone(), CompareOp::Equal, known.mod_revision)
+        } else {
+            Compare::version(record_key.clone(), CompareOp::Equal, 0)
+        };
+        let mut ops = plan.ops;
+        ops.push(TxnOp::put(record_key.clone(), record.to_stored(), None));
+        let txn = Txn::new().when(vec![guard]).and_then(ops).or_else(vec![TxnOp::get(record_key.clone(), None)]);
+        let response = shared
+            .call(Retry::Idempotent, None, |mut kv| {
+                let txn = txn.clone();
+                async move { kv.txn(txn).await }
+            })
+            .await;
+        match response {
+            Ok(response) if response.succeeded() => {
+                let mod_revision = response.header().map_or(0, |h| h.revision());
+                cache.insert(session, KnownRecord { record, mod_revision });
+                return results;
+            }
+            Ok(response) => {
+                cache.insert(session, read_record(&response));
+            }
+            Err(_) => {
+                // etcd refused the group (e.g. its limits are below the options): one by one,
+                // each write gets its own answer.
+                let mut one_by_one = Vec::with_capacity(writes.len());
+                for write in writes {
+                    one_by_one.push(write_one(shared, cache, write.clone()).await);
+                }
+                return one_by_one;
+            }
+        }
+    }
+    writes.iter().map(|_| Err(EtcdError::Contended(MAX_ATTEMPTS).into())).collect()
 }

@@ -223,3 +223,80 @@ fn an_oversized_value_is_refused() {
     assert!(error.to_string().contains("--max-request-bytes"), "etcd's own refusal, named: {error}");
     assert_eq!(db.get("big"), None);
 }
+
+/// Writes queued together on one connection commit as groups: in order, each once, replays
+/// answered from the record, a clear in the middle seeing exactly the writes before it.
+#[test]
+fn pipelined_writes_commit_in_groups_in_order_and_once() {
+    use std::time::Instant;
+
+    use multilevel_proto::WriteRequest;
+
+    let Some(cluster) = common::cluster() else { return };
+    let hooks = Hooks::new().preput(|key, _| if key.ends_with(b"7") { Err("no sevens".into()) } else { Ok(()) });
+    let options = EtcdOptions { namespace: b"groups".to_vec(), hooks, ..EtcdOptions::default() };
+    let first = backend_with(&cluster, options.clone());
+    let second = backend_with(&cluster, options);
+    let mut db = Conn::new(&first);
+    let count = 600u64;
+    let write = |request: u64, tag: &str| {
+        let op = if request == 300 {
+            // Clears every key written before it; the keys after it survive.
+            WriteOp::Clear { range: KeyRange::all().gte("p").lt("q"), reverse: false, limit: None }
+        } else if request % 50 == 0 {
+            WriteOp::Batch(vec![bput(format!("p{request:04}"), tag), BatchOp::Del { key: b("p0001") }])
+        } else {
+            put(format!("p{request:04}"), tag)
+        };
+        StoreRequest::Write(WriteRequest { session: 11, request, op })
+    };
+    let started = Instant::now();
+    for request in 1..=count {
+        db.send(write(request, "original")).unwrap();
+    }
+    let mut answers: Vec<_> = (0..count).map(|_| db.answer()).collect();
+    let elapsed = started.elapsed();
+    eprintln!(
+        "{count} pipelined writes on one connection: {elapsed:?} ({:.0}/s)",
+        count as f64 / elapsed.as_secs_f64()
+    );
+    answers.sort_by_key(|(op, _)| op.0);
+    for (i, (_, result)) in answers.iter().enumerate() {
+        let request = i as u64 + 1;
+        if request % 10 == 7 {
+            assert_eq!(result, &Err(StoreError::Rejected("no sevens".into())), "request {request}");
+        } else {
+            assert_eq!(result, &Ok(Outcome::Written), "request {request}");
+        }
+    }
+    let expected = (301..=count).filter(|r| r % 10 != 7).count() as u64;
+    assert_eq!(db.entries(), expected);
+    assert_eq!(db.get("p0299"), None, "cleared");
+    assert_eq!(db.get("p0301").as_deref(), Some(&b"original"[..]));
+
+    // Replays, pipelined, on this server and another: the original outcomes, nothing applied.
+    let mut other = Conn::new(&second);
+    for request in 1..=count {
+        db.send(write(request, "replayed")).unwrap();
+        other.send(write(request, "replayed elsewhere")).unwrap();
+    }
+    for conn in [&mut db, &mut other] {
+        let mut answers: Vec<_> = (0..count).map(|_| conn.answer()).collect();
+        answers.sort_by_key(|(op, _)| op.0);
+        for (i, (_, result)) in answers.iter().enumerate() {
+            let request = i as u64 + 1;
+            let rejected = request % 10 == 7;
+            assert_eq!(result.is_err(), rejected, "request {request}: {result:?}");
+        }
+    }
+    assert_eq!(db.entries(), expected);
+    assert_eq!(db.get("p0301").as_deref(), Some(&b"original"[..]));
+    assert_eq!(db.get("p0550").as_deref(), Some(&b"original"[..]));
+
+    // One in flight at a time, for comparison.
+    let started = Instant::now();
+    for request in count + 1..=count + 100 {
+        db.write(11, request, put(format!("s{request}x"), "v")).unwrap();
+    }
+    eprintln!("100 writes one at a time: {:?} per write", started.elapsed() / 100);
+}
