@@ -243,7 +243,7 @@ fn pipelined_writes_commit_in_groups_in_order_and_once() {
         let op = if request == 300 {
             // Clears every key written before it; the keys after it survive.
             WriteOp::Clear { range: KeyRange::all().gte("p").lt("q"), reverse: false, limit: None }
-        } else if request % 50 == 0 {
+        } else if request.is_multiple_of(50) {
             WriteOp::Batch(vec![bput(format!("p{request:04}"), tag), BatchOp::Del { key: b("p0001") }])
         } else {
             put(format!("p{request:04}"), tag)
