@@ -432,14 +432,19 @@ pub(crate) async fn write_group<'a>(
             Ok(response) => {
                 cache.insert(session, read_record(&response));
             }
-            Err(_) => {
-                // etcd refused the group (e.g. its limits are below the options): one by one,
+            Err(error) if is_refusal(&error) => {
+                // etcd refused the group (its limits are below the options): one by one,
                 // each write gets its own answer.
                 let mut one_by_one = Vec::with_capacity(writes.len());
                 for write in writes {
                     one_by_one.push(write_one(shared, cache, write.clone()).await);
                 }
                 return one_by_one;
+            }
+            Err(error) => {
+                // Unreachable after the retries: every write of the group fails with it (a
+                // replay later is answered from the record, whether or not it applied).
+                return writes.iter().map(|_| Err(error.clone().into())).collect();
             }
         }
     }
