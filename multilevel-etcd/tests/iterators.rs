@@ -132,7 +132,8 @@ fn reverse_paging_cost_against_descend_ranges() {
     let Some(cluster) = common::cluster() else { return };
     let backend = backend(&cluster, "cost");
     let mut db = Conn::new(&backend);
-    let count = 20_000;
+    // MULTILEVEL_ETCD_COST_KEYS=100000 for a longer measurement.
+    let count = std::env::var("MULTILEVEL_ETCD_COST_KEYS").ok().and_then(|n| n.parse().ok()).unwrap_or(20_000);
     let started = Instant::now();
     fill(&mut db, 1, count, 100);
     eprintln!("filled {count} keys in {:?}", started.elapsed());
