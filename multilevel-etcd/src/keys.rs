@@ -54,6 +54,15 @@ impl Layout {
         (start, end)
     }
 
+    /// Every session record of the namespace: `[ns‖0x01, ns‖0x02)`.
+    pub(crate) fn all_records(&self) -> (Vec<u8>, Vec<u8>) {
+        let mut start = self.ns.clone();
+        start.push(SESSION);
+        let mut end = self.ns.clone();
+        end.push(SESSION + 1);
+        (start, end)
+    }
+
     /// `range` as etcd's `[start, end)`, or `None` if it holds no key.
     pub(crate) fn range(&self, range: &KeyRange) -> Option<(Vec<u8>, Vec<u8>)> {
         if range.is_empty() {

@@ -35,6 +35,9 @@
 //!   of one session queued together commit as one transaction (group commit: the last
 //!   operation per key across the group, and the record updated for each write, within
 //!   etcd's limits), which leaves the same state and record as committing them one by one.
+//! - **Session records** of sessions idle for [`EtcdOptions::session_retention`] (default 7
+//!   days) are deleted by a sweep every minute, as the LMDB store does, so records of clients
+//!   long gone do not fill the quota; a record that changed since it was read is kept.
 //! - **Batches** keep the last operation per key (etcd refuses a key twice in a transaction;
 //!   the resulting state is the same).
 //! - **Clear** without a limit: one range delete. With a limit: the first (last, if reverse)
@@ -92,6 +95,7 @@ mod compact;
 mod error;
 mod iter;
 mod keys;
+mod sweep;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod write;
@@ -147,6 +151,10 @@ pub struct EtcdOptions {
     /// leave compaction to etcd's `--auto-compaction-retention`, and iterators older than it
     /// fail as compacted). Default off.
     pub compaction: Option<Compaction>,
+    /// Forget the record of a session that has not written for this long (checked every
+    /// minute, or every retention if shorter): a replay of one of its writes after that would
+    /// be applied again. Default 7 days, as the LMDB store.
+    pub session_retention: Duration,
 }
 
 impl Default for EtcdOptions {
@@ -163,6 +171,7 @@ impl Default for EtcdOptions {
             request_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(2),
             compaction: None,
+            session_retention: Duration::from_secs(7 * 24 * 60 * 60),
         }
     }
 }
@@ -245,6 +254,10 @@ impl EtcdBackend {
         let backend = EtcdBackend { shared, runtime };
         let shared = Arc::clone(&backend.shared);
         backend.block_on(async move { shared.current_revision().await })?;
+        if !backend.shared.options.readonly {
+            let weak = Arc::downgrade(&backend.shared);
+            backend.runtime.handle().spawn(sweep::run(weak, backend.shared.options.session_retention));
+        }
         if let Some(config) = compaction {
             // Published before serving: every iterator opened later reads at or above it.
             let id = backend_id();

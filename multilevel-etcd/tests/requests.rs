@@ -300,3 +300,39 @@ fn pipelined_writes_commit_in_groups_in_order_and_once() {
     }
     eprintln!("100 writes one at a time: {:?} per write", started.elapsed() / 100);
 }
+
+/// Records of sessions idle past the retention are deleted; live ones stay.
+#[test]
+fn idle_sessions_are_forgotten() {
+    use std::time::{Duration, Instant};
+
+    let Some(cluster) = common::cluster() else { return };
+    let options = EtcdOptions {
+        namespace: b"forget".to_vec(),
+        session_retention: Duration::from_secs(1),
+        ..EtcdOptions::default()
+    };
+    let backend = backend_with(&cluster, options);
+    let mut db = Conn::new(&backend);
+    db.write(21, 1, put("a", "1")).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let endpoints = cluster.endpoints();
+    let records = move || {
+        let endpoints = endpoints.clone();
+        runtime.block_on(async move {
+            let mut client = etcd_client::Client::connect(&endpoints, None).await.unwrap();
+            let options = etcd_client::GetOptions::new().with_range(b"forget\x02".to_vec()).with_count_only();
+            client.get(b"forget\x01".to_vec(), Some(options)).await.unwrap().count()
+        })
+    };
+    assert_eq!(records(), 1);
+    let started = Instant::now();
+    while records() > 0 {
+        assert!(started.elapsed() < Duration::from_secs(10), "the idle record was not forgotten");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("an idle session's record was forgotten {:?} after its last write", started.elapsed());
+    // Forgotten: a replay of its write would apply again; a new write starts a new record.
+    db.write(21, 2, put("b", "2")).unwrap();
+    assert_eq!(records(), 1);
+}
