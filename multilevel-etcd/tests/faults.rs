@@ -66,3 +66,25 @@ fn a_killed_leader_then_a_lost_quorum() {
     db.write(1, request, put(format!("k{request:03}"), "v")).unwrap();
     assert_eq!(db.entries(), request);
 }
+
+/// No cluster at the endpoints: `connect` fails after the retry time, naming the endpoints;
+/// bad options fail at once.
+#[test]
+fn connecting_to_nothing_fails_clearly() {
+    use multilevel_etcd::{EtcdBackend, EtcdError};
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let options = EtcdOptions { retry_for: Duration::from_millis(500), ..EtcdOptions::default() };
+    let started = Instant::now();
+    let error = EtcdBackend::connect(&[endpoint.as_str()], options).unwrap_err();
+    assert!(matches!(error, EtcdError::Unavailable { .. }), "{error:?}");
+    assert!(error.to_string().contains(&endpoint), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+
+    let options = EtcdOptions { namespace: b"a\0b".to_vec(), ..EtcdOptions::default() };
+    let error = EtcdBackend::connect(&[endpoint.as_str()], options).unwrap_err();
+    assert_eq!(error, EtcdError::InvalidNamespace(b"a\0b".to_vec()));
+    let none: [&str; 0] = [];
+    assert_eq!(EtcdBackend::connect(&none, EtcdOptions::default()).unwrap_err(), EtcdError::NoEndpoints);
+}
