@@ -88,3 +88,31 @@ fn connecting_to_nothing_fails_clearly() {
     let none: [&str; 0] = [];
     assert_eq!(EtcdBackend::connect(&none, EtcdOptions::default()).unwrap_err(), EtcdError::NoEndpoints);
 }
+
+/// A cluster out of space: writes fail with `StorageFull` saying what to do; reads still work.
+#[test]
+fn a_full_quota_is_storage_full() {
+    use multilevel_proto::StoreRequest;
+
+    let Some(cluster) = multilevel_etcd::testing::EtcdCluster::start_with(&["--quota-backend-bytes=8388608"]) else {
+        return;
+    };
+    let backend = backend_with(&cluster, EtcdOptions { namespace: b"full".to_vec(), ..EtcdOptions::default() });
+    let mut db = Conn::new(&backend);
+    let value = vec![1u8; 1 << 20];
+    let mut full = None;
+    for request in 1..=64 {
+        match db.write(1, request, put(format!("k{request}"), &value)) {
+            Ok(()) => {}
+            Err(error) => {
+                full = Some((request, error));
+                break;
+            }
+        }
+    }
+    let (request, error) = full.expect("an 8 MiB quota fills up");
+    let StoreError::StorageFull(message) = &error else { panic!("{error:?}") };
+    assert!(message.contains("quota") && message.contains("alarm"), "{message}");
+    eprintln!("quota full after {} writes of 1 MiB: {message}", request - 1);
+    assert!(db.run(StoreRequest::Get { key: "k1".into() }).is_ok(), "reads still work");
+}
