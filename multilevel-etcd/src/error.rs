@@ -128,7 +128,9 @@ pub(crate) fn classify(error: etcd_client::Error, limits: (usize, usize), revisi
             if message.contains("too many operations in txn request") {
                 return CallError::Final(EtcdError::TooManyOperations { ops: max_txn_ops + 1, max: max_txn_ops });
             }
-            if message.contains("request is too large") || status.code() as i32 == tonic_code::RESOURCE_EXHAUSTED {
+            // etcd's own check, and gRPC's cap on what a member receives (`--max-request-bytes`
+            // plus some overhead). A reply too large for this client is another matter.
+            if message.contains("request is too large") || message.contains("received message larger than max") {
                 return CallError::Final(EtcdError::RequestTooLarge {
                     bytes: max_request_bytes + 1,
                     max: max_request_bytes,
@@ -170,7 +172,6 @@ mod tonic_code {
     pub(super) const CANCELLED: i32 = 1;
     pub(super) const UNKNOWN: i32 = 2;
     pub(super) const DEADLINE_EXCEEDED: i32 = 4;
-    pub(super) const RESOURCE_EXHAUSTED: i32 = 8;
     pub(super) const ABORTED: i32 = 10;
     pub(super) const UNAVAILABLE: i32 = 14;
 }
