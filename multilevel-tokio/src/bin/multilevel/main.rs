@@ -121,6 +121,7 @@ async fn bench(args: args::BenchArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Runs the command line: serves, benches, or connects and runs one client command.
 async fn run(cli: Cli) -> Result<(), Failure> {
     let command = match cli.command {
         None => return serve::serve(ServeArgs { path: args::DEFAULT_PATH.into(), options: cli.serve }).await,
@@ -128,9 +129,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Bench(args)) => return bench(args).await,
         Some(command) => command,
     };
-    let Some(connect) = command.connect_args() else { unreachable!("serve and bench are handled above") };
     // Mistakes in the arguments are found before connecting, and exit with status 2.
     let prepared = commands::Prepared::new(&command)?;
+    let connect = command.connect_args().ok_or_else(|| Failure::new("not a client command"))?;
     let db = Connection::open(connect).await?;
     let result = prepared.run(&db).await;
     db.close().await;
