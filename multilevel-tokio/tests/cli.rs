@@ -615,15 +615,18 @@ fn command_line_mistakes_exit_with_status_2() {
     mistake(&["clear", "--all", "--prefix", "a"], None, "cannot be used with");
     mistake(&["mget"], None, "required");
     mistake(&["frobnicate"], None, "unrecognized subcommand");
-    // The options of a client command go after it.
-    mistake(&["--addr", &nobody, "get", "k"], None, "options go after the command name");
+    mistake(&["--addr", &nobody, "get", "k", "--listen", "127.0.0.1:0"], None, "--listen");
 }
 
 #[test]
 fn durations_are_humantime() {
     let server = ServerProcess::tcp();
     server.ok(&["put", "k", "v"]);
-    for timeout in ["1h30m", "2m 30s", "1500ms", "10", "0.5"] {
+    // Options before the command name apply to it, as they did when they were global.
+    let output = program().args(["--addr", &server.addr, "--timeout", "1h30m", "get", "k"]).output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(output.stdout, b"v");
+    for timeout in ["1h30m", "2m 30s", "1500ms", "1.5s", "10", "0.5"] {
         let output = program().args(["get", "k", "--addr", &server.addr, "--timeout", timeout]).output().unwrap();
         assert!(output.status.success(), "--timeout {timeout}: {}", stderr(&output));
         assert_eq!(output.stdout, b"v");

@@ -1,5 +1,6 @@
 //! The command line: global flags, subcommands, and the parsers for sizes and durations.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -18,8 +19,9 @@ const AFTER_HELP: &str = "\
 With no command, `multilevel` serves ./multilevel-data on 127.0.0.1:7481, like `multilevel serve`,
 and takes the options of `multilevel serve --help`.
 
-Options go after the command name: `multilevel get KEY --addr HOST:PORT`. Client commands connect
-to --addr, else $MULTILEVEL_ADDR, else 127.0.0.1:7481 (--unix PATH: a Unix socket instead).
+Each command takes its own options (`multilevel get --help`), after its name or before it:
+`multilevel get KEY --addr HOST:PORT` or `multilevel --addr HOST:PORT get KEY`. Client commands
+connect to --addr, else $MULTILEVEL_ADDR, else 127.0.0.1:7481 (--unix PATH: a Unix socket).
 `serve` listens on --listen, else $MULTILEVEL_LISTEN, else 127.0.0.1:7481; it never reads
 $MULTILEVEL_ADDR, so a client setting cannot make a server bind a remote address.
 
@@ -81,21 +83,23 @@ pub(crate) struct Cli {
 impl Cli {
     /// Parses the command line; prints help, or the mistake and exits with status 2.
     pub(crate) fn parse_args() -> Self {
+        Self::try_parse_args(std::env::args_os().collect()).unwrap_or_else(|err| err.exit())
+    }
+
+    /// Parses `args`, the program name first. Options written before the command name
+    /// (`multilevel --addr HOST:PORT get KEY`, the order of earlier versions) apply to the
+    /// command: when the line does not parse as written, they are moved after the command name.
+    pub(crate) fn try_parse_args(args: Vec<OsString>) -> Result<Self, clap::Error> {
         use clap::{CommandFactory, FromArgMatches};
-        let mut matches = Self::top_level().try_get_matches().unwrap_or_else(|err| {
-            // `multilevel --addr X get KEY`: the client options used to come first.
-            if err.kind() == clap::error::ErrorKind::ArgumentConflict
-                && err.get(clap::error::ContextKind::InvalidSubcommand).is_some()
-            {
-                eprintln!(
-                    "multilevel: options go after the command name, e.g. `multilevel get KEY --addr HOST:PORT`; \
-                     before it they are `serve`'s"
-                );
-                std::process::exit(2);
-            }
-            err.exit()
-        });
-        Self::from_arg_matches_mut(&mut matches).unwrap_or_else(|err| err.format(&mut Self::command()).exit())
+        let mut matches = match Self::top_level().try_get_matches_from(&args) {
+            Ok(matches) => matches,
+            Err(err) if !err.use_stderr() => return Err(err), // --help, --version
+            Err(err) => match options_after_command(&args) {
+                Some(reordered) => Self::top_level().try_get_matches_from(reordered)?,
+                None => return Err(err),
+            },
+        };
+        Self::from_arg_matches_mut(&mut matches).map_err(|err| err.format(&mut Self::command()))
     }
 
     /// The command line, with `serve`'s options hidden from `multilevel --help` (they are
@@ -107,6 +111,24 @@ impl Cli {
             _ => arg.hide(true),
         })
     }
+}
+
+/// `args` with the options before the first command name moved after it; `None` when `args`
+/// do not start with an option followed, later, by a command name.
+fn options_after_command(args: &[OsString]) -> Option<Vec<OsString>> {
+    use clap::CommandFactory;
+    let names: Vec<String> = Cli::command().get_subcommands().map(|command| command.get_name().to_owned()).collect();
+    if !args.get(1)?.to_string_lossy().starts_with('-') {
+        return None;
+    }
+    let at = 1 + args[1..].iter().position(|arg| arg == "--" || names.iter().any(|name| arg == name.as_str()))?;
+    if args[at] == "--" {
+        return None;
+    }
+    let mut reordered = vec![args[0].clone(), args[at].clone()];
+    reordered.extend_from_slice(&args[1..at]);
+    reordered.extend_from_slice(&args[at + 1..]);
+    Some(reordered)
 }
 
 /// How a client command reaches the server.
@@ -651,6 +673,7 @@ mod tests {
         assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("1h 30m 5s"), Ok(Duration::from_secs(5405)));
@@ -670,6 +693,37 @@ mod tests {
         for bad in ["nonsense", "127.0.0.1", ":7481", "host:", "host:65536", "host:port", "::1:7481", "a b:1"] {
             assert!(parse_addr(bad).is_err(), "{bad} was accepted");
         }
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_args(std::iter::once("multilevel").chain(args.iter().copied()).map(OsString::from).collect())
+    }
+
+    #[test]
+    fn options_before_the_command_apply_to_it() {
+        let Ok(Cli { command: Some(Command::Get(get)), .. }) =
+            parse(&["--addr", "db:1", "--timeout", "5s", "--hex", "get", "00", "--raw"])
+        else {
+            panic!("not parsed as get");
+        };
+        assert_eq!(
+            (get.connect.addr.as_str(), get.connect.timeout, get.hex.hex),
+            ("db:1", Duration::from_secs(5), true)
+        );
+        assert_eq!((get.key.as_str(), get.format()), ("00", Some(ValueFormat::Raw)));
+        let Ok(Cli { command: Some(Command::Serve(serve)), .. }) = parse(&["--listen", "h:2", "serve", "dir"]) else {
+            panic!("not parsed as serve");
+        };
+        assert_eq!((serve.options.listen.as_str(), serve.path.to_str()), ("h:2", Some("dir")));
+        // With no command, the options are serve's.
+        let Ok(Cli { command: None, serve }) = parse(&["--addr", "h:3", "--readonly"]) else {
+            panic!("not parsed as serving");
+        };
+        assert_eq!((serve.listen.as_str(), serve.readonly), ("h:3", true));
+        // Mistakes stay mistakes.
+        assert!(parse(&["--frobnicate", "get", "k"]).is_err());
+        assert!(parse(&["--addr", "nonsense", "get", "k"]).is_err());
+        assert!(parse(&["get", "k", "--listen", "h:1"]).is_err());
     }
 
     #[test]
