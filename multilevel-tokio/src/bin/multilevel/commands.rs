@@ -287,7 +287,8 @@ async fn stats(db: &Connection, format: StatsFormat) -> Result<(), Failure> {
             stats.into_iter().map(|(name, value)| (name, value.into())).collect();
         serde_json::to_writer(&mut out, &object).map_err(io::Error::from).and_then(|()| out.write_all(b"\n"))
     } else {
-        stats.iter().try_for_each(|(name, value)| writeln!(out, "{name} {value}"))
+        // The names come from the server: escaped like keys.
+        stats.iter().try_for_each(|(name, value)| writeln!(out, "{} {value}", text(name.as_bytes())))
     };
     written.and_then(|()| out.flush()).map_err(Failure::output)
 }

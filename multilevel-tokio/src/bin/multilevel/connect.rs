@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 
 use crate::Failure;
 use crate::args::ConnectArgs;
+use crate::encoding::text;
 
 /// Where the server is.
 #[derive(Debug, Clone)]
@@ -179,9 +180,9 @@ impl Connection {
                     _ => Err(format!("cannot reach {target}: the client was closed")),
                 },
                 failure = progress.first() => Err(match failure {
-                    ConnectorFailure::Unreachable(message) => format!("cannot reach {target}: {message}"),
+                    ConnectorFailure::Unreachable(message) => format!("cannot reach {target}: {}", safe(&message)),
                     ConnectorFailure::Tls(message) => {
-                        format!("the TLS handshake with {target} failed: {message}")
+                        format!("the TLS handshake with {target} failed: {}", safe(&message))
                     }
                 }),
             }
@@ -213,7 +214,7 @@ impl Connection {
             }
             Error::Request(RequestError::ConnectionLost) => format!("lost the connection to {target}"),
             Error::Request(RequestError::Incompatible(message)) => {
-                format!("{target} is not a compatible multilevel server: {message}")
+                format!("{target} is not a compatible multilevel server: {}", safe(&message))
             }
             Error::Request(RequestError::Unauthenticated(_)) => token_refused(target, self.with_token),
             Error::Request(RequestError::Remote(remote)) => self.remote(&remote),
@@ -221,13 +222,13 @@ impl Connection {
             Error::Issue(IssueError::TooLarge { len, max }) => {
                 format!("request too large: {len} bytes (max {max})")
             }
-            err => err.to_string(),
+            err => safe(&err.to_string()),
         })
     }
 
     /// The message for an error the server sent.
     fn remote(&self, remote: &RemoteError) -> String {
-        let message = &remote.message;
+        let message = &safe(&remote.message);
         match remote.code {
             // The server sends the same code for a read-only token and a read-only database.
             // Without a token it cannot be the token (a server with tokens lets nobody in
@@ -276,16 +277,18 @@ fn handshake_failure(target: &Target, err: &ConnectionError, with_token: bool, w
         ConnectionError::Incompatible(message) if message.contains("not a multilevel server") => {
             format!("{target} is not a multilevel server")
         }
-        ConnectionError::Incompatible(message) => format!("{target} is not a compatible multilevel server: {message}"),
+        ConnectionError::Incompatible(message) => {
+            format!("{target} is not a compatible multilevel server: {}", safe(message))
+        }
         ConnectionError::Frame(_) | ConnectionError::Decode(_) | ConnectionError::Protocol(_) => {
-            format!("{target} is not a multilevel server ({err})")
+            format!("{target} is not a multilevel server ({})", safe(&err.to_string()))
         }
         ConnectionError::TransportClosed | ConnectionError::KeepaliveTimeout(_) => {
             let hint = if with_tls { "" } else { "; if it serves TLS, connect with --tls-ca" };
             format!("{target} is not a multilevel server: it closed the connection without a multilevel greeting{hint}")
         }
-        ConnectionError::Goodbye(goodbye) => format!("{target} closed the connection: {}", goodbye.message),
-        err => format!("{target} did not complete the handshake: {err}"),
+        ConnectionError::Goodbye(goodbye) => format!("{target} closed the connection: {}", safe(&goodbye.message)),
+        err => format!("{target} did not complete the handshake: {}", safe(&err.to_string())),
     }
 }
 
@@ -296,6 +299,11 @@ fn token_refused(target: &Target, with_token: bool) -> String {
     } else {
         format!("{target} requires a token: give it with --token-file FILE or $MULTILEVEL_TOKEN")
     }
+}
+
+/// Text that came from the server, safe to print: control characters escaped (see [`text`]).
+fn safe(message: &str) -> String {
+    text(message.as_bytes())
 }
 
 /// A duration as seconds, e.g. `10s` or `0.5s`.
