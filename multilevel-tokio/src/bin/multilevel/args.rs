@@ -515,9 +515,6 @@ impl RangeArgs {
 /// `multilevel scan`.
 #[derive(Debug, Args)]
 pub(crate) struct ScanArgs {
-    /// The range to print.
-    #[command(flatten)]
-    pub(crate) range: RangeArgs,
     /// Print keys only
     #[arg(long, conflicts_with = "values_only")]
     pub(crate) keys_only: bool,
@@ -530,6 +527,9 @@ pub(crate) struct ScanArgs {
     /// --hex.
     #[command(flatten)]
     pub(crate) hex: HexArg,
+    /// The range to print.
+    #[command(flatten)]
+    pub(crate) range: RangeArgs,
     /// Where the server is.
     #[command(flatten)]
     pub(crate) connect: ConnectArgs,
@@ -538,12 +538,12 @@ pub(crate) struct ScanArgs {
 /// `multilevel count`.
 #[derive(Debug, Args)]
 pub(crate) struct CountArgs {
-    /// The range to count.
-    #[command(flatten)]
-    pub(crate) range: RangeArgs,
     /// --hex.
     #[command(flatten)]
     pub(crate) hex: HexArg,
+    /// The range to count.
+    #[command(flatten)]
+    pub(crate) range: RangeArgs,
     /// Where the server is.
     #[command(flatten)]
     pub(crate) connect: ConnectArgs,
@@ -552,15 +552,15 @@ pub(crate) struct CountArgs {
 /// `multilevel clear`.
 #[derive(Debug, Args)]
 pub(crate) struct ClearArgs {
-    /// The range to delete.
-    #[command(flatten)]
-    pub(crate) range: RangeArgs,
     /// Delete every key: required when no range flag (--prefix, --gt... or --limit) is given
     #[arg(long, conflicts_with_all = ["prefix", "gt", "gte", "lt", "lte", "limit"])]
     pub(crate) all: bool,
     /// --hex.
     #[command(flatten)]
     pub(crate) hex: HexArg,
+    /// The range to delete.
+    #[command(flatten)]
+    pub(crate) range: RangeArgs,
     /// Where the server is.
     #[command(flatten)]
     pub(crate) connect: ConnectArgs,
@@ -584,12 +584,12 @@ pub(crate) struct ImportArgs {
 pub(crate) struct ExportArgs {
     /// File to write (replaced once the export is complete); `-` or nothing writes stdout
     pub(crate) file: Option<PathBuf>,
-    /// The range to export.
-    #[command(flatten)]
-    pub(crate) range: RangeArgs,
     /// --hex.
     #[command(flatten)]
     pub(crate) hex: HexArg,
+    /// The range to export.
+    #[command(flatten)]
+    pub(crate) range: RangeArgs,
     /// Where the server is.
     #[command(flatten)]
     pub(crate) connect: ConnectArgs,
