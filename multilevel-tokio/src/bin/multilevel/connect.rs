@@ -92,11 +92,22 @@ impl ConnectProgress {
     /// Waits for the first failure to connect and returns it.
     async fn first(&self) -> ConnectorFailure {
         self.notify.notified().await;
-        self.last
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .unwrap_or_else(|| ConnectorFailure::Unreachable("the connection failed".into()))
+        self.reported().unwrap_or_else(|| ConnectorFailure::Unreachable("the connection failed".into()))
+    }
+
+    /// The last failure reported, if any.
+    fn reported(&self) -> Option<ConnectorFailure> {
+        self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl ConnectorFailure {
+    /// The message for this failure to connect to `target`.
+    fn message(&self, target: &Target) -> String {
+        match self {
+            ConnectorFailure::Unreachable(message) => format!("cannot reach {target}: {}", safe(message)),
+            ConnectorFailure::Tls(message) => format!("the TLS handshake with {target} failed: {}", safe(message)),
+        }
     }
 }
 
@@ -174,17 +185,15 @@ impl Connection {
             tokio::select! {
                 state = state.wait_for(|s| !matches!(s, ConnectionState::Connecting)) => match state.as_deref() {
                     Ok(ConnectionState::Connected) => Ok(()),
-                    Ok(ConnectionState::Disconnected(err)) => {
-                        Err(handshake_failure(&target, err, with_token, with_tls))
-                    }
+                    // A client that reports a failed connect in its state too: the connector's
+                    // own report says more (whether anything answered).
+                    Ok(ConnectionState::Disconnected(err)) => Err(match progress.reported() {
+                        Some(failure) => failure.message(&target),
+                        None => handshake_failure(&target, err, with_token, with_tls),
+                    }),
                     _ => Err(format!("cannot reach {target}: the client was closed")),
                 },
-                failure = progress.first() => Err(match failure {
-                    ConnectorFailure::Unreachable(message) => format!("cannot reach {target}: {}", safe(&message)),
-                    ConnectorFailure::Tls(message) => {
-                        format!("the TLS handshake with {target} failed: {}", safe(&message))
-                    }
-                }),
+                failure = progress.first() => Err(failure.message(&target)),
             }
         };
         let outcome = match tokio::time::timeout(timeout, connected).await {
@@ -288,6 +297,10 @@ fn handshake_failure(target: &Target, err: &ConnectionError, with_token: bool, w
             format!("{target} is not a multilevel server: it closed the connection without a multilevel greeting{hint}")
         }
         ConnectionError::Goodbye(goodbye) => format!("{target} closed the connection: {}", safe(&goodbye.message)),
+        // Clients that name a peer that is not a multilevel server in an error of its own.
+        err if err.to_string().contains("not a multilevel server") => {
+            format!("{target} is not a multilevel server ({})", safe(&err.to_string()))
+        }
         err => format!("{target} did not complete the handshake: {}", safe(&err.to_string())),
     }
 }
