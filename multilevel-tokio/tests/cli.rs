@@ -830,6 +830,29 @@ fn export_replaces_the_file_only_when_complete() {
     let dump = std::fs::read_to_string(&path).unwrap();
     assert_eq!(dump.lines().count(), 10, "k019990..k019999");
     assert!(dump.starts_with("{\"key\":\"k019990\""), "{}", &dump[..40]);
+
+    // Through a symbolic link: the file it points at is replaced, the link stays a link.
+    #[cfg(unix)]
+    {
+        let link = dir.path().join("latest.jsonl");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        let link_arg = link.display().to_string();
+        let output =
+            program().args(["export", &link_arg, "--addr", &server.addr, "--prefix", "k00001"]).output().unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 10, "k000010..k000019");
+    }
+    // Something that is not a regular file is written in place.
+    let output =
+        program().args(["export", "/dev/stdout", "--addr", &server.addr, "--prefix", "k00000"]).output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(String::from_utf8(output.stdout).unwrap().lines().count(), 10);
+    // A directory is refused before anything is read.
+    let output =
+        program().args(["export", &dir.path().display().to_string(), "--addr", &server.addr]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("it is a directory"), "{}", stderr(&output));
 }
 
 #[test]

@@ -312,17 +312,44 @@ fn progress(total_bytes: Option<u64>, what: &'static str) -> ProgressBar {
     bar
 }
 
+/// Where `export` writes.
+enum ExportTarget {
+    /// Standard output (no FILE, or `-`).
+    Stdout,
+    /// A regular file (or none yet) at this path (a symbolic link's target): written under a
+    /// temporary name beside it, renamed over it when complete.
+    Replace(PathBuf, tempfile::NamedTempFile),
+    /// Something that is not a regular file (`/dev/stdout`, a FIFO): written in place.
+    InPlace(File),
+}
+
 /// `export [FILE]`: writes the entries of a range as JSON lines. A file is written under a
 /// temporary name beside it and renamed over it only when complete, so a failed export leaves
 /// an earlier file as it was.
 async fn export(db: &Connection, options: IterOptions, file: Option<&Path>) -> Result<(), Failure> {
-    let temp = match file {
-        Some(path) => Some(temp_beside(path)?),
-        None => None,
+    let target = match file {
+        None => ExportTarget::Stdout,
+        Some(path) => {
+            let cannot = |err: io::Error| Failure::new(format!("cannot create {}: {err}", path.display()));
+            match std::fs::metadata(path) {
+                Ok(meta) if meta.is_dir() => {
+                    return Err(Failure::new(format!("cannot create {}: it is a directory", path.display())));
+                }
+                Ok(meta) if !meta.is_file() => ExportTarget::InPlace(File::create(path).map_err(cannot)?),
+                Ok(_) => {
+                    // Replace what a symbolic link points at, not the link.
+                    let real = std::fs::canonicalize(path).map_err(cannot)?;
+                    let temp = temp_beside(&real)?;
+                    ExportTarget::Replace(real, temp)
+                }
+                Err(_) => ExportTarget::Replace(path.to_owned(), temp_beside(path)?),
+            }
+        }
     };
-    let mut out: BufWriter<Box<dyn Write + '_>> = match &temp {
-        Some(temp) => BufWriter::new(Box::new(temp.as_file())),
-        None => BufWriter::new(Box::new(io::stdout())),
+    let mut out: BufWriter<Box<dyn Write + '_>> = match &target {
+        ExportTarget::Stdout => BufWriter::new(Box::new(io::stdout())),
+        ExportTarget::Replace(_, temp) => BufWriter::new(Box::new(temp.as_file())),
+        ExportTarget::InPlace(file) => BufWriter::new(Box::new(file)),
     };
     let progress = progress(None, "exported");
     let count = stream_entries(db, options, &progress, |key, value| jsonl::write_entry(&mut out, key, value)).await;
@@ -330,10 +357,10 @@ async fn export(db: &Connection, options: IterOptions, file: Option<&Path>) -> R
     let count = count?;
     out.flush().map_err(Failure::output)?;
     drop(out);
-    if let (Some(temp), Some(path)) = (temp, file) {
+    if let ExportTarget::Replace(path, temp) = target {
         let cannot = |err: &dyn std::fmt::Display| Failure::new(format!("cannot write {}: {err}", path.display()));
         temp.as_file().sync_all().map_err(|err| cannot(&err))?;
-        temp.persist(path).map_err(|err| cannot(&err.error))?;
+        temp.persist(&path).map_err(|err| cannot(&err.error))?;
     }
     eprintln!("exported {}", entries(count));
     Ok(())
