@@ -60,7 +60,8 @@ bytes are valid UTF-8 and {\"hex\": \"...\"} objects otherwise, so any bytes rou
 blank lines, and stops at the first bad line, naming it. Progress shows on stderr when it is a
 terminal; at the end a summary (`imported N entries`, `exported N entries`) goes to stderr.
 `export FILE` writes a temporary file beside FILE and renames it over FILE only once the export
-is complete, so a failed export leaves an earlier FILE as it was.";
+is complete, so a failed export leaves an earlier FILE as it was (a symbolic link's target is
+replaced; what is not a regular file, such as /dev/stdout or a FIFO, is written in place).";
 
 /// Shown after `multilevel get --help`.
 const GET_HELP: &str = "\
