@@ -292,7 +292,10 @@ fn handshake_failure(target: &Target, err: &ConnectionError, with_token: bool, w
         ConnectionError::Frame(_) | ConnectionError::Decode(_) | ConnectionError::Protocol(_) => {
             format!("{target} is not a multilevel server ({})", safe(&err.to_string()))
         }
-        ConnectionError::TransportClosed | ConnectionError::KeepaliveTimeout(_) => {
+        ConnectionError::KeepaliveTimeout(_) => {
+            format!("{target} accepted the connection but sent no multilevel greeting: not a multilevel server?")
+        }
+        ConnectionError::TransportClosed => {
             let hint = if with_tls { "" } else { "; if it serves TLS, connect with --tls-ca" };
             format!("{target} is not a multilevel server: it closed the connection without a multilevel greeting{hint}")
         }
