@@ -302,7 +302,11 @@ fn handshake_failure(target: &Target, err: &ConnectionError, with_token: bool, w
         ConnectionError::Goodbye(goodbye) => format!("{target} closed the connection: {}", safe(&goodbye.message)),
         // Clients that name a peer that is not a multilevel server in an error of its own.
         err if err.to_string().contains("not a multilevel server") => {
-            format!("{target} is not a multilevel server ({})", safe(&err.to_string()))
+            let shown = err.to_string();
+            match shown.split_once("not a multilevel server: ") {
+                Some((_, detail)) => format!("{target} is not a multilevel server: {}", safe(detail)),
+                None => format!("{target} is not a multilevel server ({})", safe(&shown)),
+            }
         }
         err => format!("{target} did not complete the handshake: {}", safe(&err.to_string())),
     }
