@@ -281,22 +281,24 @@ impl Connection {
 
 /// The message for a connection given up during the handshake, when something answered.
 fn handshake_failure(target: &Target, err: &ConnectionError, with_token: bool, with_tls: bool) -> String {
+    // A TLS server answers a plain client with an alert and closes: it looks like anything else
+    // that is not a multilevel server.
+    let hint = if with_tls { "" } else { "; if it serves TLS, connect with --tls-ca" };
     match err {
         ConnectionError::Unauthenticated(_) => token_refused(target, with_token),
         ConnectionError::Incompatible(message) if message.contains("not a multilevel server") => {
-            format!("{target} is not a multilevel server")
+            format!("{target} is not a multilevel server{hint}")
         }
         ConnectionError::Incompatible(message) => {
             format!("{target} is not a compatible multilevel server: {}", safe(message))
         }
         ConnectionError::Frame(_) | ConnectionError::Decode(_) | ConnectionError::Protocol(_) => {
-            format!("{target} is not a multilevel server ({})", safe(&err.to_string()))
+            format!("{target} is not a multilevel server ({}){hint}", safe(&err.to_string()))
         }
         ConnectionError::KeepaliveTimeout(_) => {
             format!("{target} accepted the connection but sent no multilevel greeting: not a multilevel server?")
         }
         ConnectionError::TransportClosed => {
-            let hint = if with_tls { "" } else { "; if it serves TLS, connect with --tls-ca" };
             format!("{target} is not a multilevel server: it closed the connection without a multilevel greeting{hint}")
         }
         ConnectionError::Goodbye(goodbye) => format!("{target} closed the connection: {}", safe(&goodbye.message)),
@@ -304,8 +306,8 @@ fn handshake_failure(target: &Target, err: &ConnectionError, with_token: bool, w
         err if err.to_string().contains("not a multilevel server") => {
             let shown = err.to_string();
             match shown.split_once("not a multilevel server: ") {
-                Some((_, detail)) => format!("{target} is not a multilevel server: {}", safe(detail)),
-                None => format!("{target} is not a multilevel server ({})", safe(&shown)),
+                Some((_, detail)) => format!("{target} is not a multilevel server: {}{hint}", safe(detail)),
+                None => format!("{target} is not a multilevel server ({}){hint}", safe(&shown)),
             }
         }
         err => format!("{target} did not complete the handshake: {}", safe(&err.to_string())),
