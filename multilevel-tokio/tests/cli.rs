@@ -939,3 +939,24 @@ fn each_command_shows_only_its_own_options() {
     }
     assert!(top.contains("mget") && top.contains("count") && top.contains("clear"), "{top}");
 }
+
+/// `get` to a terminal prints escaped text and a newline (run under util-linux `script`, which
+/// gives it a pseudo-terminal; skipped where `script` is missing).
+#[cfg(target_os = "linux")]
+#[test]
+fn get_to_a_terminal_prints_escaped_text() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: no `script` to run the program on a pseudo-terminal");
+        return;
+    }
+    let server = ServerProcess::tcp();
+    let put = server.run_with_stdin(&["put", "k"], Some(b"a\tb\x1b[31m"));
+    assert!(put.status.success(), "{}", stderr(&put));
+    let line = format!("'{BIN}' get k --addr {}", server.addr);
+    let mut command = Command::new("script");
+    command.args(["-qec", &line, "/dev/null"]).env_remove("MULTILEVEL_ADDR");
+    let output = run(command, None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    // The terminal turns the newline into CR LF.
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "a\\tb\\x1b[31m\r\n");
+}
