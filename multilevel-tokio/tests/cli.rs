@@ -39,7 +39,7 @@ impl ServerProcess {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("db");
         let mut command = program();
-        command.arg("serve").arg(&db).args(["--addr", "127.0.0.1:0"]);
+        command.arg("serve").arg(&db).args(["--listen", "127.0.0.1:0"]);
         let mut server = Self::start(command, &format!("multilevel: serving {} on ", db.display()));
         server._dir = Some(dir);
         server
@@ -59,14 +59,15 @@ impl ServerProcess {
         server
     }
 
-    /// Runs a client command against this server over TCP and returns its output.
+    /// Runs a client command against this server over TCP and returns its output; the
+    /// connection options go after `args` (the command and its arguments).
     fn run(&self, args: &[&str]) -> Output {
         self.run_with_stdin(args, None)
     }
 
     fn run_with_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
         let mut command = program();
-        command.args(["--addr", &self.addr, "--timeout", "20s"]).args(args);
+        command.args(args).args(["--addr", &self.addr, "--timeout", "20s"]);
         run(command, stdin)
     }
 
@@ -166,23 +167,26 @@ fn stderr(output: &Output) -> String {
 fn put_get_del_in_each_format() {
     let server = ServerProcess::tcp();
     assert_eq!(server.ok(&["put", "hello", "world"]), "", "put prints nothing");
-    assert_eq!(server.ok(&["get", "hello"]), "world\n");
+    assert_eq!(server.ok(&["get", "hello"]), "world", "raw bytes when stdout is not a terminal");
+    assert_eq!(server.ok(&["get", "hello", "--raw"]), "world");
+    assert_eq!(server.ok(&["get", "hello", "--format", "raw"]), "world");
     assert_eq!(server.ok(&["get", "hello", "--format", "text"]), "world\n");
     assert_eq!(server.ok(&["get", "hello", "--format", "hex"]), "776f726c64\n");
-    assert_eq!(server.ok(&["--format", "json", "get", "hello"]), "{\"key\":\"hello\",\"value\":\"world\"}\n");
+    assert_eq!(server.ok(&["get", "--format", "json", "hello"]), "{\"key\":\"hello\",\"value\":\"world\"}\n");
     assert_eq!(server.ok(&["put", "grüße", "tab\there"]), "");
-    assert_eq!(server.ok(&["get", "grüße"]), "tab\there\n");
+    assert_eq!(server.ok(&["get", "grüße", "--format", "text"]), "tab\\there\n");
+    assert_eq!(server.ok(&["get", "grüße"]), "tab\there");
 
     // Bytes that are not UTF-8, given as hex.
-    assert_eq!(server.ok(&["--hex", "put", "00ff", "80ff41"]), "");
-    assert_eq!(server.ok(&["--hex", "get", "00ff"]), "\\x80\\xffA\n");
-    assert_eq!(server.ok(&["--hex", "get", "00FF", "--format", "hex"]), "80ff41\n");
+    assert_eq!(server.ok(&["put", "--hex", "00ff", "80ff41"]), "");
+    assert_eq!(server.ok(&["get", "--hex", "00ff", "--format", "text"]), "\\x80\\xffA\n");
+    assert_eq!(server.ok(&["get", "--hex", "00FF", "--format", "hex"]), "80ff41\n");
     assert_eq!(
-        server.ok(&["--hex", "get", "00ff", "--format", "json"]),
+        server.ok(&["get", "--hex", "00ff", "--format", "json"]),
         "{\"key\":{\"hex\":\"00ff\"},\"value\":{\"hex\":\"80ff41\"}}\n"
     );
-    let bad = server.run(&["--hex", "get", "xyz"]);
-    assert_eq!(bad.status.code(), Some(1));
+    let bad = server.run(&["get", "--hex", "xyz"]);
+    assert_eq!(bad.status.code(), Some(2), "bad hex is a command-line mistake");
     assert!(stderr(&bad).starts_with("multilevel: KEY `xyz` is not hex"), "{}", stderr(&bad));
 
     // A value piped on stdin is taken as raw bytes.
@@ -225,7 +229,7 @@ fn scan_with_ranges_and_options() {
     assert_eq!(server.ok(&["scan", "--values-only", "--gt", "c"]), "4\n5\n");
     assert_eq!(server.ok(&["scan", "--keys-only", "--format", "hex", "--lt", "c"]), "61\n62\n");
     assert_eq!(server.ok(&["scan", "--format", "hex", "--gte", "e"]), "65\t35\n");
-    assert_eq!(server.ok(&["--hex", "scan", "--gte", "63", "--lte", "64", "--keys-only"]), "c\nd\n");
+    assert_eq!(server.ok(&["scan", "--hex", "--gte", "63", "--lte", "64", "--keys-only"]), "c\nd\n");
     assert_eq!(
         server.ok(&["scan", "--format", "json", "--gte", "d"]),
         "{\"key\":\"d\",\"value\":\"4\"}\n{\"key\":\"e\",\"value\":\"5\"}\n"
@@ -330,7 +334,7 @@ fn unreachable_server_fails_fast() {
     drop(free); // now nothing listens there
     let start = Instant::now();
     let mut command = program();
-    command.args(["--addr", &addr, "--timeout", "30s", "get", "x"]);
+    command.args(["get", "x", "--addr", &addr, "--timeout", "30s"]);
     let output = run(command, None);
     assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
     assert_eq!(output.status.code(), Some(1));
@@ -364,7 +368,7 @@ fn serve_errors_are_one_line() {
     let file = dir.path().join("a-file");
     std::fs::write(&file, "not a database").unwrap();
     let mut command = program();
-    command.arg("serve").arg(&file).args(["--addr", "127.0.0.1:0"]);
+    command.arg("serve").arg(&file).args(["--listen", "127.0.0.1:0"]);
     let output = run(command, None);
     assert_eq!(output.status.code(), Some(1));
     let message = stderr(&output);
@@ -381,7 +385,7 @@ fn no_command_serves_multilevel_data_and_stops_on_sigterm() {
     let mut server = ServerProcess::start(command, "multilevel: serving multilevel-data on 127.0.0.1:");
     server.addr = format!("127.0.0.1:{}", server.addr);
     server.ok(&["put", "k", "v"]);
-    assert_eq!(server.ok(&["get", "k"]), "v\n");
+    assert_eq!(server.ok(&["get", "k"]), "v");
     assert!(dir.path().join("multilevel-data").join("data.mdb").is_file());
     assert!(server.terminate().success(), "a graceful shutdown exits with 0");
 }
@@ -401,14 +405,14 @@ fn serve_and_talk_over_a_unix_socket() {
     assert_eq!(server.addr, "");
     let unix = |args: &[&str]| {
         let mut command = program();
-        command.arg("--unix").arg(&socket).args(["--timeout", "20s"]).args(args);
+        command.args(args).arg("--unix").arg(&socket).args(["--timeout", "20s"]);
         run(command, None)
     };
     let put = unix(&["put", "over", "unix"]);
     assert!(put.status.success(), "{}", stderr(&put));
     let get = unix(&["get", "over"]);
     assert!(get.status.success(), "{}", stderr(&get));
-    assert_eq!(get.stdout, b"unix\n");
+    assert_eq!(get.stdout, b"unix");
 
     // A second server refuses to take over a live socket.
     let mut second = program();
@@ -450,34 +454,42 @@ fn serve_with_tokens_and_tls() {
         .env("MULTILEVEL_TOKENS", format!("read-write {writer}\nread-only {reader}\n"))
         .arg("serve")
         .arg(&db)
-        .args(["--addr", "127.0.0.1:0", "--tls-cert", &pem("server.pem"), "--tls-key", &pem("server.key")]);
+        .args(["--listen", "127.0.0.1:0", "--tls-cert", &pem("server.pem"), "--tls-key", &pem("server.key")]);
     let server = ServerProcess::start(command, &format!("multilevel: serving {} on ", db.display()));
     let client = |token: Option<&str>, tls: bool, args: &[&str]| {
         let mut command = program();
-        command.env_remove("MULTILEVEL_TOKEN").args(["--addr", &server.addr, "--timeout", "5s"]);
+        command.env_remove("MULTILEVEL_TOKEN").args(args).args(["--addr", &server.addr, "--timeout", "5s"]);
         if let Some(token) = token {
             command.env("MULTILEVEL_TOKEN", token);
         }
         if tls {
             command.args(["--tls-ca", &pem("ca.pem"), "--tls-name", "localhost"]);
         }
-        command.args(args);
         run(command, None)
     };
     assert_eq!(stdout_of(client(Some(writer), true, &["put", "k", "v"]), &["put"]), "");
-    assert_eq!(stdout_of(client(Some(reader), true, &["get", "k"]), &["get"]), "v\n");
+    assert_eq!(stdout_of(client(Some(reader), true, &["get", "k"]), &["get"]), "v");
+    // A read-only token is not a read-only database.
     let refused = client(Some(reader), true, &["put", "k", "x"]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(stderr(&refused).contains("read-only"), "{}", stderr(&refused));
-    for token in [None, Some("0123456789abcdef-guessed")] {
-        let out = client(token, true, &["get", "k"]);
-        assert_eq!(out.status.code(), Some(1), "{token:?} got in");
-        assert!(stderr(&out).contains("token"), "{}", stderr(&out));
-        assert!(!stderr(&out).contains("guessed"), "the token is never echoed");
+    assert!(stderr(&refused).contains("token"), "{}", stderr(&refused));
+    assert!(!stderr(&refused).contains("the database is read-only"), "{}", stderr(&refused));
+    let wrong = client(Some("0123456789abcdef-guessed"), true, &["get", "k"]);
+    assert_eq!(wrong.status.code(), Some(1), "a wrong token got in");
+    assert_eq!(stderr(&wrong), format!("multilevel: the token was refused by {}\n", server.addr));
+    let none = client(None, true, &["get", "k"]);
+    assert_eq!(none.status.code(), Some(1), "no token got in");
+    assert!(stderr(&none).contains("requires a token"), "{}", stderr(&none));
+    assert!(!stderr(&none).contains("cannot reach"), "{}", stderr(&none));
+    for out in [&wrong, &none] {
+        assert!(!stderr(out).contains("guessed"), "the token is never echoed");
     }
     let plain = client(Some(writer), false, &["get", "k"]);
     assert_eq!(plain.status.code(), Some(1), "plain TCP to a TLS server must fail");
-    assert!(stderr(&plain).contains("cannot reach"), "{}", stderr(&plain));
+    let message = stderr(&plain);
+    assert!(message.contains("is not a multilevel server") && message.contains("--tls-ca"), "{message}");
+    assert!(!message.contains("cannot reach"), "something answered: {message}");
 }
 
 #[cfg(unix)]
@@ -492,4 +504,459 @@ fn the_unix_socket_is_owner_only() {
     let _server = ServerProcess::start(command, &format!("multilevel: serving {} on ", db.display()));
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "socket mode {mode:o}");
+}
+
+/// `len` bytes of deterministic noise (xorshift): every byte value, lots of invalid UTF-8.
+fn noise(len: usize, mut seed: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 24) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn get_gives_back_exactly_the_bytes_put_stored() {
+    let server = ServerProcess::tcp();
+    let mut value = noise(1000, 0x9e37_79b9_7f4a_7c15);
+    value.extend_from_slice(b"\n\xff\x00\x1b[2J\\"); // a trailing newline, a NUL, an escape...
+    let put = server.run_with_stdin(&["put", "blob"], Some(&value));
+    assert!(put.status.success(), "{}", stderr(&put));
+
+    // To a pipe.
+    let got = server.run(&["get", "blob"]);
+    assert!(got.status.success(), "{}", stderr(&got));
+    assert_eq!(got.stdout, value, "`get` to a pipe prints the raw bytes");
+
+    // To a file, as in `multilevel get blob > file`.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out");
+    let mut command = program();
+    command.args(["get", "blob", "--addr", &server.addr]).stdout(std::fs::File::create(&path).unwrap());
+    let status = command.stdin(Stdio::null()).stderr(Stdio::null()).status().unwrap();
+    assert!(status.success());
+    assert_eq!(std::fs::read(&path).unwrap(), value, "`get > file` gives back the file `put < file` stored");
+
+    // `--raw` and `--format raw` say the same whatever stdout is; text is escaped, one line.
+    assert_eq!(server.run(&["get", "blob", "--raw"]).stdout, value);
+    let text = server.ok(&["get", "blob", "--format", "text"]);
+    assert_eq!(text.lines().count(), 1, "{text:?}");
+    assert!(text.ends_with("\\n\\xff\\x00\\x1b[2J\\\\\n"), "{text:?}");
+    assert!(!text.contains('\x1b'));
+}
+
+#[test]
+fn text_output_escapes_control_bytes() {
+    let server = ServerProcess::tcp();
+    // Key `a<TAB>b`; value `x<NUL>y<LF>z<CR><ESC>]0;owned<BEL><DEL> back\slash <CSI (C1)>`.
+    let key = hex_of(b"a\tb");
+    let value = hex_of("x\0y\nz\r\x1b]0;owned\x07\x7f back\\slash \u{9b}".as_bytes());
+    assert_eq!(server.ok(&["put", "--hex", &key, &value]), "");
+    let escaped = r"x\x00y\nz\r\x1b]0;owned\x07\x7f back\\slash \xc2\x9b";
+    assert_eq!(server.ok(&["scan"]), format!("a\\tb\t{escaped}\n"), "one line, one tab: key<TAB>value");
+    assert_eq!(server.ok(&["scan", "--keys-only"]), "a\\tb\n");
+    assert_eq!(server.ok(&["get", "--hex", &key, "--format", "text"]), format!("{escaped}\n"));
+    assert_eq!(server.ok(&["mget", "--hex", &key]), format!("a\\tb\t{escaped}\n"));
+    // JSON escapes them too (DEL and C1 as \u escapes, which serde_json alone leaves raw).
+    let json = server.ok(&["scan", "--format", "json"]);
+    assert_eq!(
+        json,
+        "{\"key\":\"a\\tb\",\"value\":\"x\\u0000y\\nz\\r\\u001b]0;owned\\u0007\\u007f back\\\\slash \\u009b\"}\n"
+    );
+    // A missing key is named escaped too.
+    let missing = server.run(&["get", "--hex", &hex_of(b"\x1b[31m")]);
+    assert_eq!(stderr(&missing), "multilevel: not found: 1b5b33316d\n", "--hex names the key in hex");
+    let missing = server.run(&["get", "\x1b[31m"]);
+    assert_eq!(stderr(&missing), "multilevel: not found: \\x1b[31m\n");
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A TCP port where nothing listens.
+fn refused_addr() -> String {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    free.local_addr().unwrap().to_string()
+}
+
+#[test]
+fn command_line_mistakes_exit_with_status_2() {
+    let nobody = refused_addr();
+    let mistake = |args: &[&str], env: Option<(&str, &str)>, says: &str| {
+        let mut command = program();
+        command.args(args);
+        if let Some((name, value)) = env {
+            command.env(name, value);
+        }
+        let output = run(command, None);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));
+        assert!(stderr(&output).contains(says), "{args:?}: {}", stderr(&output));
+        assert_eq!(output.stdout, b"");
+    };
+    mistake(&["get", "k", "--addr", "nonsense"], None, "`nonsense` is not an address");
+    mistake(&["get", "k", "--addr", "127.0.0.1"], None, "expected HOST:PORT");
+    mistake(&["get", "k", "--addr", "127.0.0.1:99999"], None, "is not an address");
+    mistake(&["get", "k"], Some(("MULTILEVEL_ADDR", "nonsense")), "`nonsense` is not an address");
+    mistake(&["serve", "--listen", "nonsense"], None, "`nonsense` is not an address");
+    // Bad hex is found before connecting (nothing listens at `nobody`).
+    mistake(&["get", "--hex", "zz", "--addr", &nobody], None, "KEY `zz` is not hex");
+    mistake(&["put", "--hex", "00", "zz", "--addr", &nobody], None, "VALUE `zz` is not hex");
+    mistake(&["scan", "--hex", "--prefix", "0", "--addr", &nobody], None, "--prefix `0` is not hex");
+    mistake(&["mget", "--hex", "00", "0g", "--addr", &nobody], None, "KEY `0g` is not hex");
+    mistake(&["get", "k", "--timeout", "soon"], None, "`soon` is not a duration");
+    mistake(&["get", "k", "--timeout", "0s"], None, "more than zero");
+    mistake(&["get", "k", "--format", "yaml"], None, "invalid value 'yaml'");
+    mistake(&["scan", "--format", "raw"], None, "invalid value 'raw'");
+    mistake(&["clear", "--addr", &nobody], None, "--all");
+    mistake(&["clear", "--all", "--prefix", "a"], None, "cannot be used with");
+    mistake(&["mget"], None, "required");
+    mistake(&["frobnicate"], None, "unrecognized subcommand");
+    mistake(&["--addr", &nobody, "get", "k", "--listen", "127.0.0.1:0"], None, "--listen");
+}
+
+#[test]
+fn durations_are_humantime() {
+    let server = ServerProcess::tcp();
+    server.ok(&["put", "k", "v"]);
+    // Options before the command name apply to it, as they did when they were global.
+    let output = program().args(["--addr", &server.addr, "--timeout", "1h30m", "get", "k"]).output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(output.stdout, b"v");
+    for timeout in ["1h30m", "2m 30s", "1500ms", "1.5s", "10", "0.5"] {
+        let output = program().args(["get", "k", "--addr", &server.addr, "--timeout", timeout]).output().unwrap();
+        assert!(output.status.success(), "--timeout {timeout}: {}", stderr(&output));
+        assert_eq!(output.stdout, b"v");
+    }
+}
+
+/// A TCP listener that answers each connection with `answer` (if any) and then closes it,
+/// after `linger`; for servers that are not multilevel servers.
+fn impostor(answer: Option<&'static [u8]>, linger: Duration) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            thread::spawn(move || {
+                if let Some(answer) = answer {
+                    let _ = stream.write_all(answer);
+                }
+                thread::sleep(linger);
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn connection_errors_say_what_answered() {
+    // Something answered, and it is not a multilevel server.
+    let http = impostor(Some(b"HTTP/1.1 400 Bad Request\r\n\r\n"), Duration::ZERO);
+    let output = program().args(["get", "k", "--addr", &http, "--timeout", "20s"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).starts_with(&format!("multilevel: {http} is not a multilevel server")),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!stderr(&output).contains("cannot reach"), "{}", stderr(&output));
+    assert_eq!(stderr(&output).lines().count(), 1);
+
+    // Something that accepts the connection and says nothing.
+    let silent = impostor(None, Duration::from_secs(30));
+    let output = program().args(["get", "k", "--addr", &silent, "--timeout", "1s"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        format!("multilevel: {silent} accepted the connection but did not complete a multilevel handshake within 1s\n")
+    );
+
+    // Nothing answered.
+    let nobody = refused_addr();
+    let output = program().args(["get", "k", "--addr", &nobody]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).starts_with(&format!("multilevel: cannot reach {nobody}: ")), "{}", stderr(&output));
+    let output = program().args(["get", "k", "--addr", "no-such-host.invalid:7481"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).starts_with("multilevel: cannot reach no-such-host.invalid:7481: "), "{}", stderr(&output));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_readonly_database_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let start = |readonly: bool| {
+        let mut command = program();
+        command.arg("serve").arg(&db).args(["--listen", "127.0.0.1:0"]);
+        if readonly {
+            command.arg("--readonly");
+        }
+        ServerProcess::start(command, &format!("multilevel: serving {} on ", db.display()))
+    };
+    let mut writable = start(false);
+    writable.ok(&["put", "k", "v"]);
+    assert!(writable.terminate().success());
+    let readonly = start(true);
+    assert_eq!(readonly.ok(&["get", "k"]), "v");
+    let refused = readonly.run(&["put", "k", "x"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(stderr(&refused), "multilevel: write refused: the database is served read-only\n");
+}
+
+#[test]
+fn a_value_over_the_limit_says_so() {
+    let server = ServerProcess::tcp();
+    let big = vec![b'x'; 17 << 20];
+    let output = server.run_with_stdin(&["put", "big"], Some(&big));
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    let max: usize = message
+        .strip_prefix("multilevel: value too large (max ")
+        .and_then(|rest| rest.split_once(" bytes)"))
+        .and_then(|(max, _)| max.parse().ok())
+        .unwrap_or_else(|| panic!("{message}"));
+    assert!(max > 16_000_000 && max < 16 << 20, "{message}");
+    // The largest value it names does fit.
+    let output = server.run_with_stdin(&["put", "big"], Some(&big[..max]));
+    assert!(output.status.success(), "a value of {max} bytes: {}", stderr(&output));
+    let output = server.run_with_stdin(&["put", "big"], Some(&big[..max + 1]));
+    assert!(stderr(&output).starts_with("multilevel: value too large"), "{}", stderr(&output));
+}
+
+#[test]
+fn serve_never_listens_on_the_clients_address() {
+    // MULTILEVEL_ADDR names a port already taken: `serve` must not try it.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    for with_flag in [false, true] {
+        let mut command = program();
+        command.env("MULTILEVEL_ADDR", &taken_addr).arg("serve").arg(&db);
+        if with_flag {
+            command.args(["--listen", "127.0.0.1:0"]);
+        } else {
+            command.env("MULTILEVEL_LISTEN", "127.0.0.1:0");
+        }
+        let server = ServerProcess::start(command, &format!("multilevel: serving {} on ", db.display()));
+        assert_ne!(server.addr, taken_addr);
+        assert!(server.addr.starts_with("127.0.0.1:"), "{}", server.addr);
+        // Clients still read MULTILEVEL_ADDR.
+        let mut client = program();
+        client.env("MULTILEVEL_ADDR", &server.addr).args(["put", "k", "v"]);
+        let output = run(client, None);
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    // And `serve --help` says where it listens.
+    let help = String::from_utf8(program().args(["serve", "--help"]).output().unwrap().stdout).unwrap();
+    assert!(help.contains("--listen") && help.contains("MULTILEVEL_LISTEN"), "{help}");
+    assert!(!help.contains("[env: MULTILEVEL_ADDR"), "{help}");
+}
+
+#[test]
+fn export_replaces_the_file_only_when_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dump.jsonl");
+    let previous = "{\"key\":\"old\",\"value\":\"dump\"}\n";
+    std::fs::write(&path, previous).unwrap();
+    let path_arg = path.display().to_string();
+
+    // A server that cannot be reached.
+    let nobody = refused_addr();
+    let output = program().args(["export", &path_arg, "--addr", &nobody]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), previous);
+
+    // A server that stops answering in the middle of the export.
+    let server = ServerProcess::tcp();
+    let mut lines = String::new();
+    let value = "v".repeat(2000);
+    for i in 0..20_000 {
+        lines.push_str(&format!("{{\"key\":\"k{i:06}\",\"value\":\"{value}\"}}\n"));
+    }
+    let imported = server.run_with_stdin(&["import"], Some(lines.as_bytes()));
+    assert!(imported.status.success(), "{}", stderr(&imported));
+    // Freeze the server as soon as the export has begun writing its temporary file. On a
+    // machine slow enough for the export to finish first, try again.
+    let pid = server.child.id().to_string();
+    let mut attempts = 0;
+    let message = loop {
+        attempts += 1;
+        std::fs::write(&path, previous).unwrap();
+        let mut export = program()
+            .args(["export", &path_arg, "--addr", &server.addr, "--timeout", "2s"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        let begun = loop {
+            let temp = std::fs::read_dir(dir.path()).unwrap().filter_map(Result::ok).any(|entry| {
+                entry.file_name().to_string_lossy().starts_with(".dump.jsonl.")
+                    && entry.metadata().is_ok_and(|m| m.len() > 0)
+            });
+            if temp || start.elapsed() > Duration::from_secs(30) || export.try_wait().unwrap().is_some() {
+                break temp;
+            }
+            thread::sleep(Duration::from_millis(1));
+        };
+        assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+        let status = wait_within(&mut export, DEADLINE);
+        assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+        let status = status.expect("the export gives up within its timeout");
+        let mut message = String::new();
+        export.stderr.take().unwrap().read_to_string(&mut message).unwrap();
+        if status.success() && attempts < 3 {
+            continue; // it finished before the freeze
+        }
+        assert!(begun, "the export never wrote a temporary file beside the dump: {message}");
+        assert_eq!(status.code(), Some(1), "the export should have failed: {message}");
+        break message;
+    };
+    assert!(message.contains("did not answer within 2s"), "{message}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), previous, "the previous dump is intact");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().filter_map(Result::ok).map(|e| e.file_name()).collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("dump.jsonl")], "no temporary file is left behind");
+
+    // A complete export replaces it.
+    let output = program().args(["export", &path_arg, "--addr", &server.addr, "--prefix", "k01999"]).output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let dump = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(dump.lines().count(), 10, "k019990..k019999");
+    assert!(dump.starts_with("{\"key\":\"k019990\""), "{}", &dump[..40]);
+
+    // Through a symbolic link: the file it points at is replaced, the link stays a link.
+    #[cfg(unix)]
+    {
+        let link = dir.path().join("latest.jsonl");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        let link_arg = link.display().to_string();
+        let output =
+            program().args(["export", &link_arg, "--addr", &server.addr, "--prefix", "k00001"]).output().unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 10, "k000010..k000019");
+    }
+    // Something that is not a regular file is written in place.
+    let output =
+        program().args(["export", "/dev/stdout", "--addr", &server.addr, "--prefix", "k00000"]).output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(String::from_utf8(output.stdout).unwrap().lines().count(), 10);
+    // A directory is refused before anything is read.
+    let output =
+        program().args(["export", &dir.path().display().to_string(), "--addr", &server.addr]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("it is a directory"), "{}", stderr(&output));
+}
+
+#[test]
+fn prefix_count_mget_and_clear() {
+    let server = ServerProcess::tcp();
+    let mut lines = String::new();
+    for key in ["a", "user/1", "user/2", "user/3", "user0", "users", "z"] {
+        lines.push_str(&format!("{{\"key\":\"{key}\",\"value\":\"={key}\"}}\n"));
+    }
+    // Keys at the 0xff edge.
+    for key in ["ff", "ff00", "ffff", "ffff01", "fe", "feff"] {
+        lines.push_str(&format!("{{\"key\":{{\"hex\":\"{key}\"}},\"value\":\"x\"}}\n"));
+    }
+    assert!(server.run_with_stdin(&["import"], Some(lines.as_bytes())).status.success());
+
+    assert_eq!(server.ok(&["scan", "--prefix", "user/", "--keys-only"]), "user/1\nuser/2\nuser/3\n");
+    assert_eq!(
+        server.ok(&["scan", "--prefix", "user/", "--gt", "user/1", "--reverse"]),
+        "user/3\t=user/3\nuser/2\t=user/2\n"
+    );
+    assert_eq!(server.ok(&["scan", "--prefix", "user"]).lines().count(), 5);
+    assert_eq!(server.ok(&["scan", "--prefix", "nobody"]), "");
+    assert_eq!(
+        server.ok(&["scan", "--hex", "--prefix", "ff", "--keys-only", "--format", "hex"]),
+        "ff\nff00\nffff\nffff01\n"
+    );
+    assert_eq!(server.ok(&["scan", "--hex", "--prefix", "ffff", "--keys-only", "--format", "hex"]), "ffff\nffff01\n");
+    assert_eq!(server.ok(&["scan", "--hex", "--prefix", "fe", "--keys-only", "--format", "hex"]), "fe\nfeff\n");
+    assert_eq!(
+        server.ok(&["export", "--prefix", "user/", "--limit", "1"]),
+        "{\"key\":\"user/1\",\"value\":\"=user/1\"}\n"
+    );
+
+    assert_eq!(server.ok(&["count"]), "13\n");
+    assert_eq!(server.ok(&["count", "--prefix", "user/"]), "3\n");
+    assert_eq!(server.ok(&["count", "--hex", "--prefix", "ff"]), "4\n");
+    assert_eq!(server.ok(&["count", "--gte", "b", "--lt", "v"]), "5\n");
+    assert_eq!(server.ok(&["count", "--prefix", "nobody"]), "0\n");
+
+    // mget: a line per key asked, in order; a missing key alone on its line, and status 1.
+    assert_eq!(server.ok(&["mget", "a", "z"]), "a\t=a\nz\t=z\n");
+    let some_missing = server.run(&["mget", "z", "nope", "a", "gone"]);
+    assert_eq!(some_missing.status.code(), Some(1));
+    assert_eq!(String::from_utf8(some_missing.stdout.clone()).unwrap(), "z\t=z\nnope\na\t=a\ngone\n");
+    assert_eq!(stderr(&some_missing), "multilevel: not found: nope, gone\n");
+    let json = server.run(&["mget", "a", "nope", "--format", "json"]);
+    assert_eq!(json.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(json.stdout).unwrap(),
+        "{\"key\":\"a\",\"value\":\"=a\"}\n{\"key\":\"nope\",\"value\":null}\n"
+    );
+    assert_eq!(server.ok(&["mget", "--hex", "ff", "--format", "hex"]), "ff\t78\n");
+
+    // clear: a prefix, a range with a limit, and everything only with --all.
+    assert_eq!(server.ok(&["clear", "--prefix", "user/"]), "");
+    assert_eq!(server.ok(&["count", "--prefix", "user"]), "2\n");
+    assert_eq!(server.ok(&["clear", "--hex", "--prefix", "ffff"]), "");
+    assert_eq!(server.ok(&["scan", "--hex", "--gte", "fe", "--keys-only", "--format", "hex"]), "fe\nfeff\nff\nff00\n");
+    assert_eq!(server.ok(&["clear", "--gte", "u", "--lt", "zz", "--limit", "1", "--reverse"]), "");
+    assert_eq!(server.ok(&["scan", "--keys-only", "--lt", "\u{7f}"]), "a\nuser0\nusers\n");
+    assert_eq!(server.ok(&["clear", "--all"]), "");
+    assert_eq!(server.ok(&["count"]), "0\n");
+}
+
+#[test]
+fn each_command_shows_only_its_own_options() {
+    let help = |args: &[&str]| String::from_utf8(program().args(args).output().unwrap().stdout).unwrap();
+    let serve = help(&["serve", "--help"]);
+    for client_only in ["--hex", "--tls-ca", "--token-file", "--format", "--timeout", "[env: MULTILEVEL_ADDR"] {
+        assert!(!serve.contains(client_only), "serve --help shows {client_only}:\n{serve}");
+    }
+    assert!(serve.contains("--tls-cert") && serve.contains("--readonly"), "{serve}");
+    let get = help(&["get", "--help"]);
+    for serve_only in ["--listen", "--readonly", "--tls-cert", "--map-size", "--tokens-file", "--protocol"] {
+        assert!(!get.contains(serve_only), "get --help shows {serve_only}:\n{get}");
+    }
+    assert!(get.contains("--addr") && get.contains("--raw") && get.contains("--hex"), "{get}");
+    assert!(get.lines().count() <= 30, "get --help is {} lines:\n{get}", get.lines().count());
+    let stats = help(&["stats", "--help"]);
+    assert!(!stats.contains("--hex") && stats.contains("--addr"), "{stats}");
+    let top = help(&["--help"]);
+    for hidden in ["--tls-cert <PEM>", "--listen <HOST:PORT>", "--readonly  "] {
+        assert!(!top.contains(hidden), "`multilevel --help` lists serve's {hidden}:\n{top}");
+    }
+    assert!(top.contains("mget") && top.contains("count") && top.contains("clear"), "{top}");
+}
+
+/// `get` to a terminal prints escaped text and a newline (run under util-linux `script`, which
+/// gives it a pseudo-terminal; skipped where `script` is missing).
+#[cfg(target_os = "linux")]
+#[test]
+fn get_to_a_terminal_prints_escaped_text() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: no `script` to run the program on a pseudo-terminal");
+        return;
+    }
+    let server = ServerProcess::tcp();
+    let put = server.run_with_stdin(&["put", "k"], Some(b"a\tb\x1b[31m"));
+    assert!(put.status.success(), "{}", stderr(&put));
+    let line = format!("'{BIN}' get k --addr {}", server.addr);
+    let mut command = Command::new("script");
+    command.args(["-qec", &line, "/dev/null"]).env_remove("MULTILEVEL_ADDR");
+    let output = run(command, None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    // The terminal turns the newline into CR LF.
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "a\\tb\\x1b[31m\r\n");
 }

@@ -194,7 +194,7 @@ fn one_process_serves_both_protocols_from_one_database() {
     exchange(&mut guest, "09 01 08 01 12 01 61 1a 01 31", "03 00 08 01");
     let got = client(native, &["get", "a"]);
     assert!(got.status.success(), "{}", String::from_utf8_lossy(&got.stderr));
-    assert_eq!(got.stdout, b"1\n");
+    assert_eq!(got.stdout, b"1", "raw bytes: stdout is a pipe");
 
     // The native client writes b=2; the guest reads it.
     let put = client(native, &["put", "b", "2"]);

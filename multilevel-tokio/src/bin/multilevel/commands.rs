@@ -1,4 +1,4 @@
-//! The client commands: get, put, del, scan, stats, import and export.
+//! The client commands: get, mget, put, del, scan, count, clear, stats, import and export.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
@@ -9,11 +9,12 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
 use indicatif::{ProgressBar, ProgressStyle};
-use multilevel_tokio::{BatchOp, IterOptions, KeyRange};
+use multilevel_proto::IssueError;
+use multilevel_tokio::{BatchOp, Error, IterOptions, KeyRange};
 use tokio::sync::mpsc;
 
 use crate::Failure;
-use crate::args::{Format, ImportArgs, RangeArgs};
+use crate::args::{Command, Format, HexArg, ImportArgs, RangeArgs, StatsFormat, ValueFormat};
 use crate::connect::Connection;
 use crate::encoding::{parse_arg, text, write_entry};
 use crate::jsonl;
@@ -26,13 +27,113 @@ const IMPORT_IN_FLIGHT: usize = 8;
 /// the server's 16 MiB frame limit.
 const IMPORT_BATCH_BYTES: usize = 4 << 20;
 
-/// How command-line keys are read and entries printed.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Style {
-    /// Keys and values on the command line are hex.
-    pub(crate) hex: bool,
-    /// The output format.
-    pub(crate) format: Format,
+/// A client command with its arguments checked and turned into bytes, ready to run: mistakes
+/// (bad hex, `clear` without a range) are found before connecting, and exit with status 2.
+pub(crate) enum Prepared<'a> {
+    /// `get`.
+    Get { key: Vec<u8>, format: ValueFormat, hex: bool },
+    /// `mget`.
+    Mget { keys: Vec<Vec<u8>>, format: Format, hex: bool },
+    /// `put`; a value to read from stdin is read before connecting.
+    Put { key: Vec<u8>, value: Vec<u8> },
+    /// `del`.
+    Del { key: Vec<u8> },
+    /// `scan`.
+    Scan { options: IterOptions, format: Format },
+    /// `count`.
+    Count { options: IterOptions },
+    /// `clear`.
+    Clear { range: KeyRange, reverse: bool, limit: Option<u64> },
+    /// `stats`.
+    Stats { format: StatsFormat },
+    /// `import`.
+    Import(&'a ImportArgs),
+    /// `export`.
+    Export { options: IterOptions, file: Option<&'a Path> },
+}
+
+impl<'a> Prepared<'a> {
+    /// Checks the arguments of a client command; `serve` and `bench` are not client commands.
+    pub(crate) fn new(command: &'a Command) -> Result<Self, Failure> {
+        let arg = |text: &str, hex: HexArg, what: &str| parse_arg(text, hex.hex, what).map_err(Failure::usage);
+        Ok(match command {
+            Command::Serve(_) | Command::Bench(_) => {
+                return Err(Failure::new("serve and bench are not client commands"));
+            }
+            Command::Get(args) => {
+                // Raw bytes for files and pipes; escaped text for people.
+                let auto = if io::stdout().is_terminal() { ValueFormat::Text } else { ValueFormat::Raw };
+                Prepared::Get {
+                    key: arg(&args.key, args.hex, "KEY")?,
+                    format: args.format().unwrap_or(auto),
+                    hex: args.hex.hex,
+                }
+            }
+            Command::Mget(args) => Prepared::Mget {
+                keys: args.keys.iter().map(|key| arg(key, args.hex, "KEY")).collect::<Result<_, _>>()?,
+                format: args.format,
+                hex: args.hex.hex,
+            },
+            Command::Put(args) => {
+                let key = arg(&args.key, args.hex, "KEY")?;
+                let value = match &args.value {
+                    Some(value) => arg(value, args.hex, "VALUE")?,
+                    None if io::stdin().is_terminal() => {
+                        return Err(Failure::usage("put needs a VALUE, or the value piped on stdin"));
+                    }
+                    None => {
+                        let mut value = Vec::new();
+                        io::stdin()
+                            .read_to_end(&mut value)
+                            .map_err(|err| Failure::new(format!("reading stdin: {err}")))?;
+                        value
+                    }
+                };
+                Prepared::Put { key, value }
+            }
+            Command::Del(args) => Prepared::Del { key: arg(&args.key, args.hex, "KEY")? },
+            Command::Scan(args) => Prepared::Scan {
+                options: iter_options(&args.range, args.hex.hex, !args.values_only, !args.keys_only)?,
+                format: args.format,
+            },
+            Command::Count(args) => Prepared::Count { options: iter_options(&args.range, args.hex.hex, true, false)? },
+            Command::Clear(args) => {
+                if !args.all && !args.range.is_bounded() {
+                    return Err(Failure::usage(
+                        "clear needs a range (--prefix, --gt, --gte, --lt, --lte or --limit), or --all to delete \
+                         every key",
+                    ));
+                }
+                Prepared::Clear {
+                    range: key_range(&args.range, args.hex.hex)?,
+                    reverse: args.range.reverse,
+                    limit: args.range.limit,
+                }
+            }
+            Command::Stats(args) => Prepared::Stats { format: args.format },
+            Command::Import(args) => Prepared::Import(args),
+            Command::Export(args) => Prepared::Export {
+                options: iter_options(&args.range, args.hex.hex, true, true)?,
+                file: args.file.as_deref().filter(|f| *f != Path::new("-")),
+            },
+        })
+    }
+
+    /// Runs the command against the server.
+    pub(crate) async fn run(self, db: &Connection) -> Result<(), Failure> {
+        match self {
+            Prepared::Get { key, format, hex } => get(db, &key, format, hex).await,
+            Prepared::Mget { keys, format, hex } => mget(db, &keys, format, hex).await,
+            Prepared::Put { key, value } => put(db, key, value).await,
+            Prepared::Del { key } => db.run(db.client.del(key)).await,
+            Prepared::Scan { options, format } => scan(db, options, format).await,
+            Prepared::Count { options } => count(db, options).await,
+            Prepared::Clear { range, reverse, limit } => db.run(db.client.clear_with(range, reverse, limit)).await,
+            Prepared::Stats { format } => stats(db, format).await,
+            Prepared::Import(args) => import(db, args).await,
+            Prepared::Export { options, file } => export(db, options, file).await,
+        }
+    }
 }
 
 /// Standard output, buffered.
@@ -41,67 +142,104 @@ fn stdout() -> BufWriter<io::Stdout> {
 }
 
 /// `get KEY`: prints the value; a missing key prints nothing and fails.
-pub(crate) async fn get(db: &Connection, style: Style, key: &str) -> Result<(), Failure> {
-    let key = parse_arg(key, style.hex, "KEY").map_err(Failure::new)?;
-    let Some(value) = db.run(db.client.get(&key)).await? else {
-        return Err(Failure::new(format!("not found: {}", shown(style, &key))));
+async fn get(db: &Connection, key: &[u8], format: ValueFormat, hex: bool) -> Result<(), Failure> {
+    let Some(value) = db.run(db.client.get(key)).await? else {
+        return Err(Failure::new(format!("not found: {}", shown(hex, key))));
     };
     let mut out = stdout();
-    match style.format {
-        Format::Json => write_entry(&mut out, Format::Json, Some(&key), Some(&value)),
-        format => write_entry(&mut out, format, None, Some(&value)),
+    match format {
+        ValueFormat::Raw => out.write_all(&value),
+        ValueFormat::Text => write_entry(&mut out, Format::Text, None, Some(&value)),
+        ValueFormat::Hex => write_entry(&mut out, Format::Hex, None, Some(&value)),
+        ValueFormat::Json => write_entry(&mut out, Format::Json, Some(key), Some(&value)),
     }
     .and_then(|()| out.flush())
     .map_err(Failure::output)
 }
 
+/// `mget KEY...`: a line per key, in the order given; fails after printing if any is missing.
+async fn mget(db: &Connection, keys: &[Vec<u8>], format: Format, hex: bool) -> Result<(), Failure> {
+    let values = db.run(db.client.get_many(keys)).await?;
+    let mut out = stdout();
+    let mut missing = Vec::new();
+    for (key, value) in keys.iter().zip(&values) {
+        let written = match (value, format) {
+            (None, Format::Json) => out
+                .write_all(b"{\"key\":")
+                .and_then(|()| jsonl::write_bytes(&mut out, key))
+                .and_then(|()| out.write_all(b",\"value\":null}\n")),
+            (None, format) => write_entry(&mut out, format, Some(key), None),
+            (Some(value), format) => write_entry(&mut out, format, Some(key), Some(value)),
+        };
+        written.map_err(Failure::output)?;
+        if value.is_none() {
+            missing.push(shown(hex, key));
+        }
+    }
+    out.flush().map_err(Failure::output)?;
+    if missing.is_empty() { Ok(()) } else { Err(Failure::new(format!("not found: {}", missing.join(", ")))) }
+}
+
 /// A key as the user gave it, for messages.
-fn shown(style: Style, key: &[u8]) -> String {
-    if style.hex { hex::encode(key) } else { text(key) }
+fn shown(hex: bool, key: &[u8]) -> String {
+    if hex { hex::encode(key) } else { text(key) }
 }
 
-/// `put KEY [VALUE]`: sets the value, read raw from stdin when not given.
-pub(crate) async fn put(db: &Connection, style: Style, key: &str, value: Option<&str>) -> Result<(), Failure> {
-    let key = parse_arg(key, style.hex, "KEY").map_err(Failure::new)?;
-    let value = match value {
-        Some(value) => parse_arg(value, style.hex, "VALUE").map_err(Failure::new)?,
-        None if io::stdin().is_terminal() => {
-            return Err(Failure::new("put needs a VALUE, or the value piped on stdin"));
+/// `put KEY [VALUE]`: a value over the server's limit is named as such.
+async fn put(db: &Connection, key: Vec<u8>, value: Vec<u8>) -> Result<(), Failure> {
+    let value_len = value.len();
+    match db.call(db.client.put(key, value)).await {
+        Ok(()) => Ok(()),
+        Err(Error::Issue(IssueError::TooLarge { len, max })) => {
+            // The request is the value and a few bytes of key and framing: the largest value
+            // that fits is the limit less those.
+            let max_value = max.saturating_sub(len.saturating_sub(value_len));
+            Err(Failure::new(format!("value too large (max {max_value} bytes): {value_len} bytes")))
         }
-        None => {
-            let mut value = Vec::new();
-            io::stdin().read_to_end(&mut value).map_err(|err| Failure::new(format!("reading stdin: {err}")))?;
-            value
+        Err(err) => Err(db.failure(err)),
+    }
+}
+
+/// The keys of a prefix: those from `prefix` up to, not including, the first key above all the
+/// keys that start with it. A prefix of only 0xff bytes (or none) has no upper bound.
+pub(crate) fn prefix_range(prefix: &[u8]) -> KeyRange {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return KeyRange::all().gte(prefix).lt(end);
         }
+    }
+    KeyRange::all().gte(prefix)
+}
+
+/// The key range of the range flags: `--prefix`'s keys, narrowed by the bounds given.
+fn key_range(range: &RangeArgs, hex: bool) -> Result<KeyRange, Failure> {
+    let bound = |key: &Option<String>, flag: &str| {
+        key.as_deref().map(|key| parse_arg(key, hex, flag).map(Bytes::from)).transpose().map_err(Failure::usage)
     };
-    db.run(db.client.put(key, value)).await
-}
-
-/// `del KEY`.
-pub(crate) async fn del(db: &Connection, style: Style, key: &str) -> Result<(), Failure> {
-    let key = parse_arg(key, style.hex, "KEY").map_err(Failure::new)?;
-    db.run(db.client.del(key)).await
+    let mut keys = match bound(&range.prefix, "--prefix")? {
+        Some(prefix) => prefix_range(&prefix),
+        None => KeyRange::all(),
+    };
+    if let Some(key) = bound(&range.gt, "--gt")? {
+        keys = keys.after(&key);
+    }
+    if let Some(key) = bound(&range.gte, "--gte")? {
+        keys = keys.from_key(&key);
+    }
+    if let Some(key) = bound(&range.lt, "--lt")? {
+        keys = keys.before(&key);
+    }
+    if let Some(key) = bound(&range.lte, "--lte")? {
+        keys = keys.to_key(&key);
+    }
+    Ok(keys)
 }
 
 /// The iterator options for range flags.
 fn iter_options(range: &RangeArgs, hex: bool, keys: bool, values: bool) -> Result<IterOptions, Failure> {
-    let bound = |key: &Option<String>, flag: &str| {
-        key.as_deref().map(|key| parse_arg(key, hex, flag)).transpose().map_err(Failure::new)
-    };
-    let mut keys_range = KeyRange::all();
-    if let Some(key) = bound(&range.gt, "--gt")? {
-        keys_range = keys_range.gt(key);
-    }
-    if let Some(key) = bound(&range.gte, "--gte")? {
-        keys_range = keys_range.gte(key);
-    }
-    if let Some(key) = bound(&range.lt, "--lt")? {
-        keys_range = keys_range.lt(key);
-    }
-    if let Some(key) = bound(&range.lte, "--lte")? {
-        keys_range = keys_range.lte(key);
-    }
-    Ok(IterOptions { range: keys_range, reverse: range.reverse, limit: range.limit, keys, values })
+    Ok(IterOptions { range: key_range(range, hex)?, reverse: range.reverse, limit: range.limit, keys, values })
 }
 
 /// Streams the entries of `options` into `write`, a batch at a time; returns how many.
@@ -127,30 +265,30 @@ async fn stream_entries(
 }
 
 /// `scan`: prints the entries of a range.
-pub(crate) async fn scan(
-    db: &Connection,
-    style: Style,
-    range: &RangeArgs,
-    keys_only: bool,
-    values_only: bool,
-) -> Result<(), Failure> {
-    let options = iter_options(range, style.hex, !values_only, !keys_only)?;
+async fn scan(db: &Connection, options: IterOptions, format: Format) -> Result<(), Failure> {
     let mut out = stdout();
-    stream_entries(db, options, &ProgressBar::hidden(), |key, value| write_entry(&mut out, style.format, key, value))
-        .await?;
+    stream_entries(db, options, &ProgressBar::hidden(), |key, value| write_entry(&mut out, format, key, value)).await?;
     out.flush().map_err(Failure::output)
 }
 
+/// `count`: prints how many keys a range holds (reading keys only).
+async fn count(db: &Connection, options: IterOptions) -> Result<(), Failure> {
+    let count = stream_entries(db, options, &ProgressBar::hidden(), |_, _| Ok(())).await?;
+    let mut out = stdout();
+    writeln!(out, "{count}").and_then(|()| out.flush()).map_err(Failure::output)
+}
+
 /// `stats`: prints the server's counters, `name value` per line or one JSON object.
-pub(crate) async fn stats(db: &Connection, style: Style) -> Result<(), Failure> {
+async fn stats(db: &Connection, format: StatsFormat) -> Result<(), Failure> {
     let stats = db.run(db.client.stats()).await?;
     let mut out = stdout();
-    let written = if style.format == Format::Json {
+    let written = if format == StatsFormat::Json {
         let object: serde_json::Map<String, serde_json::Value> =
             stats.into_iter().map(|(name, value)| (name, value.into())).collect();
         serde_json::to_writer(&mut out, &object).map_err(io::Error::from).and_then(|()| out.write_all(b"\n"))
     } else {
-        stats.iter().try_for_each(|(name, value)| writeln!(out, "{name} {value}"))
+        // The names come from the server: escaped like keys.
+        stats.iter().try_for_each(|(name, value)| writeln!(out, "{} {value}", text(name.as_bytes())))
     };
     written.and_then(|()| out.flush()).map_err(Failure::output)
 }
@@ -174,24 +312,82 @@ fn progress(total_bytes: Option<u64>, what: &'static str) -> ProgressBar {
     bar
 }
 
-/// `export [FILE]`: writes the entries of a range as JSON lines.
-pub(crate) async fn export(db: &Connection, hex: bool, file: Option<&Path>, range: &RangeArgs) -> Result<(), Failure> {
-    let options = iter_options(range, hex, true, true)?;
-    let mut out: BufWriter<Box<dyn Write>> = match file.filter(|f| *f != Path::new("-")) {
+/// Where `export` writes.
+enum ExportTarget {
+    /// Standard output (no FILE, or `-`).
+    Stdout,
+    /// A regular file (or none yet) at this path (a symbolic link's target): written under a
+    /// temporary name beside it, renamed over it when complete.
+    Replace(PathBuf, tempfile::NamedTempFile),
+    /// Something that is not a regular file (`/dev/stdout`, a FIFO): written in place.
+    InPlace(File),
+}
+
+/// `export [FILE]`: writes the entries of a range as JSON lines. A file is written under a
+/// temporary name beside it and renamed over it only when complete, so a failed export leaves
+/// an earlier file as it was.
+async fn export(db: &Connection, options: IterOptions, file: Option<&Path>) -> Result<(), Failure> {
+    let target = match file {
+        None => ExportTarget::Stdout,
         Some(path) => {
-            let file =
-                File::create(path).map_err(|err| Failure::new(format!("cannot create {}: {err}", path.display())))?;
-            BufWriter::new(Box::new(file))
+            let cannot = |err: io::Error| Failure::new(format!("cannot create {}: {err}", path.display()));
+            match std::fs::metadata(path) {
+                Ok(meta) if meta.is_dir() => {
+                    return Err(Failure::new(format!("cannot create {}: it is a directory", path.display())));
+                }
+                Ok(meta) if !meta.is_file() => ExportTarget::InPlace(File::create(path).map_err(cannot)?),
+                Ok(_) => {
+                    // Replace what a symbolic link points at, not the link.
+                    let real = std::fs::canonicalize(path).map_err(cannot)?;
+                    let temp = temp_beside(&real)?;
+                    ExportTarget::Replace(real, temp)
+                }
+                Err(_) => ExportTarget::Replace(path.to_owned(), temp_beside(path)?),
+            }
         }
-        None => BufWriter::new(Box::new(io::stdout())),
+    };
+    let mut out: BufWriter<Box<dyn Write + '_>> = match &target {
+        ExportTarget::Stdout => BufWriter::new(Box::new(io::stdout())),
+        ExportTarget::Replace(_, temp) => BufWriter::new(Box::new(temp.as_file())),
+        ExportTarget::InPlace(file) => BufWriter::new(Box::new(file)),
     };
     let progress = progress(None, "exported");
     let count = stream_entries(db, options, &progress, |key, value| jsonl::write_entry(&mut out, key, value)).await;
     progress.finish_and_clear();
     let count = count?;
     out.flush().map_err(Failure::output)?;
+    drop(out);
+    if let ExportTarget::Replace(path, temp) = target {
+        let cannot = |err: &dyn std::fmt::Display| Failure::new(format!("cannot write {}: {err}", path.display()));
+        temp.as_file().sync_all().map_err(|err| cannot(&err))?;
+        temp.persist(&path).map_err(|err| cannot(&err.error))?;
+    }
     eprintln!("exported {}", entries(count));
     Ok(())
+}
+
+/// A temporary file in the directory of `path`, named after it, with the permissions of the
+/// file it will replace (else those of a new file).
+fn temp_beside(path: &Path) -> Result<tempfile::NamedTempFile, Failure> {
+    let cannot = |err: &dyn std::fmt::Display| Failure::new(format!("cannot create {}: {err}", path.display()));
+    let name = path.file_name().ok_or_else(|| cannot(&"not a file name"))?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let mut builder = tempfile::Builder::new();
+    let prefix = format!(".{}.", name.to_string_lossy());
+    builder.prefix(&prefix).suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666)); // less the umask, as for a new file
+    }
+    let temp = builder.tempfile_in(dir).map_err(|err| cannot(&err))?;
+    if let Ok(existing) = std::fs::metadata(path) {
+        temp.as_file().set_permissions(existing.permissions()).map_err(|err| cannot(&err))?;
+    }
+    Ok(temp)
 }
 
 /// `1 entry`, `2 entries`.
@@ -254,7 +450,7 @@ fn read_chunks(input: impl BufRead, name: &str, batch_size: usize, tx: &mpsc::Se
 }
 
 /// `import [FILE]`: writes the entries of JSON lines, in batches, several in flight.
-pub(crate) async fn import(db: &Connection, args: &ImportArgs) -> Result<(), Failure> {
+async fn import(db: &Connection, args: &ImportArgs) -> Result<(), Failure> {
     let path: Option<PathBuf> = args.file.clone().filter(|f| f != Path::new("-"));
     let (input, name, total): (Box<dyn BufRead + Send>, String, Option<u64>) = match &path {
         Some(path) => {
@@ -319,5 +515,52 @@ pub(crate) async fn import(db: &Connection, args: &ImportArgs) -> Result<(), Fai
             }
             Err(failure.context(&format!("import stopped after {}", entries(imported))))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ops::Bound;
+
+    use super::*;
+
+    fn bounds(range: &KeyRange) -> (Bound<&[u8]>, Bound<&[u8]>) {
+        (range.lower.as_ref().map(|k| &k[..]), range.upper.as_ref().map(|k| &k[..]))
+    }
+
+    #[test]
+    fn prefix_ranges() {
+        use Bound::{Excluded, Included, Unbounded};
+        assert_eq!(bounds(&prefix_range(b"user/")), (Included(&b"user/"[..]), Excluded(&b"user0"[..])));
+        assert_eq!(bounds(&prefix_range(b"a\xff")), (Included(&b"a\xff"[..]), Excluded(&b"b"[..])));
+        assert_eq!(bounds(&prefix_range(b"a\xfe\xff\xff")), (Included(&b"a\xfe\xff\xff"[..]), Excluded(&b"a\xff"[..])));
+        assert_eq!(bounds(&prefix_range(b"\xff\xff")), (Included(&b"\xff\xff"[..]), Unbounded));
+        assert_eq!(bounds(&prefix_range(b"")), (Included(&b""[..]), Unbounded));
+        let range = prefix_range(b"ab");
+        for (key, inside) in [
+            (&b"ab"[..], true),
+            (b"ab\x00", true),
+            (b"ab\xff\xff", true),
+            (b"aa\xff", false),
+            (b"ac", false),
+            (b"a", false),
+        ] {
+            assert_eq!(range.contains(key), inside, "{key:?}");
+        }
+        assert!(prefix_range(b"\xff").contains(b"\xff\xff\xff"));
+        assert!(!prefix_range(b"\xff").contains(b"\xfe"));
+    }
+
+    #[test]
+    fn a_prefix_narrowed_by_bounds() {
+        let range = RangeArgs {
+            prefix: Some("n/".into()),
+            gt: Some("n/1".into()),
+            lt: Some("z".into()),
+            ..RangeArgs::default()
+        };
+        let keys = key_range(&range, false).unwrap_or_else(|_| panic!("a good range"));
+        assert!(!keys.contains(b"n/1") && keys.contains(b"n/10") && keys.contains(b"n/9"));
+        assert!(!keys.contains(b"n0") && !keys.contains(b"m"), "the prefix bounds stay");
     }
 }

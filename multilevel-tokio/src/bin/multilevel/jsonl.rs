@@ -2,16 +2,33 @@
 //! `{"key":K,"value":V}`, where K and V are JSON strings when the bytes are valid UTF-8 and
 //! `{"hex":"..."}` objects otherwise, so any bytes round-trip.
 
+use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use serde_json::Value;
 
-/// Writes `bytes` as a JSON string if they are UTF-8, else as `{"hex":"..."}`.
-fn write_bytes(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => serde_json::to_writer(&mut *out, text).map_err(io::Error::from),
-        Err(_) => write!(out, "{{\"hex\":\"{}\"}}", hex::encode(bytes)),
+use crate::encoding::is_unsafe;
+
+/// Writes `bytes` as a JSON string if they are UTF-8, else as `{"hex":"..."}`. Every control
+/// character, and the invisible ones that reorder lines, is written as a `\uNNNN` escape
+/// (serde_json leaves DEL, C1 and those as they are), so the output is safe on a terminal.
+pub(crate) fn write_bytes(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return write!(out, "{{\"hex\":\"{}\"}}", hex::encode(bytes));
+    };
+    let json = serde_json::to_string(text).map_err(io::Error::from)?;
+    if !json.chars().any(is_unsafe) {
+        return out.write_all(json.as_bytes());
     }
+    let mut escaped = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if is_unsafe(c) {
+            let _ = write!(escaped, "\\u{:04x}", u32::from(c));
+        } else {
+            escaped.push(c);
+        }
+    }
+    out.write_all(escaped.as_bytes())
 }
 
 /// Writes one line: `{"key":K,"value":V}`, leaving out a field that is `None`.
@@ -76,6 +93,10 @@ mod tests {
         assert_eq!(line(b"q\"\n\\", b""), "{\"key\":\"q\\\"\\n\\\\\",\"value\":\"\"}\n");
         assert_eq!(line(b"blob", b"\x00\xff"), "{\"key\":\"blob\",\"value\":{\"hex\":\"00ff\"}}\n");
         assert_eq!(line("é".as_bytes(), b"\x00"), "{\"key\":\"é\",\"value\":\"\\u0000\"}\n");
+        assert_eq!(
+            line(b"k", "\x1b\x7f\u{9b}\u{202e}".as_bytes()),
+            r#"{"key":"k","value":"\u001b\u007f\u009b\u202e"}"#.to_owned() + "\n"
+        );
     }
 
     #[test]
@@ -103,6 +124,7 @@ mod tests {
             let line = line(&key, &value);
             prop_assert!(line.ends_with('\n'));
             prop_assert_eq!(line.matches('\n').count(), 1, "one entry, one line");
+            prop_assert!(!line.trim_end().chars().any(is_unsafe), "{:?}", line);
             prop_assert_eq!(parse_entry(&line), Ok((key, value)));
         }
 

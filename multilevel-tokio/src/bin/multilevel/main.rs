@@ -1,6 +1,6 @@
 //! `multilevel`: serve an LMDB database over TCP or a Unix socket (`multilevel serve`, or no
 //! command at all), and talk to a server from the shell in the spirit of `redis-cli`: `get`,
-//! `put`, `del`, `scan`, `stats`, `import` and `export` of JSON lines.
+//! `mget`, `put`, `del`, `scan`, `count`, `clear`, `stats`, `import` and `export` of JSON lines.
 //!
 //! `multilevel --help` documents the formats; the README has a tour.
 
@@ -8,8 +8,6 @@ use std::fmt;
 use std::io::{self, IsTerminal};
 use std::process::ExitCode;
 use std::time::Duration;
-
-use clap::Parser;
 
 mod args;
 mod commands;
@@ -19,8 +17,7 @@ mod jsonl;
 mod serve;
 
 use args::{Cli, Command, ServeArgs};
-use commands::Style;
-use connect::{Connection, Target};
+use connect::Connection;
 
 /// Why the program stops with a non-zero status (or, for a closed stdout, quietly).
 #[derive(Debug)]
@@ -47,6 +44,11 @@ impl Failure {
         }
     }
 
+    /// A command-line mistake found after parsing (such as bad hex): exit status 2.
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
+        Self { message: Some(message.into()), code: 2 }
+    }
+
     /// This failure with `context` in front of its message.
     pub(crate) fn context(self, context: &str) -> Self {
         Self { message: self.message.map(|message| format!("{context}: {message}")), code: self.code }
@@ -60,7 +62,7 @@ impl fmt::Display for Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     let serving = matches!(cli.command, None | Some(Command::Serve(_)));
     init_logging(if serving { "info" } else { "warn" });
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -119,31 +121,19 @@ async fn bench(args: args::BenchArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Runs the command line: serves, benches, or connects and runs one client command.
 async fn run(cli: Cli) -> Result<(), Failure> {
-    let global = cli.global;
-    let target = match &global.unix {
-        Some(path) => Target::Unix(path.clone()),
-        None => Target::Tcp(global.addr.clone()),
-    };
-    let style = Style { hex: global.hex, format: global.format };
     let command = match cli.command {
-        None => return serve::serve(ServeArgs::default(), target).await,
-        Some(Command::Serve(args)) => return serve::serve(args, target).await,
+        None => return serve::serve(ServeArgs { path: args::DEFAULT_PATH.into(), options: cli.serve }).await,
+        Some(Command::Serve(args)) => return serve::serve(args).await,
         Some(Command::Bench(args)) => return bench(args).await,
         Some(command) => command,
     };
-    let security = connect::Security::from_flags(&global)?;
-    let db = Connection::open(target, global.timeout, security).await?;
-    let result = match &command {
-        Command::Serve(_) | Command::Bench(_) => unreachable!("handled above"),
-        Command::Get { key } => commands::get(&db, style, key).await,
-        Command::Put { key, value } => commands::put(&db, style, key, value.as_deref()).await,
-        Command::Del { key } => commands::del(&db, style, key).await,
-        Command::Scan(args) => commands::scan(&db, style, &args.range, args.keys_only, args.values_only).await,
-        Command::Stats => commands::stats(&db, style).await,
-        Command::Import(args) => commands::import(&db, args).await,
-        Command::Export(args) => commands::export(&db, style.hex, args.file.as_deref(), &args.range).await,
-    };
+    // Mistakes in the arguments are found before connecting, and exit with status 2.
+    let prepared = commands::Prepared::new(&command)?;
+    let connect = command.connect_args().ok_or_else(|| Failure::new("not a client command"))?;
+    let db = Connection::open(connect).await?;
+    let result = prepared.run(&db).await;
     db.close().await;
     result
 }

@@ -11,7 +11,7 @@ use multilevel_tokio::Server;
 use tracing::{info, warn};
 
 use crate::Failure;
-use crate::args::ServeArgs;
+use crate::args::{ServeArgs, ServeOptions};
 use crate::connect::Target;
 
 /// How long connections get to finish their work after a shutdown signal.
@@ -24,15 +24,16 @@ enum Listener {
     Unix(tokio::net::UnixListener),
 }
 
-/// Serves `args.path` at `target` until SIGINT or SIGTERM.
-pub(crate) async fn serve(args: ServeArgs, target: Target) -> Result<(), Failure> {
+/// Serves `args.path` where `args.options` say until SIGINT or SIGTERM.
+pub(crate) async fn serve(args: ServeArgs) -> Result<(), Failure> {
+    let ServeArgs { path, options: args } = args;
+    let target = args.target();
     let mut signals = Signals::new().map_err(|err| Failure::new(format!("cannot watch for signals: {err}")))?;
     let mut options = StoreOptions::default().readonly(args.readonly).no_sync(args.no_sync);
     if let Some(size) = args.map_size {
         options = options.map_size(size);
     }
-    let store =
-        Store::open(&args.path, options).map_err(|err| Failure::new(format!("cannot open the database: {err}")))?;
+    let store = Store::open(&path, options).map_err(|err| Failure::new(format!("cannot open the database: {err}")))?;
     let mut config = store.server_config();
     config.tokens = tokens(&args)?;
     let protocol = multilevel_proto::Protocol::from(args.protocol);
@@ -69,12 +70,12 @@ pub(crate) async fn serve(args: ServeArgs, target: Target) -> Result<(), Failure
         }
         None => None,
     };
-    info!(path = %args.path.display(), on = %shown, readonly = args.readonly, no_sync = args.no_sync,
+    info!(path = %path.display(), on = %shown, readonly = args.readonly, no_sync = args.no_sync,
         protocol = ?protocol, "serving");
-    banner(&args.path, &shown, "");
+    banner(&path, &shown, "");
     if let Some((_, _, shown)) = &many_level {
         info!(on = %shown, "serving many-level guests");
-        banner(&args.path, shown, " to many-level guests");
+        banner(&path, shown, " to many-level guests");
     }
 
     let mut task = tokio::spawn(accept(server.clone(), listener, tls));
@@ -136,7 +137,7 @@ pub(crate) async fn serve(args: ServeArgs, target: Target) -> Result<(), Failure
 }
 
 /// The token list from `--tokens-file`, else `$MULTILEVEL_TOKENS`; `None` lets everyone in.
-fn tokens(args: &ServeArgs) -> Result<Option<std::sync::Arc<multilevel_proto::Tokens>>, Failure> {
+fn tokens(args: &ServeOptions) -> Result<Option<std::sync::Arc<multilevel_proto::Tokens>>, Failure> {
     let text = match &args.tokens_file {
         Some(path) => std::fs::read_to_string(path)
             .map_err(|err| Failure::new(format!("cannot read the tokens file {}: {err}", path.display())))?,
