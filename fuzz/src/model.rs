@@ -3,7 +3,7 @@
 //! iterators read a little at a time and moved, bytes delivered a few at a time each way,
 //! queued writes run, connections cut and brought back, time passing.
 //!
-//! Checked, like `multilevel-proto/tests/model.rs` but coverage-guided:
+//! Checked, like `contract/multilevel-proto/tests/model.rs` but coverage-guided:
 //! - after every operation: the store applied writes at most once and in id order
 //!   (`MemoryStore::applied()`), and only writes;
 //! - at the end (reconnect and pump until quiet): nothing pending, every request answered

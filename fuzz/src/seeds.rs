@@ -142,7 +142,7 @@ fn server_input_seeds() -> Vec<(&'static str, Vec<u8>)> {
         ClientMessage::Put { id: 2, key: b(b"k"), value: b(b"v") },
         ClientMessage::Goodbye(Goodbye { reason: GoodbyeReason::Normal, message: "bye".into() }),
     ]);
-    // multilevel-proto/tests/fuzz_regressions.rs: the iterator's open waits behind the write,
+    // contract/multilevel-proto/tests/fuzz_regressions.rs: the iterator's open waits behind the write,
     // its close comes first, and the snapshot taken later is never released.
     let snapshot_leak = frames(&[
         ClientMessage::Put { id: 1, key: b(b"k"), value: b(b"v") },

@@ -1,7 +1,7 @@
 //! `multilevel bench` keeps working: a quick run of every workload against the real binary.
 //! No assertion on speed: figures are for the benchmark report, not for tests.
 
-use multilevel_tokio::bench::{BenchConfig, run};
+use multilevel::bench::{BenchConfig, run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_workload_runs_and_reports() {

@@ -14,7 +14,7 @@ use multilevel_store::anchor::{Measurement, RawHeed};
 use super::anchors::{Redis, ping_pong, start_server};
 use super::report::{Figure, Latencies, latencies, percentiles, record};
 use super::{BenchConfig, Report, key};
-use crate::Client;
+use multilevel_tokio::Client;
 
 fn io_err(err: impl std::fmt::Display) -> io::Error {
     io::Error::other(err.to_string())
@@ -50,7 +50,7 @@ async fn load<F, Fut>(
 ) -> io::Result<(std::time::Duration, Latencies)>
 where
     F: Fn(Client, u64) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = Result<(), crate::Error>> + Send,
+    Fut: std::future::Future<Output = Result<(), multilevel_tokio::Error>> + Send,
 {
     let lanes = (clients.len() * depth) as u64;
     let start = Instant::now();
@@ -72,13 +72,13 @@ where
                         record(&mut client_latencies.lock().unwrap_or_else(PoisonError::into_inner), t.elapsed());
                         i += lanes;
                     }
-                    Ok::<_, crate::Error>(())
+                    Ok::<_, multilevel_tokio::Error>(())
                 }
             });
             for lane in futures_util::future::join_all(lane_loops).await {
                 lane?;
             }
-            Ok::<_, crate::Error>(client_latencies.into_inner().unwrap_or_else(PoisonError::into_inner))
+            Ok::<_, multilevel_tokio::Error>(client_latencies.into_inner().unwrap_or_else(PoisonError::into_inner))
         }));
     }
     let mut all = latencies();

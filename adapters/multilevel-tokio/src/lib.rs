@@ -1,6 +1,6 @@
 //! multilevel on tokio: serve an LMDB database over TCP, Unix sockets or any async stream, and
 //! use it from an async client that pipelines requests from many tasks, retries and resumes
-//! iterators.
+//! iterators. (The `multilevel` program is the `multilevel` crate.)
 //!
 //! With `multilevel-tokio`, `tokio` (features `rt-multi-thread`, `macros`, `net`) and
 //! `futures-util` as dependencies:
@@ -32,9 +32,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-// The `multilevel bench` harness, public for the program only: not part of the API.
-#[doc(hidden)]
-pub mod bench;
 mod client;
 mod server;
 mod sublevel;

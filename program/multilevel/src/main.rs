@@ -100,7 +100,7 @@ fn init_logging(default: &str) {
 /// `multilevel bench`: starts its own servers (this executable) and prints the figures.
 async fn bench(args: args::BenchArgs) -> Result<(), Failure> {
     let exe = std::env::current_exe().map_err(|err| Failure::new(format!("cannot find this executable: {err}")))?;
-    let mut config = multilevel_tokio::bench::BenchConfig {
+    let mut config = multilevel::bench::BenchConfig {
         keys: args.keys,
         value_size: args.value_size,
         ops: args.ops,
@@ -112,7 +112,7 @@ async fn bench(args: args::BenchArgs) -> Result<(), Failure> {
     if args.quick {
         config = config.quick();
     }
-    let report = multilevel_tokio::bench::run(&config).await.map_err(|err| Failure::new(format!("bench: {err}")))?;
+    let report = multilevel::bench::run(&config).await.map_err(|err| Failure::new(format!("bench: {err}")))?;
     if args.json {
         println!("{}", report.to_json());
     } else {
