@@ -29,12 +29,14 @@ fn client(adapter: Adapter, addrs: Vec<std::net::SocketAddr>) -> multilevel_test
 
 #[test]
 fn a_client_fails_over_between_servers_of_one_backend() {
-    let writes = knob("MULTILEVEL_FAILOVER_WRITES", 400);
+    let writes = knob("MULTILEVEL_FAILOVER_WRITES", 2000);
     for (seed, adapter) in ALL.into_iter().enumerate() {
         let backend = MemoryBackend::new(MemoryStore::new());
         let first = BackendServer::start(adapter, backend.clone());
         let second = BackendServer::start(adapter, backend.clone());
-        let proxies = [first.addr, second.addr].map(|addr| CuttingProxy::start(addr, seed as u64, 9.0, 13.0));
+        // Cuts between 512 B and 64 KiB: a connection must be able to carry a whole iterator
+        // frame now and then, or no client could make progress through it.
+        let proxies = [first.addr, second.addr].map(|addr| CuttingProxy::start(addr, seed as u64, 9.0, 16.0));
         let db = client(adapter, proxies.iter().map(|p| p.addr).collect());
         let mut first = Some(first);
         let mut model = BTreeMap::new();
