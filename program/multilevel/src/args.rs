@@ -1,4 +1,5 @@
-//! The command line: global flags, subcommands, and the parsers for sizes and durations.
+//! The command line: global flags, subcommands, and the parsers for addresses and durations
+//! (sizes are `multilevel_store::parse_size`'s, as in `multilevel-blocking-server`).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -405,7 +406,7 @@ pub(crate) struct ServeOptions {
     ///
     /// KiB, MiB, GiB, TiB (and K, M, G, T) are powers of 1024; KB, MB, GB, TB powers of 1000.
     /// The data file is sparse: a large map costs address space, not disk.
-    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    #[arg(long, value_parser = multilevel_store::parse_size, value_name = "SIZE")]
     pub(crate) map_size: Option<usize>,
     /// Let in only clients presenting a token from FILE: lines of `read-write TOKEN` or
     /// `read-only TOKEN` (also read from $MULTILEVEL_TOKENS)
@@ -609,32 +610,6 @@ pub(crate) fn parse_addr(text: &str) -> Result<String, String> {
     Ok(text.to_owned())
 }
 
-/// Parses a size in bytes: `4096`, `512MiB`, `64GiB`, `1TiB`, `10MB` (powers of 1000), `2G`
-/// (a bare letter is a power of 1024).
-pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 =
-        number.parse().map_err(|_| format!("`{text}` is not a size: expected e.g. 4096, 512MiB, 64GiB"))?;
-    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kib" => 1 << 10,
-        "m" | "mib" => 1 << 20,
-        "g" | "gib" => 1 << 30,
-        "t" | "tib" => 1 << 40,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        "tb" => 1_000_000_000_000,
-        other => return Err(format!("unknown size unit `{other}`: use B, KiB, MiB, GiB, TiB (or KB, MB, GB, TB)")),
-    };
-    number
-        .checked_mul(multiplier)
-        .and_then(|bytes| usize::try_from(bytes).ok())
-        .ok_or_else(|| format!("`{text}` is too large for this machine"))
-}
-
 /// Parses a duration with `humantime`: `10s`, `500ms`, `2m`, `1h30m`, `1day`; a bare number is
 /// seconds (`10`, `0.5`). Zero is refused.
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -653,20 +628,6 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
-        assert_eq!(parse_size("64GiB"), Ok(64 << 30));
-        assert_eq!(parse_size("64gib"), Ok(64 << 30));
-        assert_eq!(parse_size("2G"), Ok(2 << 30));
-        assert_eq!(parse_size("10MB"), Ok(10_000_000));
-        assert_eq!(parse_size("1 TiB"), Ok(1 << 40));
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("12parsecs").is_err());
-        assert!(parse_size("99999999999999TiB").is_err());
-    }
 
     #[test]
     fn durations() {

@@ -193,34 +193,15 @@ async fn bind(target: &Target) -> Result<(Listener, String), Failure> {
         }
         #[cfg(unix)]
         Target::Unix(path) => {
-            remove_stale_socket(path)
-                .map_err(|message| Failure::new(format!("cannot listen on {target}: {message}")))?;
-            let listener = tokio::net::UnixListener::bind(path).map_err(cannot)?;
-            // Owner only: other local users cannot connect.
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(cannot)?;
+            // The one routine every server uses: replaces only a stale socket, owner-only.
+            let listener = multilevel_blocking::bind_unix_replacing_stale(path)
+                .map_err(|err| Failure::new(format!("cannot listen on unix:{err}")))?;
+            listener.set_nonblocking(true).map_err(cannot)?;
+            let listener = tokio::net::UnixListener::from_std(listener).map_err(cannot)?;
             Ok((Listener::Unix(listener), target.to_string()))
         }
         #[cfg(not(unix))]
         Target::Unix(_) => Err(Failure::new("Unix sockets are not supported on this platform")),
-    }
-}
-
-/// Removes a socket file left by a server that is gone; refuses to touch a live socket or a
-/// file that is not a socket.
-#[cfg(unix)]
-fn remove_stale_socket(path: &Path) -> Result<(), String> {
-    use std::os::unix::fs::FileTypeExt;
-    match std::fs::symlink_metadata(path) {
-        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(err) => Err(err.to_string()),
-        Ok(meta) if meta.file_type().is_socket() => {
-            if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                return Err("another server is listening there".into());
-            }
-            std::fs::remove_file(path).map_err(|err| format!("cannot remove the stale socket: {err}"))
-        }
-        Ok(_) => Err("the path exists and is not a socket".into()),
     }
 }
 

@@ -419,7 +419,16 @@ fn serve_and_talk_over_a_unix_socket() {
     second.arg("serve").arg(dir.path().join("db2")).arg("--unix").arg(&socket);
     let refused = run(second, None);
     assert_eq!(refused.status.code(), Some(1));
-    assert!(stderr(&refused).contains("another server is listening there"), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("another server is listening on this socket"), "{}", stderr(&refused));
+    // Nor a file that is not a socket: it is left as it was.
+    let precious = dir.path().join("precious");
+    std::fs::write(&precious, "keep").unwrap();
+    let mut third = program();
+    third.arg("serve").arg(dir.path().join("db3")).arg("--unix").arg(&precious);
+    let refused = run(third, None);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(stderr(&refused).contains("a regular file is there, not a socket"), "{}", stderr(&refused));
+    assert_eq!(std::fs::read(&precious).unwrap(), b"keep");
 
     assert!(server.terminate().success());
     assert!(!socket.exists(), "the socket file is removed on shutdown");
@@ -602,6 +611,8 @@ fn command_line_mistakes_exit_with_status_2() {
     mistake(&["get", "k", "--addr", "127.0.0.1:99999"], None, "is not an address");
     mistake(&["get", "k"], Some(("MULTILEVEL_ADDR", "nonsense")), "`nonsense` is not an address");
     mistake(&["serve", "--listen", "nonsense"], None, "`nonsense` is not an address");
+    mistake(&["serve", "--map-size", "lots"], None, "`lots` is not a size");
+    mistake(&["serve", "--map-size", "12parsecs"], None, "unknown size unit `parsecs`");
     // Bad hex is found before connecting (nothing listens at `nobody`).
     mistake(&["get", "--hex", "zz", "--addr", &nobody], None, "KEY `zz` is not hex");
     mistake(&["put", "--hex", "00", "zz", "--addr", &nobody], None, "VALUE `zz` is not hex");
