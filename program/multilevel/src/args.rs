@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::connect::Target;
+use crate::serve::Place;
 
 /// Where `serve` listens and clients connect when neither `--addr` nor `MULTILEVEL_ADDR` says.
 pub(crate) const DEFAULT_ADDR: &str = "127.0.0.1:7481";
@@ -137,9 +138,11 @@ fn options_after_command(args: &[OsString]) -> Option<Vec<OsString>> {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Connection")]
 pub(crate) struct ConnectArgs {
-    /// The server's TCP address
-    #[arg(long, env = "MULTILEVEL_ADDR", default_value = DEFAULT_ADDR, value_name = "HOST:PORT", value_parser = parse_addr)]
-    pub(crate) addr: String,
+    /// The server's TCP address; several, comma-separated, for the servers of one database
+    /// (e.g. in front of one etcd cluster): each is tried in turn, and a command whose
+    /// connection is lost carries on through the next
+    #[arg(long, env = "MULTILEVEL_ADDR", default_value = DEFAULT_ADDR, value_name = "HOST:PORT[,...]", value_parser = parse_addr, value_delimiter = ',')]
+    pub(crate) addr: Vec<String>,
     /// Connect to the Unix socket at PATH instead of TCP
     #[arg(long, value_name = "PATH")]
     pub(crate) unix: Option<PathBuf>,
@@ -153,7 +156,7 @@ pub(crate) struct ConnectArgs {
     /// Connect over TLS, trusting the CA certificate(s) in this PEM file
     #[arg(long, value_name = "PEM")]
     pub(crate) tls_ca: Option<PathBuf>,
-    /// The server name to verify over TLS [default: the host of --addr]
+    /// The server name to verify over TLS [default: the host of each --addr]
     #[arg(long, value_name = "NAME", requires = "tls_ca")]
     pub(crate) tls_name: Option<String>,
 }
@@ -163,6 +166,7 @@ impl ConnectArgs {
     pub(crate) fn target(&self) -> Target {
         match &self.unix {
             Some(path) => Target::Unix(path.clone()),
+            None if self.addr.is_empty() => Target::Tcp(vec![DEFAULT_ADDR.to_owned()]),
             None => Target::Tcp(self.addr.clone()),
         }
     }
@@ -174,6 +178,16 @@ pub(crate) struct HexArg {
     /// Keys and values on the command line are hex
     #[arg(long)]
     pub(crate) hex: bool,
+}
+
+/// `--sublevel`, for the commands that read or write keys.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct SublevelArg {
+    /// Work inside the sublevel NAME (stored as `!NAME!key`, as abstract-level's sublevels):
+    /// keys are given and shown without the prefix, ranges stay inside it; repeat to nest
+    /// (`--sublevel a --sublevel b`: `!a!!b!key`)
+    #[arg(long = "sublevel", value_name = "NAME")]
+    pub(crate) names: Vec<String>,
 }
 
 /// How keys and values are printed by `scan` and `mget`.
@@ -259,6 +273,23 @@ impl Command {
             Command::Export(args) => Some(&args.connect),
         }
     }
+
+    /// The sublevel a client command works in (`--sublevel`, outermost first); empty for the
+    /// whole database, and for `stats`, `serve` and `bench`.
+    pub(crate) fn sublevels(&self) -> &[String] {
+        match self {
+            Command::Serve(_) | Command::Bench(_) | Command::Stats(_) => &[],
+            Command::Get(args) => &args.sublevel.names,
+            Command::Mget(args) => &args.sublevel.names,
+            Command::Put(args) => &args.sublevel.names,
+            Command::Del(args) => &args.sublevel.names,
+            Command::Scan(args) => &args.sublevel.names,
+            Command::Count(args) => &args.sublevel.names,
+            Command::Clear(args) => &args.sublevel.names,
+            Command::Import(args) => &args.sublevel.names,
+            Command::Export(args) => &args.sublevel.names,
+        }
+    }
 }
 
 /// `multilevel get`.
@@ -276,6 +307,9 @@ pub(crate) struct GetArgs {
     /// --hex.
     #[command(flatten)]
     pub(crate) hex: HexArg,
+    /// --sublevel.
+    #[command(flatten)]
+    pub(crate) sublevel: SublevelArg,
     /// Where the server is.
     #[command(flatten)]
     pub(crate) connect: ConnectArgs,
@@ -301,6 +335,9 @@ pub(crate) struct MgetArgs {
     /// --hex.
     #[command(flatten)]
     pub(crate) hex: HexArg,
+    /// --sublevel.
+    #[command(flatten)]
+    pub(crate) sublevel: SublevelArg,
     /// Where the server is.
     #[command(flatten)]
     pub(crate) connect: ConnectArgs,
@@ -316,6 +353,9 @@ pub(crate) struct PutArgs {
     /// --hex.
     #[command(flatten)]
     pub(crate) hex: HexArg,
+    /// --sublevel.
+    #[command(flatten)]
+    pub(crate) sublevel: SublevelArg,
     /// Where the server is.
     #[command(flatten)]
     pub(crate) connect: ConnectArgs,
@@ -329,6 +369,9 @@ pub(crate) struct DelArgs {
     /// --hex.
     #[command(flatten)]
     pub(crate) hex: HexArg,
+    /// --sublevel.
+    #[command(flatten)]
+    pub(crate) sublevel: SublevelArg,
     /// Where the server is.
     #[command(flatten)]
     pub(crate) connect: ConnectArgs,
@@ -440,18 +483,18 @@ pub(crate) struct ServeOptions {
 
 impl ServeOptions {
     /// Where to listen: `--unix`, else `--listen`.
-    pub(crate) fn target(&self) -> Target {
+    pub(crate) fn target(&self) -> Place {
         match &self.unix {
-            Some(path) => Target::Unix(path.clone()),
-            None => Target::Tcp(self.listen.clone()),
+            Some(path) => Place::Unix(path.clone()),
+            None => Place::Tcp(self.listen.clone()),
         }
     }
 
     /// Where `--many-level-addr` or `--many-level-unix` asks for a second, many-level listener.
-    pub(crate) fn many_level_target(&self) -> Option<Target> {
+    pub(crate) fn many_level_target(&self) -> Option<Place> {
         match (&self.many_level_unix, &self.many_level_addr) {
-            (Some(path), _) => Some(Target::Unix(path.clone())),
-            (None, Some(addr)) => Some(Target::Tcp(addr.clone())),
+            (Some(path), _) => Some(Place::Unix(path.clone())),
+            (None, Some(addr)) => Some(Place::Tcp(addr.clone())),
             (None, None) => None,
         }
     }
@@ -532,6 +575,9 @@ pub(crate) struct ScanArgs {
     /// The range to print.
     #[command(flatten)]
     pub(crate) range: RangeArgs,
+    /// --sublevel.
+    #[command(flatten)]
+    pub(crate) sublevel: SublevelArg,
     /// Where the server is.
     #[command(flatten)]
     pub(crate) connect: ConnectArgs,
@@ -546,6 +592,9 @@ pub(crate) struct CountArgs {
     /// The range to count.
     #[command(flatten)]
     pub(crate) range: RangeArgs,
+    /// --sublevel.
+    #[command(flatten)]
+    pub(crate) sublevel: SublevelArg,
     /// Where the server is.
     #[command(flatten)]
     pub(crate) connect: ConnectArgs,
@@ -563,6 +612,9 @@ pub(crate) struct ClearArgs {
     /// The range to delete.
     #[command(flatten)]
     pub(crate) range: RangeArgs,
+    /// --sublevel.
+    #[command(flatten)]
+    pub(crate) sublevel: SublevelArg,
     /// Where the server is.
     #[command(flatten)]
     pub(crate) connect: ConnectArgs,
@@ -576,6 +628,9 @@ pub(crate) struct ImportArgs {
     /// Entries per atomic batch
     #[arg(long, default_value_t = 1000, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) batch_size: u32,
+    /// --sublevel.
+    #[command(flatten)]
+    pub(crate) sublevel: SublevelArg,
     /// Where the server is.
     #[command(flatten)]
     pub(crate) connect: ConnectArgs,
@@ -592,6 +647,9 @@ pub(crate) struct ExportArgs {
     /// The range to export.
     #[command(flatten)]
     pub(crate) range: RangeArgs,
+    /// --sublevel.
+    #[command(flatten)]
+    pub(crate) sublevel: SublevelArg,
     /// Where the server is.
     #[command(flatten)]
     pub(crate) connect: ConnectArgs,
@@ -669,8 +727,8 @@ mod tests {
             panic!("not parsed as get");
         };
         assert_eq!(
-            (get.connect.addr.as_str(), get.connect.timeout, get.hex.hex),
-            ("db:1", Duration::from_secs(5), true)
+            (get.connect.addr.clone(), get.connect.timeout, get.hex.hex),
+            (vec!["db:1".to_owned()], Duration::from_secs(5), true)
         );
         assert_eq!((get.key.as_str(), get.format()), ("00", Some(ValueFormat::Raw)));
         let Ok(Cli { command: Some(Command::Serve(serve)), .. }) = parse(&["--listen", "h:2", "serve", "dir"]) else {

@@ -12,10 +12,27 @@ use tracing::{info, warn};
 
 use crate::Failure;
 use crate::args::{ServeArgs, ServeOptions};
-use crate::connect::Target;
 
 /// How long connections get to finish their work after a shutdown signal.
 const GRACE: Duration = Duration::from_secs(10);
+
+/// Where a server listens.
+#[derive(Debug, Clone)]
+pub(crate) enum Place {
+    /// A TCP address, `host:port`.
+    Tcp(String),
+    /// A Unix socket path.
+    Unix(std::path::PathBuf),
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::Tcp(addr) => f.write_str(addr),
+            Place::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
 
 /// A bound listener.
 enum Listener {
@@ -115,7 +132,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), Failure> {
     }
     #[cfg(unix)]
     for target in std::iter::once(&target).chain(many_level_target.as_ref()) {
-        if let Target::Unix(path) = target {
+        if let Place::Unix(path) = target {
             let _ = std::fs::remove_file(path);
         }
     }
@@ -183,16 +200,16 @@ fn warn_if_open_to_network(listener: &Listener, open: bool, shown: &str) {
 }
 
 /// Binds the listener; returns it and how to show its address (with the real port).
-async fn bind(target: &Target) -> Result<(Listener, String), Failure> {
+async fn bind(target: &Place) -> Result<(Listener, String), Failure> {
     let cannot = |err: io::Error| Failure::new(format!("cannot listen on {target}: {err}"));
     match target {
-        Target::Tcp(addr) => {
+        Place::Tcp(addr) => {
             let listener = tokio::net::TcpListener::bind(addr.as_str()).await.map_err(cannot)?;
             let local = listener.local_addr().map_err(cannot)?;
             Ok((Listener::Tcp(listener), local.to_string()))
         }
         #[cfg(unix)]
-        Target::Unix(path) => {
+        Place::Unix(path) => {
             // The one routine every server uses: replaces only a stale socket, owner-only.
             let listener = multilevel_blocking::bind_unix_replacing_stale(path)
                 .map_err(|err| Failure::new(format!("cannot listen on unix:{err}")))?;
@@ -201,7 +218,7 @@ async fn bind(target: &Target) -> Result<(Listener, String), Failure> {
             Ok((Listener::Unix(listener), target.to_string()))
         }
         #[cfg(not(unix))]
-        Target::Unix(_) => Err(Failure::new("Unix sockets are not supported on this platform")),
+        Place::Unix(_) => Err(Failure::new("Unix sockets are not supported on this platform")),
     }
 }
 
