@@ -226,7 +226,7 @@ pub(crate) enum StatsFormat {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Serve an LMDB database (what `multilevel` does with no command)
+    /// Serve an LMDB database, or an etcd cluster (what `multilevel` does with no command)
     Serve(ServeArgs),
     /// Print the value of KEY; exit status 1, and nothing on stdout, if it is missing
     #[command(after_help = GET_HELP)]
@@ -421,7 +421,7 @@ pub(crate) struct BenchArgs {
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
     /// The database directory; created if missing
-    #[arg(default_value = DEFAULT_PATH)]
+    #[arg(default_value = DEFAULT_PATH, conflicts_with = "etcd")]
     pub(crate) path: PathBuf,
     /// Everything else.
     #[command(flatten)]
@@ -439,17 +439,26 @@ pub(crate) struct ServeOptions {
     /// replaced, anything else at PATH is refused)
     #[arg(long, value_name = "PATH")]
     pub(crate) unix: Option<PathBuf>,
+    /// Serve the etcd cluster at these client URLs (comma-separated, e.g.
+    /// http://127.0.0.1:2379,http://127.0.0.1:22379) instead of an LMDB directory; several
+    /// servers may serve one cluster. Needs a multilevel built with `--features etcd`
+    #[arg(long, value_name = "URL[,...]", value_delimiter = ',', num_args = 1)]
+    pub(crate) etcd: Vec<String>,
+    /// With --etcd: the database's namespace in the cluster (its keys' prefix), so several
+    /// databases can share one cluster [default: none]
+    #[arg(long, value_name = "NAME", requires = "etcd")]
+    pub(crate) namespace: Option<String>,
     /// Refuse every write; the files are opened read-only
     #[arg(long)]
     pub(crate) readonly: bool,
     /// Do not fsync each commit: faster, but a machine crash may lose the last commits
-    #[arg(long)]
+    #[arg(long, conflicts_with = "etcd")]
     pub(crate) no_sync: bool,
     /// Initial memory map size, e.g. 512MiB, 64GiB, 1TiB or bytes; it grows when full [default: 64GiB]
     ///
     /// KiB, MiB, GiB, TiB (and K, M, G, T) are powers of 1024; KB, MB, GB, TB powers of 1000.
     /// The data file is sparse: a large map costs address space, not disk.
-    #[arg(long, value_parser = multilevel_store::parse_size, value_name = "SIZE")]
+    #[arg(long, value_parser = multilevel_store::parse_size, value_name = "SIZE", conflicts_with = "etcd")]
     pub(crate) map_size: Option<usize>,
     /// Let in only clients presenting a token from FILE: lines of `read-write TOKEN` or
     /// `read-only TOKEN` (also read from $MULTILEVEL_TOKENS)

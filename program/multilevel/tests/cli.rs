@@ -613,6 +613,13 @@ fn command_line_mistakes_exit_with_status_2() {
     mistake(&["get", "k"], Some(("MULTILEVEL_ADDR", "nonsense")), "`nonsense` is not an address");
     mistake(&["serve", "--listen", "nonsense"], None, "`nonsense` is not an address");
     mistake(&["serve", "--map-size", "lots"], None, "`lots` is not a size");
+    // --etcd serves a cluster: no directory, no LMDB options; --namespace needs it.
+    mistake(&["serve", "--etcd", "http://127.0.0.1:1", "--map-size", "1GiB"], None, "cannot be used with");
+    mistake(&["serve", "--etcd", "http://127.0.0.1:1", "--no-sync"], None, "cannot be used with");
+    mistake(&["serve", "some/dir", "--etcd", "http://127.0.0.1:1"], None, "cannot be used with");
+    mistake(&["serve", "--namespace", "app"], None, "--etcd");
+    #[cfg(not(feature = "etcd"))]
+    mistake(&["serve", "--etcd", "http://127.0.0.1:1"], None, "built without etcd support");
     mistake(&["serve", "--map-size", "12parsecs"], None, "unknown size unit `parsecs`");
     // Bad hex is found before connecting (nothing listens at `nobody`).
     mistake(&["get", "--hex", "zz", "--addr", &nobody], None, "KEY `zz` is not hex");
