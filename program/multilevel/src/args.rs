@@ -23,9 +23,15 @@ and takes the options of `multilevel serve --help`.
 
 Each command takes its own options (`multilevel get --help`), after its name or before it:
 `multilevel get KEY --addr HOST:PORT` or `multilevel --addr HOST:PORT get KEY`. Client commands
-connect to --addr, else $MULTILEVEL_ADDR, else 127.0.0.1:7481 (--unix PATH: a Unix socket).
-`serve` listens on --listen, else $MULTILEVEL_LISTEN, else 127.0.0.1:7481; it never reads
-$MULTILEVEL_ADDR, so a client setting cannot make a server bind a remote address.
+connect to --addr, else $MULTILEVEL_ADDR, else 127.0.0.1:7481 (--unix PATH: a Unix socket);
+several addresses, comma-separated, are servers of one database: each is tried in turn, and a
+command whose server dies carries on through the next. `serve` listens on --listen, else
+$MULTILEVEL_LISTEN, else 127.0.0.1:7481; it never reads $MULTILEVEL_ADDR, so a client setting
+cannot make a server bind a remote address. `serve --etcd URL,...` serves an etcd cluster
+instead of a directory (a program built with the cargo feature `etcd`).
+
+--sublevel NAME (repeatable, to nest) makes a command work inside that sublevel: keys are given
+and printed without its prefix (stored as !NAME!key, as abstract-level's sublevels).
 
 Input: keys and values on the command line are UTF-8 text; with --hex they are hex (`put --hex 00ff
 cafe`). `put KEY` without VALUE reads the value, as raw bytes, from stdin.
@@ -71,7 +77,7 @@ Output: raw bytes (no newline) when stdout is not a terminal, so `multilevel get
 back exactly what `multilevel put KEY < file` stored; escaped text when stdout is a terminal.
 --format (or --raw) chooses. A missing key prints nothing on stdout and exits with status 1.";
 
-/// Share an LMDB database over TCP or a Unix socket, and talk to it.
+/// Share an LMDB database (or an etcd cluster) over TCP or a Unix socket, and talk to it.
 #[derive(Debug, Parser)]
 #[command(name = "multilevel", version, after_help = AFTER_HELP, args_conflicts_with_subcommands = true)]
 pub(crate) struct Cli {

@@ -1,6 +1,7 @@
-//! `multilevel`: serve an LMDB database over TCP or a Unix socket (`multilevel serve`, or no
-//! command at all), and talk to a server from the shell in the spirit of `redis-cli`: `get`,
-//! `mget`, `put`, `del`, `scan`, `count`, `clear`, `stats`, `import` and `export` of JSON lines.
+//! `multilevel`: serve an LMDB database (or, with the `etcd` feature, an etcd cluster) over TCP
+//! or a Unix socket (`multilevel serve`, or no command at all), and talk to a server from the
+//! shell in the spirit of `redis-cli`: `get`, `mget`, `put`, `del`, `scan`, `count`, `clear`,
+//! `stats`, `import` and `export` of JSON lines.
 //!
 //! `multilevel --help` documents the formats; the README has a tour.
 
