@@ -258,7 +258,8 @@ pub(crate) enum Command {
     #[command(after_help = JSONL_HELP)]
     Export(ExportArgs),
     /// Measure a server started for the run against raw LMDB, a loopback ping-pong and Redis
-    /// (when installed); run under `taskset -c 0` for pinned figures
+    /// (when installed), or with --etcd an etcd cluster against raw etcd-client calls; run under
+    /// `taskset -c 0` for pinned figures
     Bench(BenchArgs),
 }
 
@@ -421,6 +422,11 @@ pub(crate) struct BenchArgs {
     /// Print the figures as one JSON document
     #[arg(long)]
     pub(crate) json: bool,
+    /// Measure an etcd cluster at these client URLs instead (comma-separated): the workloads
+    /// through a `serve --etcd` child next to raw etcd-client calls of the same shape (needs a
+    /// multilevel built with `--features etcd`)
+    #[arg(long, value_name = "URL[,...]", value_delimiter = ',', num_args = 1)]
+    pub(crate) etcd: Vec<String>,
 }
 
 /// `multilevel serve`.

@@ -262,3 +262,38 @@ fn two_servers_on_one_cluster_with_failover() {
     assert!(got == expected, "the scan skipped or repeated an entry");
     drop(c);
 }
+
+#[test]
+fn bench_on_etcd_compares_with_raw_calls() {
+    let Some(cluster) = EtcdCluster::start() else { return };
+    let endpoints = cluster.endpoints();
+    let mut child = program()
+        .args(["bench", "--quick", "--json", "--etcd", &endpoints.join(",")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take();
+    let output = finish(child);
+    assert!(output.status.success(), "bench --etcd failed: {}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let figures = report["figures"].as_array().unwrap();
+    assert!(figures.len() >= 6, "{report}");
+    for figure in figures {
+        assert!(figure["workload"].as_str().unwrap().starts_with("etcd: "), "{figure}");
+        assert!(figure["anchor"].as_str().unwrap().starts_with("raw etcd-client "), "{figure}");
+        for field in ["per_sec", "anchor_value", "ratio"] {
+            assert!(figure[field].as_f64().is_some_and(|v| v > 0.0), "{field} in {figure}");
+        }
+        eprintln!("{}: {:.2}x", figure["workload"], figure["ratio"].as_f64().unwrap());
+    }
+    // Both sides' keys are gone.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let left = runtime.block_on(async {
+        let mut etcd = etcd_client::Client::connect(endpoints, None).await.unwrap();
+        let options = etcd_client::GetOptions::new().with_prefix().with_count_only();
+        etcd.get("multilevel-bench-", Some(options)).await.unwrap().count()
+    });
+    assert_eq!(left, 0, "the bench left keys behind");
+}
