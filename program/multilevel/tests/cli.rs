@@ -1082,3 +1082,26 @@ fn several_addresses_fail_over() {
     let output = program().args(["get", "k", "--addr", &format!("{},nonsense", server.addr)]).output().unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
 }
+
+#[test]
+fn tls_to_a_plain_server_names_the_tls_handshake() {
+    let dir = tempfile::tempdir().unwrap();
+    make_pki(dir.path());
+    let server = ServerProcess::tcp();
+    let ca = dir.path().join("ca.pem").display().to_string();
+    let dead = refused_addr();
+    // Also when the plain server is the second address tried: the TLS failure is named with it.
+    for addrs in [server.addr.clone(), format!("{dead},{}", server.addr)] {
+        let output = program()
+            .args(["get", "k", "--addr", &addrs, "--timeout", "20s", "--tls-ca", &ca, "--tls-name", "localhost"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        assert!(
+            stderr(&output).starts_with(&format!("multilevel: the TLS handshake with {} failed: ", server.addr)),
+            "{addrs}: {}",
+            stderr(&output)
+        );
+        assert_eq!(stderr(&output).lines().count(), 1);
+    }
+}

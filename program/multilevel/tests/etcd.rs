@@ -260,7 +260,20 @@ fn two_servers_on_one_cluster_with_failover() {
     assert!(got.ends_with("s999999\tlate\n"), "the scan did not continue on c after b was killed");
     assert_eq!(got.lines().count(), 20_001, "entries scanned");
     assert!(got == expected, "the scan skipped or repeated an entry");
-    drop(c);
+
+    // SIGTERM: a graceful stop, status 0.
+    let mut c = c;
+    let status = Command::new("kill").args(["-TERM", &c.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = c.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "serve --etcd did not stop within 30 s of SIGTERM");
+        thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "serve --etcd exited with {status} after SIGTERM");
 }
 
 #[test]
