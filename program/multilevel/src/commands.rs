@@ -200,26 +200,13 @@ async fn put(db: &Connection, key: Vec<u8>, value: Vec<u8>) -> Result<(), Failur
     }
 }
 
-/// The keys of a prefix: those from `prefix` up to, not including, the first key above all the
-/// keys that start with it. A prefix of only 0xff bytes (or none) has no upper bound.
-pub(crate) fn prefix_range(prefix: &[u8]) -> KeyRange {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return KeyRange::all().gte(prefix).lt(end);
-        }
-    }
-    KeyRange::all().gte(prefix)
-}
-
 /// The key range of the range flags: `--prefix`'s keys, narrowed by the bounds given.
 fn key_range(range: &RangeArgs, hex: bool) -> Result<KeyRange, Failure> {
     let bound = |key: &Option<String>, flag: &str| {
         key.as_deref().map(|key| parse_arg(key, hex, flag).map(Bytes::from)).transpose().map_err(Failure::usage)
     };
     let mut keys = match bound(&range.prefix, "--prefix")? {
-        Some(prefix) => prefix_range(&prefix),
+        Some(prefix) => KeyRange::prefix(&prefix),
         None => KeyRange::all(),
     };
     if let Some(key) = bound(&range.gt, "--gt")? {
@@ -519,36 +506,7 @@ async fn import(db: &Connection, args: &ImportArgs) -> Result<(), Failure> {
 
 #[cfg(test)]
 mod tests {
-    use std::ops::Bound;
-
     use super::*;
-
-    fn bounds(range: &KeyRange) -> (Bound<&[u8]>, Bound<&[u8]>) {
-        (range.lower.as_ref().map(|k| &k[..]), range.upper.as_ref().map(|k| &k[..]))
-    }
-
-    #[test]
-    fn prefix_ranges() {
-        use Bound::{Excluded, Included, Unbounded};
-        assert_eq!(bounds(&prefix_range(b"user/")), (Included(&b"user/"[..]), Excluded(&b"user0"[..])));
-        assert_eq!(bounds(&prefix_range(b"a\xff")), (Included(&b"a\xff"[..]), Excluded(&b"b"[..])));
-        assert_eq!(bounds(&prefix_range(b"a\xfe\xff\xff")), (Included(&b"a\xfe\xff\xff"[..]), Excluded(&b"a\xff"[..])));
-        assert_eq!(bounds(&prefix_range(b"\xff\xff")), (Included(&b"\xff\xff"[..]), Unbounded));
-        assert_eq!(bounds(&prefix_range(b"")), (Included(&b""[..]), Unbounded));
-        let range = prefix_range(b"ab");
-        for (key, inside) in [
-            (&b"ab"[..], true),
-            (b"ab\x00", true),
-            (b"ab\xff\xff", true),
-            (b"aa\xff", false),
-            (b"ac", false),
-            (b"a", false),
-        ] {
-            assert_eq!(range.contains(key), inside, "{key:?}");
-        }
-        assert!(prefix_range(b"\xff").contains(b"\xff\xff\xff"));
-        assert!(!prefix_range(b"\xff").contains(b"\xfe"));
-    }
 
     #[test]
     fn a_prefix_narrowed_by_bounds() {
