@@ -20,7 +20,7 @@ const WAIT: Duration = Duration::from_secs(20);
 
 fn server() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_multilevel-blocking-server"));
-    command.env("RUST_LOG", "warn").env_remove("MULTILEVEL_ADDR").stdin(Stdio::null());
+    command.env("RUST_LOG", "warn").env_remove("MULTILEVEL_ADDR").env_remove("MULTILEVEL_LISTEN").stdin(Stdio::null());
     command
 }
 
@@ -161,12 +161,14 @@ fn addr_of(banner: &str) -> std::net::SocketAddr {
 fn the_flags_match_multilevel_serve() {
     let (code, out, err) = run_to_exit(server().arg("--help"));
     assert_eq!(code, Some(0), "{err}");
-    for flag in ["[PATH]", "[default: multilevel-data]", "--addr <HOST:PORT>", "[default: 127.0.0.1:7481]"] {
+    for flag in ["[PATH]", "[default: multilevel-data]", "--listen <HOST:PORT>", "[default: 127.0.0.1:7481]"] {
         assert!(out.contains(flag), "--help lacks {flag}: {out}");
     }
     for flag in ["--unix <PATH>", "--readonly", "--no-sync", "--map-size <SIZE>"] {
         assert!(out.contains(flag), "--help lacks {flag}: {out}");
     }
+    assert!(out.contains("[env: MULTILEVEL_LISTEN="), "--help lacks $MULTILEVEL_LISTEN: {out}");
+    assert!(!out.contains("MULTILEVEL_ADDR="), "--help offers the clients' variable: {out}");
     let (code, _, err) = run_to_exit(server().args(["--map-size", "lots"]));
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("`lots` is not a size"), "{err}");
@@ -198,4 +200,38 @@ fn the_library_function_refuses_what_the_program_refuses() {
 
     let err = bind_unix_replacing_stale(dir.path().join("no/such/dir/sock")).unwrap_err();
     assert!(matches!(err, UnixBindError::Bind { .. }), "{err:?}");
+}
+
+#[test]
+fn listens_where_listen_says_and_never_on_the_clients_address() {
+    // MULTILEVEL_ADDR names a port already taken: the server must never try it.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let ways: [(&str, &[&str], Option<&str>); 4] = [
+        ("--listen", &["--listen", "127.0.0.1:0"], None),
+        ("--addr, the alias", &["--addr", "127.0.0.1:0"], None),
+        ("$MULTILEVEL_LISTEN", &[], Some("127.0.0.1:0")),
+        ("--listen over $MULTILEVEL_LISTEN", &["--listen", "127.0.0.1:0"], Some(taken_addr.as_str())),
+    ];
+    for (way, args, env) in ways {
+        let mut command = server();
+        command.env("MULTILEVEL_ADDR", &taken_addr).arg(&path).args(args);
+        if let Some(listen) = env {
+            command.env("MULTILEVEL_LISTEN", listen);
+        }
+        let (_server, banner) = start(&mut command);
+        let addr = addr_of(&banner);
+        assert_ne!(addr.to_string(), taken_addr, "{way}: bound the clients' address");
+        assert!(addr.ip().is_loopback() && addr.port() != 0, "{way}: {banner}");
+        let db = Client::tcp(addr, ClientOptions::default().request_timeout(WAIT));
+        db.put("k", way).unwrap();
+        assert_eq!(db.get("k").unwrap().as_deref(), Some(way.as_bytes()), "{way}");
+    }
+    // $MULTILEVEL_LISTEN naming the taken port is tried (and fails), so it is what is read.
+    let (code, _, err) =
+        run_to_exit(server().env("MULTILEVEL_ADDR", &taken_addr).env("MULTILEVEL_LISTEN", &taken_addr).arg(&path));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains(&format!("cannot listen on {taken_addr}")), "$MULTILEVEL_LISTEN is read: {err}");
 }

@@ -1,4 +1,5 @@
-//! The command line: global flags, subcommands, and the parsers for sizes and durations.
+//! The command line: global flags, subcommands, and the parsers for addresses and durations
+//! (sizes are `multilevel_store::parse_size`'s, as in `multilevel-blocking-server`).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -7,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::connect::Target;
+use crate::serve::Place;
 
 /// Where `serve` listens and clients connect when neither `--addr` nor `MULTILEVEL_ADDR` says.
 pub(crate) const DEFAULT_ADDR: &str = "127.0.0.1:7481";
@@ -21,9 +23,15 @@ and takes the options of `multilevel serve --help`.
 
 Each command takes its own options (`multilevel get --help`), after its name or before it:
 `multilevel get KEY --addr HOST:PORT` or `multilevel --addr HOST:PORT get KEY`. Client commands
-connect to --addr, else $MULTILEVEL_ADDR, else 127.0.0.1:7481 (--unix PATH: a Unix socket).
-`serve` listens on --listen, else $MULTILEVEL_LISTEN, else 127.0.0.1:7481; it never reads
-$MULTILEVEL_ADDR, so a client setting cannot make a server bind a remote address.
+connect to --addr, else $MULTILEVEL_ADDR, else 127.0.0.1:7481 (--unix PATH: a Unix socket);
+several addresses, comma-separated, are servers of one database: each is tried in turn, and a
+command whose server dies carries on through the next. `serve` listens on --listen, else
+$MULTILEVEL_LISTEN, else 127.0.0.1:7481; it never reads $MULTILEVEL_ADDR, so a client setting
+cannot make a server bind a remote address. `serve --etcd URL,...` serves an etcd cluster
+instead of a directory (a program built with the cargo feature `etcd`).
+
+--sublevel NAME (repeatable, to nest) makes a command work inside that sublevel: keys are given
+and printed without its prefix (stored as !NAME!key, as abstract-level's sublevels).
 
 Input: keys and values on the command line are UTF-8 text; with --hex they are hex (`put --hex 00ff
 cafe`). `put KEY` without VALUE reads the value, as raw bytes, from stdin.
@@ -69,7 +77,7 @@ Output: raw bytes (no newline) when stdout is not a terminal, so `multilevel get
 back exactly what `multilevel put KEY < file` stored; escaped text when stdout is a terminal.
 --format (or --raw) chooses. A missing key prints nothing on stdout and exits with status 1.";
 
-/// Share an LMDB database over TCP or a Unix socket, and talk to it.
+/// Share an LMDB database (or an etcd cluster) over TCP or a Unix socket, and talk to it.
 #[derive(Debug, Parser)]
 #[command(name = "multilevel", version, after_help = AFTER_HELP, args_conflicts_with_subcommands = true)]
 pub(crate) struct Cli {
@@ -136,9 +144,11 @@ fn options_after_command(args: &[OsString]) -> Option<Vec<OsString>> {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Connection")]
 pub(crate) struct ConnectArgs {
-    /// The server's TCP address
-    #[arg(long, env = "MULTILEVEL_ADDR", default_value = DEFAULT_ADDR, value_name = "HOST:PORT", value_parser = parse_addr)]
-    pub(crate) addr: String,
+    /// The server's TCP address; several, comma-separated, for the servers of one database
+    /// (e.g. in front of one etcd cluster): each is tried in turn, and a command whose
+    /// connection is lost carries on through the next
+    #[arg(long, env = "MULTILEVEL_ADDR", default_value = DEFAULT_ADDR, value_name = "HOST:PORT[,...]", value_parser = parse_addr, value_delimiter = ',')]
+    pub(crate) addr: Vec<String>,
     /// Connect to the Unix socket at PATH instead of TCP
     #[arg(long, value_name = "PATH")]
     pub(crate) unix: Option<PathBuf>,
@@ -152,7 +162,7 @@ pub(crate) struct ConnectArgs {
     /// Connect over TLS, trusting the CA certificate(s) in this PEM file
     #[arg(long, value_name = "PEM")]
     pub(crate) tls_ca: Option<PathBuf>,
-    /// The server name to verify over TLS [default: the host of --addr]
+    /// The server name to verify over TLS [default: the host of each --addr]
     #[arg(long, value_name = "NAME", requires = "tls_ca")]
     pub(crate) tls_name: Option<String>,
 }
@@ -162,6 +172,7 @@ impl ConnectArgs {
     pub(crate) fn target(&self) -> Target {
         match &self.unix {
             Some(path) => Target::Unix(path.clone()),
+            None if self.addr.is_empty() => Target::Tcp(vec![DEFAULT_ADDR.to_owned()]),
             None => Target::Tcp(self.addr.clone()),
         }
     }
@@ -173,6 +184,16 @@ pub(crate) struct HexArg {
     /// Keys and values on the command line are hex
     #[arg(long)]
     pub(crate) hex: bool,
+}
+
+/// `--sublevel`, for the commands that read or write keys.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct SublevelArg {
+    /// Work inside the sublevel NAME (stored as `!NAME!key`, as abstract-level's sublevels):
+    /// keys are given and shown without the prefix, ranges stay inside it; repeat to nest
+    /// (`--sublevel a --sublevel b`: `!a!!b!key`)
+    #[arg(long = "sublevel", value_name = "NAME")]
+    pub(crate) names: Vec<String>,
 }
 
 /// How keys and values are printed by `scan` and `mget`.
@@ -211,7 +232,7 @@ pub(crate) enum StatsFormat {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Serve an LMDB database (what `multilevel` does with no command)
+    /// Serve an LMDB database, or an etcd cluster (what `multilevel` does with no command)
     Serve(ServeArgs),
     /// Print the value of KEY; exit status 1, and nothing on stdout, if it is missing
     #[command(after_help = GET_HELP)]
@@ -237,7 +258,8 @@ pub(crate) enum Command {
     #[command(after_help = JSONL_HELP)]
     Export(ExportArgs),
     /// Measure a server started for the run against raw LMDB, a loopback ping-pong and Redis
-    /// (when installed); run under `taskset -c 0` for pinned figures
+    /// (when installed), or with --etcd an etcd cluster against raw etcd-client calls; run under
+    /// `taskset -c 0` for pinned figures
     Bench(BenchArgs),
 }
 
@@ -258,6 +280,23 @@ impl Command {
             Command::Export(args) => Some(&args.connect),
         }
     }
+
+    /// The sublevel a client command works in (`--sublevel`, outermost first); empty for the
+    /// whole database, and for `stats`, `serve` and `bench`.
+    pub(crate) fn sublevels(&self) -> &[String] {
+        match self {
+            Command::Serve(_) | Command::Bench(_) | Command::Stats(_) => &[],
+            Command::Get(args) => &args.sublevel.names,
+            Command::Mget(args) => &args.sublevel.names,
+            Command::Put(args) => &args.sublevel.names,
+            Command::Del(args) => &args.sublevel.names,
+            Command::Scan(args) => &args.sublevel.names,
+            Command::Count(args) => &args.sublevel.names,
+            Command::Clear(args) => &args.sublevel.names,
+            Command::Import(args) => &args.sublevel.names,
+            Command::Export(args) => &args.sublevel.names,
+        }
+    }
 }
 
 /// `multilevel get`.
@@ -275,6 +314,9 @@ pub(crate) struct GetArgs {
     /// --hex.
     #[command(flatten)]
     pub(crate) hex: HexArg,
+    /// --sublevel.
+    #[command(flatten)]
+    pub(crate) sublevel: SublevelArg,
     /// Where the server is.
     #[command(flatten)]
     pub(crate) connect: ConnectArgs,
@@ -300,6 +342,9 @@ pub(crate) struct MgetArgs {
     /// --hex.
     #[command(flatten)]
     pub(crate) hex: HexArg,
+    /// --sublevel.
+    #[command(flatten)]
+    pub(crate) sublevel: SublevelArg,
     /// Where the server is.
     #[command(flatten)]
     pub(crate) connect: ConnectArgs,
@@ -315,6 +360,9 @@ pub(crate) struct PutArgs {
     /// --hex.
     #[command(flatten)]
     pub(crate) hex: HexArg,
+    /// --sublevel.
+    #[command(flatten)]
+    pub(crate) sublevel: SublevelArg,
     /// Where the server is.
     #[command(flatten)]
     pub(crate) connect: ConnectArgs,
@@ -328,6 +376,9 @@ pub(crate) struct DelArgs {
     /// --hex.
     #[command(flatten)]
     pub(crate) hex: HexArg,
+    /// --sublevel.
+    #[command(flatten)]
+    pub(crate) sublevel: SublevelArg,
     /// Where the server is.
     #[command(flatten)]
     pub(crate) connect: ConnectArgs,
@@ -371,13 +422,18 @@ pub(crate) struct BenchArgs {
     /// Print the figures as one JSON document
     #[arg(long)]
     pub(crate) json: bool,
+    /// Measure an etcd cluster at these client URLs instead (comma-separated): the workloads
+    /// through a `serve --etcd` child next to raw etcd-client calls of the same shape (needs a
+    /// multilevel built with `--features etcd`)
+    #[arg(long, value_name = "URL[,...]", value_delimiter = ',', num_args = 1)]
+    pub(crate) etcd: Vec<String>,
 }
 
 /// `multilevel serve`.
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
     /// The database directory; created if missing
-    #[arg(default_value = DEFAULT_PATH)]
+    #[arg(default_value = DEFAULT_PATH, conflicts_with = "etcd")]
     pub(crate) path: PathBuf,
     /// Everything else.
     #[command(flatten)]
@@ -395,17 +451,26 @@ pub(crate) struct ServeOptions {
     /// replaced, anything else at PATH is refused)
     #[arg(long, value_name = "PATH")]
     pub(crate) unix: Option<PathBuf>,
+    /// Serve the etcd cluster at these client URLs (comma-separated, e.g.
+    /// http://127.0.0.1:2379,http://127.0.0.1:22379) instead of an LMDB directory; several
+    /// servers may serve one cluster. Needs a multilevel built with `--features etcd`
+    #[arg(long, value_name = "URL[,...]", value_delimiter = ',', num_args = 1)]
+    pub(crate) etcd: Vec<String>,
+    /// With --etcd: the database's namespace in the cluster (its keys' prefix), so several
+    /// databases can share one cluster [default: none]
+    #[arg(long, value_name = "NAME", requires = "etcd")]
+    pub(crate) namespace: Option<String>,
     /// Refuse every write; the files are opened read-only
     #[arg(long)]
     pub(crate) readonly: bool,
     /// Do not fsync each commit: faster, but a machine crash may lose the last commits
-    #[arg(long)]
+    #[arg(long, conflicts_with = "etcd")]
     pub(crate) no_sync: bool,
     /// Initial memory map size, e.g. 512MiB, 64GiB, 1TiB or bytes; it grows when full [default: 64GiB]
     ///
     /// KiB, MiB, GiB, TiB (and K, M, G, T) are powers of 1024; KB, MB, GB, TB powers of 1000.
     /// The data file is sparse: a large map costs address space, not disk.
-    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    #[arg(long, value_parser = multilevel_store::parse_size, value_name = "SIZE", conflicts_with = "etcd")]
     pub(crate) map_size: Option<usize>,
     /// Let in only clients presenting a token from FILE: lines of `read-write TOKEN` or
     /// `read-only TOKEN` (also read from $MULTILEVEL_TOKENS)
@@ -439,18 +504,18 @@ pub(crate) struct ServeOptions {
 
 impl ServeOptions {
     /// Where to listen: `--unix`, else `--listen`.
-    pub(crate) fn target(&self) -> Target {
+    pub(crate) fn target(&self) -> Place {
         match &self.unix {
-            Some(path) => Target::Unix(path.clone()),
-            None => Target::Tcp(self.listen.clone()),
+            Some(path) => Place::Unix(path.clone()),
+            None => Place::Tcp(self.listen.clone()),
         }
     }
 
     /// Where `--many-level-addr` or `--many-level-unix` asks for a second, many-level listener.
-    pub(crate) fn many_level_target(&self) -> Option<Target> {
+    pub(crate) fn many_level_target(&self) -> Option<Place> {
         match (&self.many_level_unix, &self.many_level_addr) {
-            (Some(path), _) => Some(Target::Unix(path.clone())),
-            (None, Some(addr)) => Some(Target::Tcp(addr.clone())),
+            (Some(path), _) => Some(Place::Unix(path.clone())),
+            (None, Some(addr)) => Some(Place::Tcp(addr.clone())),
             (None, None) => None,
         }
     }
@@ -531,6 +596,9 @@ pub(crate) struct ScanArgs {
     /// The range to print.
     #[command(flatten)]
     pub(crate) range: RangeArgs,
+    /// --sublevel.
+    #[command(flatten)]
+    pub(crate) sublevel: SublevelArg,
     /// Where the server is.
     #[command(flatten)]
     pub(crate) connect: ConnectArgs,
@@ -545,6 +613,9 @@ pub(crate) struct CountArgs {
     /// The range to count.
     #[command(flatten)]
     pub(crate) range: RangeArgs,
+    /// --sublevel.
+    #[command(flatten)]
+    pub(crate) sublevel: SublevelArg,
     /// Where the server is.
     #[command(flatten)]
     pub(crate) connect: ConnectArgs,
@@ -562,6 +633,9 @@ pub(crate) struct ClearArgs {
     /// The range to delete.
     #[command(flatten)]
     pub(crate) range: RangeArgs,
+    /// --sublevel.
+    #[command(flatten)]
+    pub(crate) sublevel: SublevelArg,
     /// Where the server is.
     #[command(flatten)]
     pub(crate) connect: ConnectArgs,
@@ -575,6 +649,9 @@ pub(crate) struct ImportArgs {
     /// Entries per atomic batch
     #[arg(long, default_value_t = 1000, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) batch_size: u32,
+    /// --sublevel.
+    #[command(flatten)]
+    pub(crate) sublevel: SublevelArg,
     /// Where the server is.
     #[command(flatten)]
     pub(crate) connect: ConnectArgs,
@@ -591,6 +668,9 @@ pub(crate) struct ExportArgs {
     /// The range to export.
     #[command(flatten)]
     pub(crate) range: RangeArgs,
+    /// --sublevel.
+    #[command(flatten)]
+    pub(crate) sublevel: SublevelArg,
     /// Where the server is.
     #[command(flatten)]
     pub(crate) connect: ConnectArgs,
@@ -607,32 +687,6 @@ pub(crate) fn parse_addr(text: &str) -> Result<String, String> {
     }
     port.parse::<u16>().map_err(|_| malformed())?;
     Ok(text.to_owned())
-}
-
-/// Parses a size in bytes: `4096`, `512MiB`, `64GiB`, `1TiB`, `10MB` (powers of 1000), `2G`
-/// (a bare letter is a power of 1024).
-pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 =
-        number.parse().map_err(|_| format!("`{text}` is not a size: expected e.g. 4096, 512MiB, 64GiB"))?;
-    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kib" => 1 << 10,
-        "m" | "mib" => 1 << 20,
-        "g" | "gib" => 1 << 30,
-        "t" | "tib" => 1 << 40,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        "tb" => 1_000_000_000_000,
-        other => return Err(format!("unknown size unit `{other}`: use B, KiB, MiB, GiB, TiB (or KB, MB, GB, TB)")),
-    };
-    number
-        .checked_mul(multiplier)
-        .and_then(|bytes| usize::try_from(bytes).ok())
-        .ok_or_else(|| format!("`{text}` is too large for this machine"))
 }
 
 /// Parses a duration with `humantime`: `10s`, `500ms`, `2m`, `1h30m`, `1day`; a bare number is
@@ -653,20 +707,6 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
-        assert_eq!(parse_size("64GiB"), Ok(64 << 30));
-        assert_eq!(parse_size("64gib"), Ok(64 << 30));
-        assert_eq!(parse_size("2G"), Ok(2 << 30));
-        assert_eq!(parse_size("10MB"), Ok(10_000_000));
-        assert_eq!(parse_size("1 TiB"), Ok(1 << 40));
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("12parsecs").is_err());
-        assert!(parse_size("99999999999999TiB").is_err());
-    }
 
     #[test]
     fn durations() {
@@ -708,8 +748,8 @@ mod tests {
             panic!("not parsed as get");
         };
         assert_eq!(
-            (get.connect.addr.as_str(), get.connect.timeout, get.hex.hex),
-            ("db:1", Duration::from_secs(5), true)
+            (get.connect.addr.clone(), get.connect.timeout, get.hex.hex),
+            (vec!["db:1".to_owned()], Duration::from_secs(5), true)
         );
         assert_eq!((get.key.as_str(), get.format()), ("00", Some(ValueFormat::Raw)));
         let Ok(Cli { command: Some(Command::Serve(serve)), .. }) = parse(&["--listen", "h:2", "serve", "dir"]) else {

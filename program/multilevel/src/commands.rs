@@ -125,10 +125,10 @@ impl<'a> Prepared<'a> {
             Prepared::Get { key, format, hex } => get(db, &key, format, hex).await,
             Prepared::Mget { keys, format, hex } => mget(db, &keys, format, hex).await,
             Prepared::Put { key, value } => put(db, key, value).await,
-            Prepared::Del { key } => db.run(db.client.del(key)).await,
+            Prepared::Del { key } => db.run(db.db.del(&key)).await,
             Prepared::Scan { options, format } => scan(db, options, format).await,
             Prepared::Count { options } => count(db, options).await,
-            Prepared::Clear { range, reverse, limit } => db.run(db.client.clear_with(range, reverse, limit)).await,
+            Prepared::Clear { range, reverse, limit } => db.run(db.db.clear_with(range, reverse, limit)).await,
             Prepared::Stats { format } => stats(db, format).await,
             Prepared::Import(args) => import(db, args).await,
             Prepared::Export { options, file } => export(db, options, file).await,
@@ -143,7 +143,7 @@ fn stdout() -> BufWriter<io::Stdout> {
 
 /// `get KEY`: prints the value; a missing key prints nothing and fails.
 async fn get(db: &Connection, key: &[u8], format: ValueFormat, hex: bool) -> Result<(), Failure> {
-    let Some(value) = db.run(db.client.get(key)).await? else {
+    let Some(value) = db.run(db.db.get(key)).await? else {
         return Err(Failure::new(format!("not found: {}", shown(hex, key))));
     };
     let mut out = stdout();
@@ -159,7 +159,7 @@ async fn get(db: &Connection, key: &[u8], format: ValueFormat, hex: bool) -> Res
 
 /// `mget KEY...`: a line per key, in the order given; fails after printing if any is missing.
 async fn mget(db: &Connection, keys: &[Vec<u8>], format: Format, hex: bool) -> Result<(), Failure> {
-    let values = db.run(db.client.get_many(keys)).await?;
+    let values = db.run(db.db.get_many(keys)).await?;
     let mut out = stdout();
     let mut missing = Vec::new();
     for (key, value) in keys.iter().zip(&values) {
@@ -188,7 +188,7 @@ fn shown(hex: bool, key: &[u8]) -> String {
 /// `put KEY [VALUE]`: a value over the server's limit is named as such.
 async fn put(db: &Connection, key: Vec<u8>, value: Vec<u8>) -> Result<(), Failure> {
     let value_len = value.len();
-    match db.call(db.client.put(key, value)).await {
+    match db.call(db.db.put(&key, &value)).await {
         Ok(()) => Ok(()),
         Err(Error::Issue(IssueError::TooLarge { len, max })) => {
             // The request is the value and a few bytes of key and framing: the largest value
@@ -200,26 +200,13 @@ async fn put(db: &Connection, key: Vec<u8>, value: Vec<u8>) -> Result<(), Failur
     }
 }
 
-/// The keys of a prefix: those from `prefix` up to, not including, the first key above all the
-/// keys that start with it. A prefix of only 0xff bytes (or none) has no upper bound.
-pub(crate) fn prefix_range(prefix: &[u8]) -> KeyRange {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return KeyRange::all().gte(prefix).lt(end);
-        }
-    }
-    KeyRange::all().gte(prefix)
-}
-
 /// The key range of the range flags: `--prefix`'s keys, narrowed by the bounds given.
 fn key_range(range: &RangeArgs, hex: bool) -> Result<KeyRange, Failure> {
     let bound = |key: &Option<String>, flag: &str| {
         key.as_deref().map(|key| parse_arg(key, hex, flag).map(Bytes::from)).transpose().map_err(Failure::usage)
     };
     let mut keys = match bound(&range.prefix, "--prefix")? {
-        Some(prefix) => prefix_range(&prefix),
+        Some(prefix) => KeyRange::prefix(&prefix),
         None => KeyRange::all(),
     };
     if let Some(key) = bound(&range.gt, "--gt")? {
@@ -249,7 +236,7 @@ async fn stream_entries(
     progress: &ProgressBar,
     mut write: impl FnMut(Option<&[u8]>, Option<&[u8]>) -> io::Result<()>,
 ) -> Result<u64, Failure> {
-    let mut iter = db.client.iter(options).map_err(|err| db.failure(err))?;
+    let mut iter = db.db.iter(options).map_err(|err| db.failure(err))?;
     let mut count = 0u64;
     loop {
         let batch = db.run(iter.next_batch(ITER_BATCH)).await?;
@@ -491,9 +478,8 @@ async fn import(db: &Connection, args: &ImportArgs) -> Result<(), Failure> {
             chunk = rx.recv(), if !input_done && in_flight.len() < IMPORT_IN_FLIGHT => match chunk {
                 Some(Ok(Chunk { ops, read })) => {
                     let count = ops.len() as u64;
-                    let client = db.client.clone();
                     in_flight.push_back(async move {
-                        db.run(client.batch(ops)).await.map(|()| (count, read))
+                        db.run(db.db.batch(ops)).await.map(|()| (count, read))
                     });
                 }
                 Some(Err(failure)) => break Err(failure),
@@ -520,36 +506,7 @@ async fn import(db: &Connection, args: &ImportArgs) -> Result<(), Failure> {
 
 #[cfg(test)]
 mod tests {
-    use std::ops::Bound;
-
     use super::*;
-
-    fn bounds(range: &KeyRange) -> (Bound<&[u8]>, Bound<&[u8]>) {
-        (range.lower.as_ref().map(|k| &k[..]), range.upper.as_ref().map(|k| &k[..]))
-    }
-
-    #[test]
-    fn prefix_ranges() {
-        use Bound::{Excluded, Included, Unbounded};
-        assert_eq!(bounds(&prefix_range(b"user/")), (Included(&b"user/"[..]), Excluded(&b"user0"[..])));
-        assert_eq!(bounds(&prefix_range(b"a\xff")), (Included(&b"a\xff"[..]), Excluded(&b"b"[..])));
-        assert_eq!(bounds(&prefix_range(b"a\xfe\xff\xff")), (Included(&b"a\xfe\xff\xff"[..]), Excluded(&b"a\xff"[..])));
-        assert_eq!(bounds(&prefix_range(b"\xff\xff")), (Included(&b"\xff\xff"[..]), Unbounded));
-        assert_eq!(bounds(&prefix_range(b"")), (Included(&b""[..]), Unbounded));
-        let range = prefix_range(b"ab");
-        for (key, inside) in [
-            (&b"ab"[..], true),
-            (b"ab\x00", true),
-            (b"ab\xff\xff", true),
-            (b"aa\xff", false),
-            (b"ac", false),
-            (b"a", false),
-        ] {
-            assert_eq!(range.contains(key), inside, "{key:?}");
-        }
-        assert!(prefix_range(b"\xff").contains(b"\xff\xff\xff"));
-        assert!(!prefix_range(b"\xff").contains(b"\xfe"));
-    }
 
     #[test]
     fn a_prefix_narrowed_by_bounds() {

@@ -1,15 +1,17 @@
-//! Connecting a client command to the server: one attempt, bounded by `--timeout`, and errors
-//! worded for a person at a terminal.
+//! Connecting a client command to the server: one attempt (each address in turn), bounded by
+//! `--timeout`, and errors worded for a person at a terminal from the client's typed errors.
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use multilevel_proto::{ConnectionError, ErrorCode, IssueError, RemoteError, RequestError};
-use multilevel_tokio::{Client, ClientOptions, ConnectionState, Error, Transport};
-use tokio::sync::Notify;
+use bytes::Bytes;
+use multilevel_proto::{ConnectionError, Endpoints, RemoteError, StoreError};
+use multilevel_tokio::{
+    BatchOp, Client, ClientOptions, ConnectionState, Error, ErrorCode, ErrorKind, Iter, IterOptions, KeyRange,
+    RequestError, Sublevel, Transport,
+};
 
 use crate::Failure;
 use crate::args::ConnectArgs;
@@ -18,8 +20,8 @@ use crate::encoding::text;
 /// Where the server is.
 #[derive(Debug, Clone)]
 pub(crate) enum Target {
-    /// A TCP address, `host:port`.
-    Tcp(String),
+    /// TCP addresses, `host:port`: the servers of one database, tried in turn.
+    Tcp(Vec<String>),
     /// A Unix socket path.
     Unix(PathBuf),
 }
@@ -27,7 +29,7 @@ pub(crate) enum Target {
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Target::Tcp(addr) => f.write_str(addr),
+            Target::Tcp(addrs) => f.write_str(&addrs.join(",")),
             Target::Unix(path) => write!(f, "unix:{}", path.display()),
         }
     }
@@ -63,58 +65,87 @@ impl Security {
     }
 }
 
-/// Where the connector got to, which the client itself only logs: whether anything answered,
-/// and the last failure.
+/// How far the connector's last attempt got, which the client's state does not say: whether a
+/// TCP or Unix connection was made (something listens there), and whether TLS failed after it.
+#[derive(Debug, Clone)]
+enum Reached {
+    /// The connection to this address was made.
+    Answered(String),
+    /// The connection to this address was made, and its TLS handshake failed.
+    TlsFailed { addr: String, message: String },
+}
+
+/// Where the connector reports how far it got.
 #[derive(Default)]
-struct ConnectProgress {
-    /// The TCP or Unix connection was made: something listens at the address.
-    answered: AtomicBool,
-    /// The last failure of the connector.
-    last: Mutex<Option<ConnectorFailure>>,
-    notify: Notify,
+struct Progress(Mutex<Option<Reached>>);
+
+impl Progress {
+    fn set(&self, reached: Option<Reached>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = reached;
+    }
+
+    fn get(&self) -> Option<Reached> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
-/// How the connector failed.
+/// Where a command's keys live: the whole database, or a sublevel (`--sublevel`), whose keys
+/// are given and shown without its prefix.
 #[derive(Clone)]
-enum ConnectorFailure {
-    /// No connection was made: nothing answered.
-    Unreachable(String),
-    /// The connection was made but the TLS handshake failed.
-    Tls(String),
+pub(crate) enum Scope {
+    /// The whole database.
+    Root(Client),
+    /// A sublevel, nested as many times as `--sublevel` was given.
+    Sublevel(Sublevel),
 }
 
-impl ConnectProgress {
-    fn report(&self, failure: ConnectorFailure) {
-        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(failure);
-        self.notify.notify_one();
-    }
-
-    /// Waits for the first failure to connect and returns it.
-    async fn first(&self) -> ConnectorFailure {
-        self.notify.notified().await;
-        self.reported().unwrap_or_else(|| ConnectorFailure::Unreachable("the connection failed".into()))
-    }
-
-    /// The last failure reported, if any.
-    fn reported(&self) -> Option<ConnectorFailure> {
-        self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-}
-
-impl ConnectorFailure {
-    /// The message for this failure to connect to `target`.
-    fn message(&self, target: &Target) -> String {
-        match self {
-            ConnectorFailure::Unreachable(message) => format!("cannot reach {target}: {}", safe(message)),
-            ConnectorFailure::Tls(message) => format!("the TLS handshake with {target} failed: {}", safe(message)),
+/// The same call on the client or the sublevel.
+macro_rules! scoped {
+    ($scope:expr, $db:ident => $call:expr) => {
+        match $scope {
+            Scope::Root($db) => $call,
+            Scope::Sublevel($db) => $call,
         }
+    };
+}
+
+impl Scope {
+    pub(crate) async fn get(&self, key: &[u8]) -> Result<Option<Bytes>, Error> {
+        scoped!(self, db => db.get(key).await)
+    }
+
+    pub(crate) async fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Bytes>>, Error> {
+        scoped!(self, db => db.get_many(keys).await)
+    }
+
+    pub(crate) async fn put(&self, key: &[u8], value: &[u8]) -> Result<(), Error> {
+        scoped!(self, db => db.put(key, value).await)
+    }
+
+    pub(crate) async fn del(&self, key: &[u8]) -> Result<(), Error> {
+        scoped!(self, db => db.del(key).await)
+    }
+
+    pub(crate) async fn clear_with(&self, range: KeyRange, reverse: bool, limit: Option<u64>) -> Result<(), Error> {
+        scoped!(self, db => db.clear_with(range, reverse, limit).await)
+    }
+
+    pub(crate) async fn batch(&self, ops: Vec<BatchOp>) -> Result<(), Error> {
+        scoped!(self, db => db.batch(ops).await)
+    }
+
+    pub(crate) fn iter(&self, options: IterOptions) -> Result<Iter, Error> {
+        scoped!(self, db => db.iter(options))
     }
 }
 
 /// A connected client, and what its errors should say.
 pub(crate) struct Connection {
-    /// The client; retry off, every request bounded by the timeout.
+    /// The client; every request bounded by the timeout. Retry is off with one address (a
+    /// lost connection fails the command) and on with several (it carries on through the next).
     pub(crate) client: Client,
+    /// Where the command's keys live.
+    pub(crate) db: Scope,
     target: Target,
     timeout: Duration,
     /// Whether a token was presented: a refused write then may be the token's doing.
@@ -123,38 +154,35 @@ pub(crate) struct Connection {
 
 impl Connection {
     /// Connects to where `connect` says, waiting at most `--timeout` for the connection and
-    /// the handshake. Fails at the first refused connection rather than retrying.
-    pub(crate) async fn open(connect: &ConnectArgs) -> Result<Self, Failure> {
+    /// the handshake, and opens the sublevel `sublevels` name (nested, outermost first). Fails
+    /// when the first attempt fails (after trying every address) rather than retrying.
+    pub(crate) async fn open(connect: &ConnectArgs, sublevels: &[String]) -> Result<Self, Failure> {
         let (target, timeout) = (connect.target(), connect.timeout);
         let security = Security::from_flags(connect)?;
         let with_token = security.token.is_some();
         let with_tls = security.tls.is_some();
-        let progress = Arc::new(ConnectProgress::default());
-        let mut options = ClientOptions::default().request_timeout(timeout);
+        let progress = Arc::new(Progress::default());
+        // Several servers of one database: a lost connection moves to the next one, the
+        // request replayed there at most once, an iterator resumed exactly.
+        let failover = matches!(&target, Target::Tcp(addrs) if addrs.len() > 1);
+        let mut options = ClientOptions::default().request_timeout(timeout).retry(failover);
         options.token = security.token;
-        let report = Arc::clone(&progress);
         let client = match &target {
-            Target::Tcp(addr) => {
-                let addr = addr.clone();
+            Target::Tcp(addrs) => {
+                let endpoints = Arc::new(Mutex::new(Endpoints::new(addrs.clone())));
+                let (progress, tls) = (Arc::clone(&progress), security.tls);
+                // What `Client::tcp_any` does (each attempt tries the addresses in turn,
+                // starting after the one that connected last), with TLS and progress reports.
                 Client::new(
                     move || {
-                        let (addr, report, tls) = (addr.clone(), Arc::clone(&report), security.tls.clone());
+                        let (endpoints, progress, tls) = (Arc::clone(&endpoints), Arc::clone(&progress), tls.clone());
                         async move {
-                            let stream = tokio::net::TcpStream::connect(addr.as_str())
-                                .await
-                                .inspect_err(|e| report.report(ConnectorFailure::Unreachable(e.to_string())))?;
-                            report.answered.store(true, Ordering::SeqCst);
-                            match tls {
-                                None => Transport::tcp(stream),
-                                Some((config, name)) => {
-                                    // Verify the host of the address unless told another name.
-                                    let host = addr.rsplit_once(':').map_or(addr.as_str(), |(host, _)| host);
-                                    let name = name.as_deref().unwrap_or(host.trim_matches(['[', ']']));
-                                    Transport::tls(stream, config, name)
-                                        .await
-                                        .inspect_err(|e| report.report(ConnectorFailure::Tls(e.to_string())))
-                                }
-                            }
+                            progress.set(None);
+                            Endpoints::connect_any(&endpoints, |addr: String| {
+                                let (progress, tls) = (Arc::clone(&progress), tls.clone());
+                                async move { connect_tcp(addr, &progress, tls).await }
+                            })
+                            .await
                         }
                     },
                     options,
@@ -163,14 +191,14 @@ impl Connection {
             #[cfg(unix)]
             Target::Unix(path) => {
                 let path = path.clone();
+                let progress = Arc::clone(&progress);
                 Client::new(
                     move || {
-                        let (path, report) = (path.clone(), Arc::clone(&report));
+                        let (path, progress) = (path.clone(), Arc::clone(&progress));
                         async move {
-                            let stream = tokio::net::UnixStream::connect(path)
-                                .await
-                                .inspect_err(|e| report.report(ConnectorFailure::Unreachable(e.to_string())))?;
-                            report.answered.store(true, Ordering::SeqCst);
+                            progress.set(None);
+                            let stream = tokio::net::UnixStream::connect(&path).await?;
+                            progress.set(Some(Reached::Answered(format!("unix:{}", path.display()))));
                             Ok(Transport::unix(stream))
                         }
                     },
@@ -182,56 +210,65 @@ impl Connection {
         };
         let mut state = client.watch_state();
         let connected = async {
-            tokio::select! {
-                state = state.wait_for(|s| !matches!(s, ConnectionState::Connecting)) => match state.as_deref() {
-                    Ok(ConnectionState::Connected) => Ok(()),
-                    // A client that reports a failed connect in its state too: the connector's
-                    // own report says more (whether anything answered).
-                    Ok(ConnectionState::Disconnected(err)) => Err(match progress.reported() {
-                        Some(failure) => failure.message(&target),
-                        None => handshake_failure(&target, err, with_token, with_tls),
-                    }),
-                    _ => Err(format!("cannot reach {target}: the client was closed")),
-                },
-                failure = progress.first() => Err(failure.message(&target)),
+            match state.wait_for(|s| !matches!(s, ConnectionState::Connecting)).await.as_deref() {
+                Ok(ConnectionState::Connected) => Ok(()),
+                Ok(ConnectionState::Disconnected(err)) => {
+                    Err(first_attempt_failed(&target, err, progress.get(), with_token, with_tls))
+                }
+                _ => Err(format!("cannot reach {target}: the client was closed")),
             }
         };
         let outcome = match tokio::time::timeout(timeout, connected).await {
             Ok(outcome) => outcome,
-            Err(_) if progress.answered.load(Ordering::SeqCst) => Err(format!(
-                "{target} accepted the connection but did not complete a multilevel handshake within {}",
-                seconds(timeout)
-            )),
-            Err(_) => Err(format!("cannot reach {target}: no connection within {}", seconds(timeout))),
+            Err(_) => match progress.get() {
+                Some(Reached::Answered(addr)) => Err(format!(
+                    "{addr} accepted the connection but did not complete a multilevel handshake within {}",
+                    seconds(timeout)
+                )),
+                _ => Err(format!("cannot reach {target}: no connection within {}", seconds(timeout))),
+            },
         };
-        match outcome {
-            Ok(()) => Ok(Self { client, target, timeout, with_token }),
-            Err(message) => {
-                client.close();
-                Err(Failure::new(message))
-            }
+        if let Err(message) = outcome {
+            client.close();
+            return Err(Failure::new(message));
         }
+        let db = match sublevels.split_first() {
+            None => Scope::Root(client.clone()),
+            Some((first, rest)) => {
+                Scope::Sublevel(rest.iter().fold(client.sublevel(first), |outer, name| outer.sublevel(name)))
+            }
+        };
+        Ok(Self { client, db, target, timeout, with_token })
     }
 
     /// The message for a failed request: connection trouble names the server; the server's
     /// own refusals say what was refused.
     pub(crate) fn failure(&self, err: Error) -> Failure {
         let target = &self.target;
-        Failure::new(match err {
-            Error::Request(RequestError::TimedOut) => {
-                format!("{target} did not answer within {}", seconds(self.timeout))
+        Failure::new(match (err.kind(), &err) {
+            (ErrorKind::TimedOut, _) => format!("{target} did not answer within {}", seconds(self.timeout)),
+            (ErrorKind::ConnectionLost, _) => format!("lost the connection to {target}"),
+            (ErrorKind::Unreachable, _) => match err.connect_failure() {
+                Some(failure) => format!("cannot reach {target}: {}", safe(&failure.message)),
+                None => format!("cannot reach {target}"),
+            },
+            (ErrorKind::NotMultilevel, Error::Request(RequestError::NotMultilevel(detail))) => {
+                format!("{target} is not a multilevel server: {}", safe(detail))
             }
-            Error::Request(RequestError::ConnectionLost) => format!("lost the connection to {target}"),
-            Error::Request(RequestError::Incompatible(message)) => {
-                format!("{target} is not a compatible multilevel server: {}", safe(&message))
+            (ErrorKind::Incompatible, Error::Request(RequestError::Incompatible(message))) => {
+                format!("{target} is not a compatible multilevel server: {}", safe(message))
             }
-            Error::Request(RequestError::Unauthenticated(_)) => token_refused(target, self.with_token),
-            Error::Request(RequestError::Remote(remote)) => self.remote(&remote),
-            Error::Issue(IssueError::KeyTooLarge { len, max }) => format!("key too large: {len} bytes (max {max})"),
-            Error::Issue(IssueError::TooLarge { len, max }) => {
+            (ErrorKind::Unauthenticated, _) => token_refused(target, self.with_token),
+            (ErrorKind::TooLarge, Error::Issue(multilevel_proto::IssueError::KeyTooLarge { len, max })) => {
+                format!("key too large: {len} bytes (max {max})")
+            }
+            (ErrorKind::TooLarge, Error::Issue(multilevel_proto::IssueError::TooLarge { len, max })) => {
                 format!("request too large: {len} bytes (max {max})")
             }
-            err => safe(&err.to_string()),
+            _ => match err.remote() {
+                Some(remote) => self.remote(remote),
+                None => safe(&err.to_string()),
+            },
         })
     }
 
@@ -239,16 +276,12 @@ impl Connection {
     fn remote(&self, remote: &RemoteError) -> String {
         let message = &safe(&remote.message);
         match remote.code {
-            // The server sends the same code for a read-only token and a read-only database.
-            // Without a token it cannot be the token (a server with tokens lets nobody in
-            // without one); with one, say what we know.
-            ErrorCode::ReadOnly if message.contains("token") => format!("write refused: {message}"),
-            ErrorCode::ReadOnly if self.with_token => {
-                "write refused: read-only access (the token may only read, or the server was \
-                 started with --readonly)"
-                    .to_owned()
+            // The server says which: its own error for a read-only database (`serve
+            // --readonly`), another message for a connection whose token may only read.
+            ErrorCode::ReadOnly if *remote == StoreError::ReadOnly.to_remote() => {
+                "write refused: the database is served read-only".to_owned()
             }
-            ErrorCode::ReadOnly => "write refused: the database is served read-only".to_owned(),
+            ErrorCode::ReadOnly => format!("write refused: {message}"),
             ErrorCode::KeyTooLarge => format!("key too large: {message}"),
             ErrorCode::TooLarge => format!("too large: {message}"),
             ErrorCode::Rejected => format!("write rejected by the server: {message}"),
@@ -279,43 +312,71 @@ impl Connection {
     }
 }
 
-/// The message for a connection given up during the handshake, when something answered.
-fn handshake_failure(target: &Target, err: &ConnectionError, with_token: bool, with_tls: bool) -> String {
+/// Connects to one TCP address, with TLS when asked, reporting how far it got.
+async fn connect_tcp(
+    addr: String,
+    progress: &Progress,
+    tls: Option<(Arc<rustls::ClientConfig>, Option<String>)>,
+) -> std::io::Result<Transport> {
+    let stream = tokio::net::TcpStream::connect(addr.as_str()).await?;
+    progress.set(Some(Reached::Answered(addr.clone())));
+    match tls {
+        None => Transport::tcp(stream),
+        Some((config, name)) => {
+            // Verify the host of the address unless told another name.
+            let host = addr.rsplit_once(':').map_or(addr.as_str(), |(host, _)| host);
+            let name = name.as_deref().unwrap_or(host.trim_matches(['[', ']']));
+            Transport::tls(stream, config, name).await.inspect_err(|err| {
+                progress.set(Some(Reached::TlsFailed { addr: addr.clone(), message: err.to_string() }));
+            })
+        }
+    }
+}
+
+/// The message for a first attempt to connect that failed with `err`.
+fn first_attempt_failed(
+    target: &Target,
+    err: &ConnectionError,
+    reached: Option<Reached>,
+    with_token: bool,
+    with_tls: bool,
+) -> String {
+    // The address that answered, for what went wrong after the connection was made.
+    let peer = match &reached {
+        Some(Reached::Answered(addr) | Reached::TlsFailed { addr, .. }) => addr.clone(),
+        None => target.to_string(),
+    };
     // A TLS server answers a plain client with an alert and closes: it looks like anything else
     // that is not a multilevel server.
     let hint = if with_tls { "" } else { "; if it serves TLS, connect with --tls-ca" };
     match err {
-        ConnectionError::Unauthenticated(_) => token_refused(target, with_token),
-        ConnectionError::Incompatible(message) if message.contains("not a multilevel server") => {
-            format!("{target} is not a multilevel server{hint}")
-        }
+        ConnectionError::Connect(failure) => match reached {
+            Some(Reached::TlsFailed { addr, message }) => {
+                format!("the TLS handshake with {addr} failed: {}", safe(&message))
+            }
+            _ => format!("cannot reach {target}: {}", safe(&failure.message)),
+        },
+        ConnectionError::NotMultilevel(detail) => format!("{peer} is not a multilevel server: {}{hint}", safe(detail)),
+        ConnectionError::Unauthenticated(_) => token_refused(&peer, with_token),
         ConnectionError::Incompatible(message) => {
-            format!("{target} is not a compatible multilevel server: {}", safe(message))
+            format!("{peer} is not a compatible multilevel server: {}", safe(message))
         }
         ConnectionError::Frame(_) | ConnectionError::Decode(_) | ConnectionError::Protocol(_) => {
-            format!("{target} is not a multilevel server ({}){hint}", safe(&err.to_string()))
+            format!("{peer} is not a multilevel server ({}){hint}", safe(&err.to_string()))
         }
         ConnectionError::KeepaliveTimeout(_) => {
-            format!("{target} accepted the connection but sent no multilevel greeting: not a multilevel server?")
+            format!("{peer} accepted the connection but sent no multilevel greeting: not a multilevel server?")
         }
         ConnectionError::TransportClosed => {
-            format!("{target} is not a multilevel server: it closed the connection without a multilevel greeting{hint}")
+            format!("{peer} is not a multilevel server: it closed the connection without a multilevel greeting{hint}")
         }
-        ConnectionError::Goodbye(goodbye) => format!("{target} closed the connection: {}", safe(&goodbye.message)),
-        // Clients that name a peer that is not a multilevel server in an error of its own.
-        err if err.to_string().contains("not a multilevel server") => {
-            let shown = err.to_string();
-            match shown.split_once("not a multilevel server: ") {
-                Some((_, detail)) => format!("{target} is not a multilevel server: {}{hint}", safe(detail)),
-                None => format!("{target} is not a multilevel server ({}){hint}", safe(&shown)),
-            }
-        }
-        err => format!("{target} did not complete the handshake: {}", safe(&err.to_string())),
+        ConnectionError::Goodbye(goodbye) => format!("{peer} closed the connection: {}", safe(&goodbye.message)),
+        err => format!("{peer} did not complete the handshake: {}", safe(&err.to_string())),
     }
 }
 
 /// The message for a refused (or missing) token.
-fn token_refused(target: &Target, with_token: bool) -> String {
+fn token_refused(target: &dyn fmt::Display, with_token: bool) -> String {
     if with_token {
         format!("the token was refused by {target}")
     } else {

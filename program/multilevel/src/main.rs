@@ -1,6 +1,7 @@
-//! `multilevel`: serve an LMDB database over TCP or a Unix socket (`multilevel serve`, or no
-//! command at all), and talk to a server from the shell in the spirit of `redis-cli`: `get`,
-//! `mget`, `put`, `del`, `scan`, `count`, `clear`, `stats`, `import` and `export` of JSON lines.
+//! `multilevel`: serve an LMDB database (or, with the `etcd` feature, an etcd cluster) over TCP
+//! or a Unix socket (`multilevel serve`, or no command at all), and talk to a server from the
+//! shell in the spirit of `redis-cli`: `get`, `mget`, `put`, `del`, `scan`, `count`, `clear`,
+//! `stats`, `import` and `export` of JSON lines.
 //!
 //! `multilevel --help` documents the formats; the README has a tour.
 
@@ -112,13 +113,39 @@ async fn bench(args: args::BenchArgs) -> Result<(), Failure> {
     if args.quick {
         config = config.quick();
     }
-    let report = multilevel::bench::run(&config).await.map_err(|err| Failure::new(format!("bench: {err}")))?;
+    let report = if args.etcd.is_empty() {
+        multilevel::bench::run(&config).await
+    } else {
+        bench_etcd(&config, &args.etcd).await?
+    };
+    let report = report.map_err(|err| Failure::new(format!("bench: {err}")))?;
     if args.json {
         println!("{}", report.to_json());
     } else {
         print!("{}", report.to_text());
     }
     Ok(())
+}
+
+/// `multilevel bench --etcd`: the workloads on a cluster, next to raw etcd-client calls.
+#[cfg(feature = "etcd")]
+async fn bench_etcd(
+    config: &multilevel::bench::BenchConfig,
+    endpoints: &[String],
+) -> Result<std::io::Result<multilevel::bench::Report>, Failure> {
+    Ok(multilevel::bench::run_etcd(config, endpoints).await)
+}
+
+/// `multilevel bench --etcd` in a program built without the `etcd` feature.
+#[cfg(not(feature = "etcd"))]
+async fn bench_etcd(
+    _config: &multilevel::bench::BenchConfig,
+    _endpoints: &[String],
+) -> Result<std::io::Result<multilevel::bench::Report>, Failure> {
+    Err(Failure::usage(
+        "this multilevel was built without etcd support: build it with `cargo build --release -p multilevel \
+         --features etcd` (which needs protoc)",
+    ))
 }
 
 /// Runs the command line: serves, benches, or connects and runs one client command.
@@ -132,7 +159,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     // Mistakes in the arguments are found before connecting, and exit with status 2.
     let prepared = commands::Prepared::new(&command)?;
     let connect = command.connect_args().ok_or_else(|| Failure::new("not a client command"))?;
-    let db = Connection::open(connect).await?;
+    let db = Connection::open(connect, command.sublevels()).await?;
     let result = prepared.run(&db).await;
     db.close().await;
     result

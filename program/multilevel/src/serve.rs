@@ -1,21 +1,38 @@
-//! `multilevel serve`: open the store, listen, print where, serve until a signal, then shut
+//! `multilevel serve`: open the store (LMDB, or an etcd cluster with the `etcd` feature), listen, print where, serve until a signal, then shut
 //! down gracefully.
 
 use std::io::{self, Write};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use multilevel_proto::backend::Backend;
 use multilevel_store::{Store, StoreOptions};
 use multilevel_tokio::Server;
 use tracing::{info, warn};
 
 use crate::Failure;
 use crate::args::{ServeArgs, ServeOptions};
-use crate::connect::Target;
 
 /// How long connections get to finish their work after a shutdown signal.
 const GRACE: Duration = Duration::from_secs(10);
+
+/// Where a server listens.
+#[derive(Debug, Clone)]
+pub(crate) enum Place {
+    /// A TCP address, `host:port`.
+    Tcp(String),
+    /// A Unix socket path.
+    Unix(std::path::PathBuf),
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::Tcp(addr) => f.write_str(addr),
+            Place::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
 
 /// A bound listener.
 enum Listener {
@@ -24,17 +41,56 @@ enum Listener {
     Unix(tokio::net::UnixListener),
 }
 
-/// Serves `args.path` where `args.options` say until SIGINT or SIGTERM.
+/// Serves `args.path` (or, with `--etcd`, an etcd cluster) where `args.options` say until
+/// SIGINT or SIGTERM.
 pub(crate) async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let ServeArgs { path, options: args } = args;
-    let target = args.target();
-    let mut signals = Signals::new().map_err(|err| Failure::new(format!("cannot watch for signals: {err}")))?;
+    if !args.etcd.is_empty() {
+        return serve_etcd(args).await;
+    }
     let mut options = StoreOptions::default().readonly(args.readonly).no_sync(args.no_sync);
     if let Some(size) = args.map_size {
         options = options.map_size(size);
     }
     let store = Store::open(&path, options).map_err(|err| Failure::new(format!("cannot open the database: {err}")))?;
-    let mut config = store.server_config();
+    serve_backend(store, &path.display().to_string(), args).await
+}
+
+/// `serve --etcd ENDPOINTS [--namespace NAME]`: serves the etcd cluster at ENDPOINTS.
+#[cfg(feature = "etcd")]
+async fn serve_etcd(args: ServeOptions) -> Result<(), Failure> {
+    use multilevel_etcd::{EtcdBackend, EtcdOptions};
+    let namespace = args.namespace.clone().unwrap_or_default();
+    let options =
+        EtcdOptions { namespace: namespace.clone().into_bytes(), readonly: args.readonly, ..EtcdOptions::default() };
+    let endpoints = args.etcd.clone();
+    let joined = endpoints.join(",");
+    // Connecting blocks until a member answers (or the retry time is up).
+    let backend = tokio::task::spawn_blocking(move || EtcdBackend::connect(&endpoints, options))
+        .await
+        .map_err(|err| Failure::new(format!("cannot connect to etcd at {joined}: {err}")))?
+        .map_err(|err| Failure::new(format!("cannot connect to etcd at {joined}: {err}")))?;
+    let label = match args.namespace.as_deref() {
+        Some(namespace) => format!("etcd {joined} (namespace {namespace})"),
+        None => format!("etcd {joined}"),
+    };
+    serve_backend(backend, &label, args).await
+}
+
+/// `serve --etcd` in a program built without the `etcd` feature.
+#[cfg(not(feature = "etcd"))]
+async fn serve_etcd(_args: ServeOptions) -> Result<(), Failure> {
+    Err(Failure::usage(
+        "this multilevel was built without etcd support: build it with `cargo build --release -p multilevel \
+         --features etcd` (which needs protoc)",
+    ))
+}
+
+/// Serves `backend`, shown as `label`, where `args` say until SIGINT or SIGTERM.
+async fn serve_backend<B: Backend>(backend: B, label: &str, args: ServeOptions) -> Result<(), Failure> {
+    let target = args.target();
+    let mut signals = Signals::new().map_err(|err| Failure::new(format!("cannot watch for signals: {err}")))?;
+    let mut config = backend.server_config();
     config.tokens = tokens(&args)?;
     let protocol = multilevel_proto::Protocol::from(args.protocol);
     let many_level_target = args.many_level_target();
@@ -52,7 +108,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), Failure> {
         ),
         _ => None,
     };
-    let server = Server::with_config(store.clone(), config.clone())
+    let server = Server::with_config(backend.clone(), config.clone())
         .with_max_connections(args.max_connections)
         .with_protocol(protocol);
     let (listener, shown) = bind(&target).await?;
@@ -63,19 +119,19 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), Failure> {
         Some(target) => {
             let (listener, shown) = bind(target).await?;
             warn_if_open_to_network(&listener, true, &shown);
-            let server = Server::with_config(store.clone(), config.clone())
+            let server = Server::with_config(backend.clone(), config.clone())
                 .with_max_connections(args.max_connections)
                 .with_protocol(multilevel_proto::Protocol::ManyLevel);
             Some((server, listener, shown))
         }
         None => None,
     };
-    info!(path = %path.display(), on = %shown, readonly = args.readonly, no_sync = args.no_sync,
+    info!(serving = %label, on = %shown, readonly = args.readonly, no_sync = args.no_sync,
         protocol = ?protocol, "serving");
-    banner(&path, &shown, "");
+    banner(label, &shown, "");
     if let Some((_, _, shown)) = &many_level {
         info!(on = %shown, "serving many-level guests");
-        banner(&path, shown, " to many-level guests");
+        banner(label, shown, " to many-level guests");
     }
 
     let mut task = tokio::spawn(accept(server.clone(), listener, tls));
@@ -97,7 +153,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), Failure> {
         result = &mut task => Some(stopped("the listener", result)),
         result = second_done => Some(stopped("the many-level listener", result)),
     };
-    let servers: Vec<&Server> = std::iter::once(&server).chain(second_server.as_ref()).collect();
+    let servers: Vec<&Server<B>> = std::iter::once(&server).chain(second_server.as_ref()).collect();
     for server in &servers {
         server.shutdown();
     }
@@ -115,20 +171,20 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), Failure> {
     }
     #[cfg(unix)]
     for target in std::iter::once(&target).chain(many_level_target.as_ref()) {
-        if let Target::Unix(path) = target {
+        if let Place::Unix(path) = target {
             let _ = std::fs::remove_file(path);
         }
     }
     if args.no_sync {
         // Flush what the skipped fsyncs left in the page cache.
-        if let Err(err) = store.sync() {
+        if let Err(err) = backend.flush() {
             warn!("flushing the database to disk: {err}");
         }
     }
     drop(servers);
     drop(server);
     drop(second_server);
-    drop(store); // commits what is queued and closes the environment, unless connections linger
+    drop(backend); // LMDB: commits what is queued and closes the environment, unless connections linger
     info!("stopped");
     match failed {
         None => Ok(()),
@@ -152,7 +208,11 @@ fn tokens(args: &ServeOptions) -> Result<Option<std::sync::Arc<multilevel_proto:
 }
 
 /// Accepts and serves connections on `listener` until it fails or the task is aborted.
-async fn accept(server: Server, listener: Listener, tls: Option<Arc<rustls::ServerConfig>>) -> io::Result<()> {
+async fn accept<B: Backend>(
+    server: Server<B>,
+    listener: Listener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> io::Result<()> {
     match listener {
         Listener::Tcp(listener) => match tls {
             Some(tls) => server.serve_tls(listener, tls).await,
@@ -183,52 +243,33 @@ fn warn_if_open_to_network(listener: &Listener, open: bool, shown: &str) {
 }
 
 /// Binds the listener; returns it and how to show its address (with the real port).
-async fn bind(target: &Target) -> Result<(Listener, String), Failure> {
+async fn bind(target: &Place) -> Result<(Listener, String), Failure> {
     let cannot = |err: io::Error| Failure::new(format!("cannot listen on {target}: {err}"));
     match target {
-        Target::Tcp(addr) => {
+        Place::Tcp(addr) => {
             let listener = tokio::net::TcpListener::bind(addr.as_str()).await.map_err(cannot)?;
             let local = listener.local_addr().map_err(cannot)?;
             Ok((Listener::Tcp(listener), local.to_string()))
         }
         #[cfg(unix)]
-        Target::Unix(path) => {
-            remove_stale_socket(path)
-                .map_err(|message| Failure::new(format!("cannot listen on {target}: {message}")))?;
-            let listener = tokio::net::UnixListener::bind(path).map_err(cannot)?;
-            // Owner only: other local users cannot connect.
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(cannot)?;
+        Place::Unix(path) => {
+            // The one routine every server uses: replaces only a stale socket, owner-only.
+            let listener = multilevel_blocking::bind_unix_replacing_stale(path)
+                .map_err(|err| Failure::new(format!("cannot listen on unix:{err}")))?;
+            listener.set_nonblocking(true).map_err(cannot)?;
+            let listener = tokio::net::UnixListener::from_std(listener).map_err(cannot)?;
             Ok((Listener::Unix(listener), target.to_string()))
         }
         #[cfg(not(unix))]
-        Target::Unix(_) => Err(Failure::new("Unix sockets are not supported on this platform")),
+        Place::Unix(_) => Err(Failure::new("Unix sockets are not supported on this platform")),
     }
 }
 
-/// Removes a socket file left by a server that is gone; refuses to touch a live socket or a
-/// file that is not a socket.
-#[cfg(unix)]
-fn remove_stale_socket(path: &Path) -> Result<(), String> {
-    use std::os::unix::fs::FileTypeExt;
-    match std::fs::symlink_metadata(path) {
-        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(err) => Err(err.to_string()),
-        Ok(meta) if meta.file_type().is_socket() => {
-            if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                return Err("another server is listening there".into());
-            }
-            std::fs::remove_file(path).map_err(|err| format!("cannot remove the stale socket: {err}"))
-        }
-        Ok(_) => Err("the path exists and is not a socket".into()),
-    }
-}
-
-/// Prints `multilevel: serving PATH{what} on ADDR` to stdout, flushed, for scripts to read.
-fn banner(path: &Path, on: &str, what: &str) {
+/// Prints `multilevel: serving LABEL{what} on ADDR` to stdout, flushed, for scripts to read.
+fn banner(label: &str, on: &str, what: &str) {
     let mut out = io::stdout().lock();
     // Nobody reading stdout is no reason to stop serving.
-    let _ = writeln!(out, "multilevel: serving {}{what} on {on}", path.display()).and_then(|()| out.flush());
+    let _ = writeln!(out, "multilevel: serving {label}{what} on {on}").and_then(|()| out.flush());
 }
 
 /// SIGINT and SIGTERM, installed before the banner so that a signal right after it is handled.

@@ -419,7 +419,16 @@ fn serve_and_talk_over_a_unix_socket() {
     second.arg("serve").arg(dir.path().join("db2")).arg("--unix").arg(&socket);
     let refused = run(second, None);
     assert_eq!(refused.status.code(), Some(1));
-    assert!(stderr(&refused).contains("another server is listening there"), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("another server is listening on this socket"), "{}", stderr(&refused));
+    // Nor a file that is not a socket: it is left as it was.
+    let precious = dir.path().join("precious");
+    std::fs::write(&precious, "keep").unwrap();
+    let mut third = program();
+    third.arg("serve").arg(dir.path().join("db3")).arg("--unix").arg(&precious);
+    let refused = run(third, None);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(stderr(&refused).contains("a regular file is there, not a socket"), "{}", stderr(&refused));
+    assert_eq!(std::fs::read(&precious).unwrap(), b"keep");
 
     assert!(server.terminate().success());
     assert!(!socket.exists(), "the socket file is removed on shutdown");
@@ -472,9 +481,10 @@ fn serve_with_tokens_and_tls() {
     // A read-only token is not a read-only database.
     let refused = client(Some(reader), true, &["put", "k", "x"]);
     assert_eq!(refused.status.code(), Some(1));
-    assert!(stderr(&refused).contains("read-only"), "{}", stderr(&refused));
-    assert!(stderr(&refused).contains("token"), "{}", stderr(&refused));
-    assert!(!stderr(&refused).contains("the database is read-only"), "{}", stderr(&refused));
+    assert_eq!(
+        stderr(&refused),
+        "multilevel: write refused: this connection's token is read-only: it may read but not write\n"
+    );
     let wrong = client(Some("0123456789abcdef-guessed"), true, &["get", "k"]);
     assert_eq!(wrong.status.code(), Some(1), "a wrong token got in");
     assert_eq!(stderr(&wrong), format!("multilevel: the token was refused by {}\n", server.addr));
@@ -602,6 +612,15 @@ fn command_line_mistakes_exit_with_status_2() {
     mistake(&["get", "k", "--addr", "127.0.0.1:99999"], None, "is not an address");
     mistake(&["get", "k"], Some(("MULTILEVEL_ADDR", "nonsense")), "`nonsense` is not an address");
     mistake(&["serve", "--listen", "nonsense"], None, "`nonsense` is not an address");
+    mistake(&["serve", "--map-size", "lots"], None, "`lots` is not a size");
+    // --etcd serves a cluster: no directory, no LMDB options; --namespace needs it.
+    mistake(&["serve", "--etcd", "http://127.0.0.1:1", "--map-size", "1GiB"], None, "cannot be used with");
+    mistake(&["serve", "--etcd", "http://127.0.0.1:1", "--no-sync"], None, "cannot be used with");
+    mistake(&["serve", "some/dir", "--etcd", "http://127.0.0.1:1"], None, "cannot be used with");
+    mistake(&["serve", "--namespace", "app"], None, "--etcd");
+    #[cfg(not(feature = "etcd"))]
+    mistake(&["serve", "--etcd", "http://127.0.0.1:1"], None, "built without etcd support");
+    mistake(&["serve", "--map-size", "12parsecs"], None, "unknown size unit `parsecs`");
     // Bad hex is found before connecting (nothing listens at `nobody`).
     mistake(&["get", "--hex", "zz", "--addr", &nobody], None, "KEY `zz` is not hex");
     mistake(&["put", "--hex", "00", "zz", "--addr", &nobody], None, "VALUE `zz` is not hex");
@@ -704,6 +723,19 @@ fn a_readonly_database_says_so() {
     let readonly = start(true);
     assert_eq!(readonly.ok(&["get", "k"]), "v");
     let refused = readonly.run(&["put", "k", "x"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(stderr(&refused), "multilevel: write refused: the database is served read-only\n");
+    drop(readonly);
+
+    // With a token that may write, the refusal is still the database's, and says so.
+    let writer = "0123456789abcdef-writer";
+    let mut command = program();
+    command.env("MULTILEVEL_TOKENS", format!("read-write {writer}\n")).arg("serve").arg(&db);
+    command.args(["--listen", "127.0.0.1:0", "--readonly"]);
+    let readonly = ServerProcess::start(command, &format!("multilevel: serving {} on ", db.display()));
+    let mut put = program();
+    put.env("MULTILEVEL_TOKEN", writer).args(["put", "k", "x", "--addr", &readonly.addr, "--timeout", "20s"]);
+    let refused = run(put, None);
     assert_eq!(refused.status.code(), Some(1));
     assert_eq!(stderr(&refused), "multilevel: write refused: the database is served read-only\n");
 }
@@ -959,4 +991,117 @@ fn get_to_a_terminal_prints_escaped_text() {
     assert!(output.status.success(), "{}", stderr(&output));
     // The terminal turns the newline into CR LF.
     assert_eq!(String::from_utf8_lossy(&output.stdout), "a\\tb\\x1b[31m\r\n");
+}
+
+#[test]
+fn sublevels_hold_their_own_keys() {
+    let server = ServerProcess::tcp();
+    server.ok(&["put", "ada", "top"]);
+    // A put through --sublevel is stored under the abstract-level key, and read back by its own.
+    server.ok(&["put", "--sublevel", "users", "ada", "admin"]);
+    assert_eq!(server.ok(&["get", "!users!ada"]), "admin");
+    assert_eq!(server.ok(&["get", "ada", "--sublevel", "users"]), "admin");
+    assert_eq!(server.ok(&["get", "ada"]), "top", "the parent's own key is another");
+    server.ok(&["put", "!users!bob", "x"]); // written raw, seen in the sublevel
+    server.ok(&["put", "--sublevel", "posts", "1", "hello"]);
+
+    // A scan of a sublevel lists only its keys, without the prefix; ranges stay inside it.
+    assert_eq!(server.ok(&["scan", "--sublevel", "users"]), "ada\tadmin\nbob\tx\n");
+    assert_eq!(server.ok(&["scan", "--sublevel", "users", "--reverse", "--keys-only"]), "bob\nada\n");
+    assert_eq!(server.ok(&["scan", "--sublevel", "users", "--gt", "ada"]), "bob\tx\n");
+    assert_eq!(server.ok(&["count", "--sublevel", "users"]), "2\n");
+    assert_eq!(server.ok(&["count", "--sublevel", "nobody"]), "0\n");
+    assert_eq!(server.ok(&["mget", "--sublevel", "users", "bob", "ada"]), "bob\tx\nada\tadmin\n");
+    assert_eq!(
+        server.ok(&["export", "--sublevel", "posts"]),
+        "{\"key\":\"1\",\"value\":\"hello\"}\n",
+        "export gives the sublevel's keys, ready to import into another"
+    );
+    assert_eq!(
+        server.ok(&["scan", "--keys-only"]),
+        "!posts!1\n!users!ada\n!users!bob\nada\n",
+        "the parent sees its sublevels' entries under their stored keys"
+    );
+
+    // Nested: --sublevel a --sublevel b is !a!!b!key.
+    server.ok(&["put", "--sublevel", "a", "--sublevel", "b", "k", "deep"]);
+    assert_eq!(server.ok(&["get", "!a!!b!k"]), "deep");
+    assert_eq!(server.ok(&["scan", "--sublevel", "a"]), "!b!k\tdeep\n");
+    assert_eq!(server.ok(&["scan", "--sublevel", "a", "--sublevel", "b"]), "k\tdeep\n");
+    // Options before the command name still apply (and nest in order).
+    let output =
+        program().args(["--sublevel", "a", "--sublevel", "b", "get", "k", "--addr", &server.addr]).output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(output.stdout, b"deep");
+
+    // import, del and clear stay inside the sublevel too.
+    let imported = server.run_with_stdin(
+        &["import", "--sublevel", "users"],
+        Some(b"{\"key\":\"cy\",\"value\":\"1\"}\n{\"key\":\"dee\",\"value\":\"2\"}\n"),
+    );
+    assert!(imported.status.success(), "{}", stderr(&imported));
+    assert_eq!(server.ok(&["get", "!users!dee"]), "2");
+    server.ok(&["del", "--sublevel", "users", "bob"]);
+    assert_eq!(server.ok(&["scan", "--sublevel", "users", "--keys-only"]), "ada\ncy\ndee\n");
+    server.ok(&["clear", "--sublevel", "users", "--all"]);
+    assert_eq!(server.ok(&["count", "--sublevel", "users"]), "0\n");
+    assert_eq!(server.ok(&["scan", "--keys-only"]), "!a!!b!k\n!posts!1\nada\n", "nothing else was cleared");
+    let missing = server.run(&["get", "--sublevel", "users", "ada"]);
+    assert_eq!(stderr(&missing), "multilevel: not found: ada\n", "the key as given");
+}
+
+#[test]
+fn several_addresses_fail_over() {
+    let server = ServerProcess::tcp();
+    let dead = refused_addr();
+    // The first address is dead, the second alive: the command works.
+    let both = format!("{dead},{}", server.addr);
+    for (how, flag) in [("flag", true), ("environment", false)] {
+        let mut command = program();
+        command.args(["put", "k", how, "--timeout", "20s"]);
+        if flag {
+            command.args(["--addr", &both]);
+        } else {
+            command.env("MULTILEVEL_ADDR", &both);
+        }
+        let output = run(command, None);
+        assert!(output.status.success(), "{how}: {}", stderr(&output));
+        let output = program().args(["get", "k", "--addr", &both]).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&output.stdout), how);
+    }
+    // Repeated --addr flags add up.
+    let output = program().args(["get", "k", "--addr", &dead, "--addr", &server.addr]).output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    // Every address dead: one line naming them.
+    let other = refused_addr();
+    let output = program().args(["get", "k", "--addr", &format!("{dead},{other}")]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).starts_with(&format!("multilevel: cannot reach {dead},{other}: ")), "{}", stderr(&output));
+    assert_eq!(stderr(&output).lines().count(), 1);
+    // A malformed address among them is a command-line mistake.
+    let output = program().args(["get", "k", "--addr", &format!("{},nonsense", server.addr)]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+}
+
+#[test]
+fn tls_to_a_plain_server_names_the_tls_handshake() {
+    let dir = tempfile::tempdir().unwrap();
+    make_pki(dir.path());
+    let server = ServerProcess::tcp();
+    let ca = dir.path().join("ca.pem").display().to_string();
+    let dead = refused_addr();
+    // Also when the plain server is the second address tried: the TLS failure is named with it.
+    for addrs in [server.addr.clone(), format!("{dead},{}", server.addr)] {
+        let output = program()
+            .args(["get", "k", "--addr", &addrs, "--timeout", "20s", "--tls-ca", &ca, "--tls-name", "localhost"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        assert!(
+            stderr(&output).starts_with(&format!("multilevel: the TLS handshake with {} failed: ", server.addr)),
+            "{addrs}: {}",
+            stderr(&output)
+        );
+        assert_eq!(stderr(&output).lines().count(), 1);
+    }
 }

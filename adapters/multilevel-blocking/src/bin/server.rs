@@ -1,8 +1,8 @@
 //! `multilevel-blocking-server`: serve an LMDB database over TCP or a Unix socket, on threads.
 //!
 //! With no arguments it serves `./multilevel-data` on `127.0.0.1:7481`. Its flags are those of
-//! `multilevel serve` where they overlap (the path, `--addr`, `--unix`, `--readonly`,
-//! `--no-sync`, `--map-size`).
+//! `multilevel serve` where they overlap (the path, `--listen` or `$MULTILEVEL_LISTEN`, `--unix`,
+//! `--readonly`, `--no-sync`, `--map-size`).
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -12,7 +12,7 @@ use clap::Parser;
 use multilevel_blocking::Server;
 use multilevel_store::{Store, StoreOptions, parse_size};
 
-/// Where the server listens when neither `--addr` nor `--unix` says.
+/// Where the server listens when neither `--listen`, `$MULTILEVEL_LISTEN` nor `--unix` says.
 const DEFAULT_ADDR: &str = "127.0.0.1:7481";
 
 /// The database directory served when none is given.
@@ -22,6 +22,10 @@ const DEFAULT_PATH: &str = "multilevel-data";
 const AFTER_HELP: &str = "\
 The same server as `multilevel serve`, on std threads instead of tokio, with the flags they share.
 TLS, tokens and many-level guests are only in `multilevel serve`.
+
+It listens on --listen, else $MULTILEVEL_LISTEN, else 127.0.0.1:7481 (`--addr` is another name for
+--listen); it never reads $MULTILEVEL_ADDR, the clients' setting, so exporting it for a remote
+server cannot make a local server try to bind that address.
 
 It prints `multilevel: serving PATH on ADDR` on stdout once listening (with the real port), and
 logs to stderr (RUST_LOG, default info). Exit status: 1 if it cannot open the database or listen,
@@ -34,9 +38,10 @@ struct Args {
     /// The database directory; created if missing (with --readonly it must exist)
     #[arg(default_value = DEFAULT_PATH)]
     path: PathBuf,
-    /// The TCP address to listen on (port 0 picks a free port)
-    #[arg(long, default_value = DEFAULT_ADDR, value_name = "HOST:PORT")]
-    addr: String,
+    /// Where to listen for TCP connections (port 0 picks a free port); $MULTILEVEL_ADDR, the
+    /// clients' setting, is never read here. `--addr` is accepted as an alias
+    #[arg(long, alias = "addr", env = "MULTILEVEL_LISTEN", default_value = DEFAULT_ADDR, value_name = "HOST:PORT")]
+    listen: String,
     /// Listen on the Unix socket at PATH instead of TCP (owner-only); a stale socket file is
     /// replaced, anything else there is refused
     #[cfg(unix)]
@@ -85,7 +90,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         banner(&args.path, &format!("unix:{}", socket.display()));
         return Ok(server.serve_unix(listener)?);
     }
-    let listener = TcpListener::bind(&args.addr).map_err(|err| format!("cannot listen on {}: {err}", args.addr))?;
+    let listener = TcpListener::bind(&args.listen).map_err(|err| format!("cannot listen on {}: {err}", args.listen))?;
     banner(&args.path, &listener.local_addr()?.to_string());
     Ok(server.serve_tcp(listener)?)
 }

@@ -29,10 +29,17 @@ impl Drop for ChildGuard {
 /// Starts `exe serve dir --addr 127.0.0.1:0` and returns it with the address it printed.
 pub(crate) fn start_server(exe: &Path, dir: &Path, no_sync: bool) -> io::Result<(ChildGuard, SocketAddr)> {
     let mut command = Command::new(exe);
-    command.arg("serve").arg(dir).args(["--addr", "127.0.0.1:0"]).env("RUST_LOG", "warn");
+    command.arg("serve").arg(dir).args(["--addr", "127.0.0.1:0"]);
     if no_sync {
         command.arg("--no-sync");
     }
+    start_tcp_server(command)
+}
+
+/// Starts `command`, a `multilevel serve` listening on TCP, and returns it with the address
+/// its banner names.
+pub(crate) fn start_tcp_server(mut command: Command) -> io::Result<(ChildGuard, SocketAddr)> {
+    command.env("RUST_LOG", "warn");
     let mut child = ChildGuard(command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?);
     let stdout = child.0.stdout.take().ok_or_else(|| io::Error::other("no stdout"))?;
     let mut line = String::new();

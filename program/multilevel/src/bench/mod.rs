@@ -7,12 +7,16 @@
 //! placement. The report says which placement it ran with.
 
 mod anchors;
+#[cfg(feature = "etcd")]
+mod etcd;
 mod report;
 mod workloads;
 
 use std::io;
 use std::path::PathBuf;
 
+#[cfg(feature = "etcd")]
+pub use etcd::run_etcd;
 pub use report::{Figure, Report};
 
 /// What to run.
