@@ -20,9 +20,13 @@
 mod config;
 mod error;
 mod event;
+mod handshake;
 mod iter;
+mod iterators;
 mod options;
+mod output;
 mod request;
+mod timers;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
@@ -32,17 +36,18 @@ use bytes::{Bytes, BytesMut};
 pub use config::ClientConfig;
 pub use error::{CallError, ConnectFailure, ConnectionError, ErrorKind, IssueError, PeerMisbehaved, RequestError};
 pub use event::{ClientEvent, ConnectionState};
+use handshake::{could_start_handshake_answer, goodbye_error, not_multilevel};
 use iter::ClientIterator;
 pub use iter::IterPoll;
 pub use options::ClientOptions;
 pub use request::{Request, Response};
+use request::{from_message, into_message, request_message};
 
 use crate::frame::FrameDecoder;
 use crate::message::{
-    ClientHello, ClientMessage, ErrorCode, Goodbye, GoodbyeReason, IdMap, IterOptions, MAGIC, NO_REPLAY_SESSION,
-    PROTOCOL_VERSION, RemoteError, ServerHello, ServerMessage, decode_server, encode, encode_within, encoded_len,
+    ClientHello, ClientMessage, ErrorCode, Goodbye, GoodbyeReason, IdMap, MAGIC, NO_REPLAY_SESSION, PROTOCOL_VERSION,
+    RemoteError, ServerHello, ServerMessage, decode_server, encode_within, encoded_len,
 };
-use crate::sublevel::SublevelPrefix;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -233,115 +238,6 @@ impl Client {
             return Err(IssueError::TooLarge { len, max: server.max_frame as usize });
         }
         Ok(())
-    }
-
-    /// Opens an iterator. Read it with [`iterator_next`](Self::iterator_next); close it with
-    /// [`close_iterator`](Self::close_iterator) when done, which releases its server snapshot.
-    pub fn open_iterator(&mut self, options: IterOptions) -> Result<u64, IssueError> {
-        self.open_iterator_in(&SublevelPrefix::root(), options)
-    }
-
-    /// Opens an iterator over `options` in the sublevel `sublevel`: its range is kept inside
-    /// the sublevel, its keys come without the prefix, and seeks are within the sublevel.
-    pub fn open_iterator_in(&mut self, sublevel: &SublevelPrefix, options: IterOptions) -> Result<u64, IssueError> {
-        if self.phase == Phase::Closed {
-            return Err(IssueError::Closed);
-        }
-        let id = self.next_id;
-        let prefix = Bytes::copy_from_slice(sublevel.as_bytes());
-        let mut iter = ClientIterator::new(sublevel.iter_options(options), prefix);
-        let msg = iter.open_message(id, self.config.iterator_window);
-        self.check_limits(std::iter::empty(), &msg)?;
-        self.next_id += 1;
-        if self.phase == Phase::Connected {
-            self.send(&msg);
-        } else {
-            iter.on_server = false;
-        }
-        self.iterators.insert(id, iter);
-        Ok(id)
-    }
-
-    /// Takes the next entry of an iterator. Unknown (closed) iterators read as ended.
-    pub fn iterator_next(&mut self, id: u64) -> IterPoll {
-        let Some(iter) = self.iterators.get_mut(&id) else { return IterPoll::End };
-        let (poll, credit) = iter.next(self.config.iterator_window);
-        if let Some(bytes) = credit
-            && self.phase == Phase::Connected
-        {
-            self.send(&ClientMessage::IterCredit { id, bytes });
-        }
-        poll
-    }
-
-    /// Moves up to `max_entries` entries of an iterator that have arrived to `out`, stopping
-    /// once they cost `max_bytes` (see [`entry_cost`](crate::message::entry_cost)); returns how
-    /// many. The same as that many [`iterator_next`](Self::iterator_next) calls, in one: when
-    /// it returns 0, `iterator_next` tells whether the iterator ended, failed or waits.
-    pub fn iterator_take(
-        &mut self,
-        id: u64,
-        max_entries: usize,
-        max_bytes: u64,
-        out: &mut VecDeque<crate::message::WireEntry>,
-    ) -> usize {
-        let Some(iter) = self.iterators.get_mut(&id) else { return 0 };
-        let (count, credit) = iter.take(self.config.iterator_window, max_entries, max_bytes, out);
-        if let Some(bytes) = credit
-            && self.phase == Phase::Connected
-        {
-            self.send(&ClientMessage::IterCredit { id, bytes });
-        }
-        count
-    }
-
-    /// Moves an iterator to the first key at or after `target` (at or before, in reverse),
-    /// within its range. Entries buffered from before the seek are dropped.
-    pub fn seek(&mut self, id: u64, target: Bytes) {
-        let window = self.config.iterator_window;
-        let Some(iter) = self.iterators.get_mut(&id) else { return };
-        let msg = iter.seek(id, target, window);
-        if self.phase != Phase::Connected {
-            return; // reopened where it stands on the next connection
-        }
-        let msg = match msg {
-            Some(msg) => msg,
-            None if iter.needs_server() => iter.open_message(id, window),
-            None => return,
-        };
-        self.send_iterator_frame(id, &msg);
-    }
-
-    /// Sends an iterator's open or seek, or fails the iterator if the frame would exceed the
-    /// server's maximum (a seek to a huge key): sending it would only cost the connection, and
-    /// with retry, every connection after it.
-    fn send_iterator_frame(&mut self, id: u64, msg: &ClientMessage) {
-        let too_large = self.server.as_ref().map(|server| (encoded_len(msg), server.max_frame as usize));
-        let Some((len, max)) = too_large.filter(|(len, max)| len > max) else {
-            self.send(msg);
-            return;
-        };
-        if !self.iterators.contains_key(&id) {
-            return;
-        }
-        if matches!(msg, ClientMessage::IterSeek { .. }) {
-            self.send(&ClientMessage::IterClose { id });
-        }
-        let Some(iter) = self.iterators.get_mut(&id) else { return };
-        iter.on_server = false;
-        let message = format!("iterator request of {len} bytes exceeds the server's maximum frame of {max} bytes");
-        iter.fail(RequestError::Remote(RemoteError::new(ErrorCode::TooLarge, message)));
-        self.events.push_back(ClientEvent::IteratorReadable { id });
-    }
-
-    /// Closes an iterator and releases its snapshot on the server.
-    pub fn close_iterator(&mut self, id: u64) {
-        if let Some(iter) = self.iterators.remove(&id)
-            && iter.on_server
-            && self.phase == Phase::Connected
-        {
-            self.send(&ClientMessage::IterClose { id });
-        }
     }
 
     /// Says a new transport is up. The handshake goes out at once; pending requests follow
@@ -582,106 +478,6 @@ impl Client {
         }
     }
 
-    /// Tells the machine the time; call it when [`poll_timeout`](Self::poll_timeout) passes.
-    /// Fails requests past their deadline, sends keepalive pings and gives up a silent server.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        let mut expired: Vec<u64> = match self.with_deadline {
-            0 => Vec::new(),
-            _ => {
-                self.requests.iter().filter(|(_, p)| p.deadline.is_some_and(|d| d <= now)).map(|(id, _)| *id).collect()
-            }
-        };
-        expired.sort_unstable();
-        for id in expired {
-            self.finish(id, Err(RequestError::TimedOut));
-        }
-        if !matches!(self.phase, Phase::Handshaking | Phase::Connected) {
-            return;
-        }
-        let silent = now.saturating_duration_since(self.last_heard);
-        if silent >= self.config.keepalive_timeout {
-            self.lose(ConnectionError::KeepaliveTimeout(self.config.keepalive_timeout));
-        } else if self.phase == Phase::Connected && silent >= self.config.keepalive_interval && !self.ping_outstanding {
-            self.ping_outstanding = true;
-            self.next_nonce += 1;
-            self.send(&ClientMessage::Ping { nonce: self.next_nonce });
-        }
-    }
-
-    /// When [`handle_timeout`](Self::handle_timeout) must next be called, if ever.
-    #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        // A scan of every pending request, only when one of them has a deadline.
-        let deadline = match self.with_deadline {
-            0 => None,
-            _ => self.requests.values().filter_map(|p| p.deadline).min(),
-        };
-        let keepalive = match self.phase {
-            Phase::Connected if !self.ping_outstanding => Some(self.last_heard + self.config.keepalive_interval),
-            Phase::Connected | Phase::Handshaking => Some(self.last_heard + self.config.keepalive_timeout),
-            Phase::Disconnected | Phase::Closed => None,
-        };
-        [deadline, keepalive].into_iter().flatten().min()
-    }
-
-    /// Whether [`poll_transmit`](Self::poll_transmit) has bytes, e.g. iterator credit granted
-    /// by [`iterator_next`](Self::iterator_next). Lets an adapter wake its writer only when
-    /// needed.
-    pub fn wants_transmit(&self) -> bool {
-        !self.out.is_empty() || self.release_due()
-    }
-
-    /// Bytes to write to the transport, if any.
-    ///
-    /// Requests issued while others are on their way are held back until as many are waiting
-    /// as are on their way, or until none is on its way any more (an answer arrived), so that
-    /// many callers pipelining on one connection send them in a few large writes rather than
-    /// one each, and the server reads and answers them in as few. A request issued when none
-    /// is on its way goes out at once; anything else sent (an iterator frame, a ping) takes the
-    /// held requests with it, in order.
-    #[must_use]
-    pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        if self.release_due() {
-            self.release_held();
-        }
-        (!self.out.is_empty()).then(|| self.out.split().freeze())
-    }
-
-    /// Whether the held requests should go out now.
-    fn release_due(&self) -> bool {
-        self.held_count > 0 && self.held_count >= self.sent_pending
-    }
-
-    /// Moves the held requests to the output, behind what is there.
-    fn release_held(&mut self) {
-        if self.held_count == 0 {
-            return;
-        }
-        if self.out.is_empty() {
-            std::mem::swap(&mut self.out, &mut self.held);
-        } else {
-            self.out.extend_from_slice(&self.held);
-            self.held.clear();
-        }
-        self.held_count = 0;
-        // Every pending request has now been sent on this connection.
-        self.sent_pending = self.requests.len();
-        self.last_sent_id = self.next_id - 1;
-    }
-
-    fn clear_held(&mut self) {
-        self.held.clear();
-        self.held_count = 0;
-        self.sent_pending = 0;
-        self.last_sent_id = 0;
-    }
-
-    /// Queues a frame other than a new request, behind the held requests.
-    fn send(&mut self, msg: &ClientMessage) {
-        self.release_held();
-        encode(msg, &mut self.out);
-    }
-
     /// The next event for the adapter.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<ClientEvent> {
@@ -701,98 +497,5 @@ impl Client {
         }
         self.phase = Phase::Closed;
         self.fail_all(RequestError::Closed);
-    }
-}
-
-/// The first body byte of a [`ServerMessage::Hello`] and of a [`ServerMessage::Goodbye`]: the
-/// postcard tags of their variants.
-const HELLO_TAG: u8 = 0;
-const GOODBYE_TAG: u8 = 1;
-
-/// Whether `partial`, the start of the first frame's body, may begin a hello (its tag, then
-/// the magic) or a goodbye, the only frames a server sends first.
-fn could_start_handshake_answer(partial: &[u8]) -> bool {
-    match partial.split_first() {
-        None => true,
-        Some((&HELLO_TAG, magic)) => MAGIC.starts_with(&magic[..magic.len().min(MAGIC.len())]),
-        Some((&GOODBYE_TAG, _)) => true,
-        Some(_) => false,
-    }
-}
-
-/// What a peer that fails the handshake's framing or decoding is: not a multilevel server.
-fn not_multilevel(err: &dyn std::fmt::Display) -> ConnectionError {
-    ConnectionError::NotMultilevel(format!("its first answer is not a multilevel handshake ({err})"))
-}
-
-fn goodbye_error(goodbye: Goodbye) -> ConnectionError {
-    match goodbye.reason {
-        GoodbyeReason::BadMagic | GoodbyeReason::VersionMismatch => ConnectionError::Incompatible(goodbye.message),
-        GoodbyeReason::Unauthenticated => ConnectionError::Unauthenticated(goodbye.message),
-        _ => ConnectionError::Goodbye(goodbye),
-    }
-}
-
-/// The message of request `id`, taking the request's keys and values.
-fn into_message(id: u64, request: Request) -> ClientMessage {
-    match request {
-        Request::Get { key } => ClientMessage::Get { id, key },
-        Request::GetMany { keys } => ClientMessage::GetMany { id, keys },
-        Request::Put { key, value } => ClientMessage::Put { id, key, value },
-        Request::Del { key } => ClientMessage::Del { id, key },
-        Request::Batch { ops } => ClientMessage::Batch { id, ops },
-        Request::Clear { range, reverse, limit } => ClientMessage::Clear { id, range, reverse, limit },
-        Request::Stats => ClientMessage::Stats { id },
-    }
-}
-
-/// The request a message made by [`into_message`] came from.
-fn from_message(msg: ClientMessage) -> Request {
-    match msg {
-        ClientMessage::Get { key, .. } => Request::Get { key },
-        ClientMessage::GetMany { keys, .. } => Request::GetMany { keys },
-        ClientMessage::Put { key, value, .. } => Request::Put { key, value },
-        ClientMessage::Del { key, .. } => Request::Del { key },
-        ClientMessage::Batch { ops, .. } => Request::Batch { ops },
-        ClientMessage::Clear { range, reverse, limit, .. } => Request::Clear { range, reverse, limit },
-        // `into_message` makes only the messages above.
-        _ => Request::Stats,
-    }
-}
-
-fn request_message(id: u64, request: &Request) -> ClientMessage {
-    into_message(id, request.clone())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn handshake_answers_start_with_the_tags_the_partial_check_expects() {
-        let hello = ServerHello {
-            magic: MAGIC,
-            version: PROTOCOL_VERSION,
-            features: 0,
-            max_frame: 1 << 20,
-            max_key_size: 512,
-            max_in_flight: 64,
-            max_iterators: 8,
-            readonly: false,
-        };
-        let goodbye = Goodbye { reason: GoodbyeReason::Unauthenticated, message: "no".into() };
-        for msg in [ServerMessage::Hello(hello), ServerMessage::Goodbye(goodbye)] {
-            let mut out = BytesMut::new();
-            encode(&msg, &mut out);
-            // Every cut of a real answer may be a handshake answer.
-            for cut in 0..out.len() {
-                let mut decoder = FrameDecoder::new(1 << 20);
-                decoder.push(&out[..cut]);
-                assert!(decoder.partial_body().is_none_or(could_start_handshake_answer), "{msg:?} cut at {cut}");
-            }
-        }
-        let mut decoder = FrameDecoder::new(1 << 20);
-        decoder.push(b"HTTP/1.1 400 Bad Request\r\n");
-        assert!(!decoder.partial_body().is_none_or(could_start_handshake_answer));
     }
 }

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use super::error::CallError;
-use crate::message::BatchOp;
+use crate::message::{BatchOp, ClientMessage};
 use crate::range::KeyRange;
 
 /// An operation to issue with [`Client::issue`](super::Client::issue).
@@ -134,4 +134,35 @@ impl Response {
             other => Err(CallError::UnexpectedResponse(other)),
         }
     }
+}
+
+/// The message of request `id`, taking the request's keys and values.
+pub(super) fn into_message(id: u64, request: Request) -> ClientMessage {
+    match request {
+        Request::Get { key } => ClientMessage::Get { id, key },
+        Request::GetMany { keys } => ClientMessage::GetMany { id, keys },
+        Request::Put { key, value } => ClientMessage::Put { id, key, value },
+        Request::Del { key } => ClientMessage::Del { id, key },
+        Request::Batch { ops } => ClientMessage::Batch { id, ops },
+        Request::Clear { range, reverse, limit } => ClientMessage::Clear { id, range, reverse, limit },
+        Request::Stats => ClientMessage::Stats { id },
+    }
+}
+
+/// The request a message made by [`into_message`] came from.
+pub(super) fn from_message(msg: ClientMessage) -> Request {
+    match msg {
+        ClientMessage::Get { key, .. } => Request::Get { key },
+        ClientMessage::GetMany { keys, .. } => Request::GetMany { keys },
+        ClientMessage::Put { key, value, .. } => Request::Put { key, value },
+        ClientMessage::Del { key, .. } => Request::Del { key },
+        ClientMessage::Batch { ops, .. } => Request::Batch { ops },
+        ClientMessage::Clear { range, reverse, limit, .. } => Request::Clear { range, reverse, limit },
+        // `into_message` makes only the messages above.
+        _ => Request::Stats,
+    }
+}
+
+pub(super) fn request_message(id: u64, request: &Request) -> ClientMessage {
+    into_message(id, request.clone())
 }
