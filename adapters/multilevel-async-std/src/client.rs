@@ -22,11 +22,10 @@ use multilevel_proto::{
     BatchOp, CallError, ClientOptions, ConnectionChange, ConnectionState, Endpoints, IterHandle, IterOptions,
     Reconnect, Request, Response, Router, RouterHost, SublevelPrefix, WireEntry,
 };
-
-use crate::sublevel::Sublevel;
 use tracing::debug;
 
 use crate::spawn::{Signal, Spawn};
+use crate::sublevel::Sublevel;
 use crate::transport::Transport;
 
 /// An iterator entry: key and value, each present if the iterator's options asked for it.

@@ -19,15 +19,14 @@ use multilevel_proto::{
     BatchOp, CallError, ClientOptions, ConnectionChange, ConnectionState, Endpoints, IterHandle, IterOptions,
     Reconnect, Request, Response, Router, RouterHost, SublevelPrefix, WireEntry,
 };
-
-use crate::sublevel::Sublevel;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, ToSocketAddrs};
 
-use crate::timer::Timer;
 use tokio::sync::{Notify, watch};
 use tracing::debug;
 
+use crate::sublevel::Sublevel;
+use crate::timer::Timer;
 use crate::transport::Transport;
 
 /// An iterator entry: key and value, each present if the iterator's options asked for it.
