@@ -6,6 +6,7 @@
 
 pub mod adapters;
 pub mod proxy;
+pub mod suite;
 
 /// Resident memory of this process, in KiB (Linux).
 pub fn rss_kib() -> u64 {

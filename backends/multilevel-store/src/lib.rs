@@ -477,25 +477,25 @@ impl Backend for Store {
     }
 }
 
-/// Runs `request` through `execute`, sending a queued result to `completions` (only writes
-/// queue, so only they pay for the handle).
-fn execute_with(
+/// The `done` callback of `request`: sends its result to `completions` if it was queued. Only
+/// writes queue, so only they take a handle; the callback is boxed once, by the writer queue.
+fn done_for(
     op: OpId,
-    request: StoreRequest,
+    request: &StoreRequest,
     completions: &Arc<dyn Completions>,
-    execute: impl FnOnce(StoreRequest, Box<dyn FnOnce(Result<Outcome, StoreError>) + Send>) -> Execution,
-) -> Execution {
-    if request.is_write() {
-        let completions = Arc::clone(completions);
-        execute(request, Box::new(move |result| completions.complete(op, result)))
-    } else {
-        execute(request, Box::new(|_| {}))
+) -> impl FnOnce(Result<Outcome, StoreError>) + Send + 'static {
+    let completions = request.is_write().then(|| Arc::clone(completions));
+    move |result| {
+        if let Some(completions) = completions {
+            completions.complete(op, result);
+        }
     }
 }
 
 impl Executor for ConnectionStore {
     fn execute(&mut self, op: OpId, request: StoreRequest, completions: &Arc<dyn Completions>) -> Execution {
-        execute_with(op, request, completions, |request, done| ConnectionStore::execute(self, request, done))
+        let done = done_for(op, &request, completions);
+        ConnectionStore::execute(self, request, done)
     }
 
     fn close_iterator(&mut self, iterator: u64) {
@@ -511,7 +511,8 @@ impl BackendConnection for ConnectionStore {
 
 impl Executor for ReadScope<'_> {
     fn execute(&mut self, op: OpId, request: StoreRequest, completions: &Arc<dyn Completions>) -> Execution {
-        execute_with(op, request, completions, |request, done| ReadScope::execute(self, request, done))
+        let done = done_for(op, &request, completions);
+        ReadScope::execute(self, request, done)
     }
 
     fn close_iterator(&mut self, iterator: u64) {
