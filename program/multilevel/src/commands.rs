@@ -64,20 +64,20 @@ impl<'a> Prepared<'a> {
                 // Raw bytes for files and pipes; escaped text for people.
                 let auto = if io::stdout().is_terminal() { ValueFormat::Text } else { ValueFormat::Raw };
                 Prepared::Get {
-                    key: arg(&args.key, args.hex, "KEY")?,
+                    key: arg(&args.key, args.shared.hex, "KEY")?,
                     format: args.format().unwrap_or(auto),
-                    hex: args.hex.hex,
+                    hex: args.shared.hex.hex,
                 }
             }
             Command::Mget(args) => Prepared::Mget {
-                keys: args.keys.iter().map(|key| arg(key, args.hex, "KEY")).collect::<Result<_, _>>()?,
+                keys: args.keys.iter().map(|key| arg(key, args.shared.hex, "KEY")).collect::<Result<_, _>>()?,
                 format: args.format,
-                hex: args.hex.hex,
+                hex: args.shared.hex.hex,
             },
             Command::Put(args) => {
-                let key = arg(&args.key, args.hex, "KEY")?;
+                let key = arg(&args.key, args.shared.hex, "KEY")?;
                 let value = match &args.value {
-                    Some(value) => arg(value, args.hex, "VALUE")?,
+                    Some(value) => arg(value, args.shared.hex, "VALUE")?,
                     None if io::stdin().is_terminal() => {
                         return Err(Failure::usage("put needs a VALUE, or the value piped on stdin"));
                     }
@@ -91,29 +91,31 @@ impl<'a> Prepared<'a> {
                 };
                 Prepared::Put { key, value }
             }
-            Command::Del(args) => Prepared::Del { key: arg(&args.key, args.hex, "KEY")? },
+            Command::Del(args) => Prepared::Del { key: arg(&args.key, args.shared.hex, "KEY")? },
             Command::Scan(args) => Prepared::Scan {
-                options: iter_options(&args.range, args.hex.hex, !args.values_only, !args.keys_only)?,
+                options: iter_options(&args.shared.range, args.shared.hex.hex, !args.values_only, !args.keys_only)?,
                 format: args.format,
             },
-            Command::Count(args) => Prepared::Count { options: iter_options(&args.range, args.hex.hex, true, false)? },
+            Command::Count(args) => {
+                Prepared::Count { options: iter_options(&args.shared.range, args.shared.hex.hex, true, false)? }
+            }
             Command::Clear(args) => {
-                if !args.all && !args.range.is_bounded() {
+                if !args.all && !args.shared.range.is_bounded() {
                     return Err(Failure::usage(
                         "clear needs a range (--prefix, --gt, --gte, --lt, --lte or --limit), or --all to delete \
                          every key",
                     ));
                 }
                 Prepared::Clear {
-                    range: key_range(&args.range, args.hex.hex)?,
-                    reverse: args.range.reverse,
-                    limit: args.range.limit,
+                    range: key_range(&args.shared.range, args.shared.hex.hex)?,
+                    reverse: args.shared.range.reverse,
+                    limit: args.shared.range.limit,
                 }
             }
             Command::Stats(args) => Prepared::Stats { format: args.format },
             Command::Import(args) => Prepared::Import(args),
             Command::Export(args) => Prepared::Export {
-                options: iter_options(&args.range, args.hex.hex, true, true)?,
+                options: iter_options(&args.shared.range, args.shared.hex.hex, true, true)?,
                 file: args.file.as_deref().filter(|f| *f != Path::new("-")),
             },
         })
