@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
 use indicatif::{ProgressBar, ProgressStyle};
 use multilevel_proto::IssueError;
-use multilevel_tokio::{BatchOp, Error, IterOptions, KeyRange};
+use multilevel_tokio::{BatchOp, ConnectionState, Error, IterOptions, KeyRange};
 use tokio::sync::mpsc;
 
 use crate::Failure;
@@ -289,16 +289,45 @@ fn progress(total_bytes: Option<u64>, what: &'static str) -> ProgressBar {
     }
     let bar = match total_bytes {
         Some(total) => ProgressBar::new(total).with_style(
-            ProgressStyle::with_template("{spinner} {wide_bar} {bytes}/{total_bytes} ({eta}) {msg}")
+            ProgressStyle::with_template("{spinner} {prefix}{wide_bar} {bytes}/{total_bytes} ({eta}) {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         ),
         None => ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template(&format!("{{spinner}} {{elapsed}} {{human_pos}} entries {what}"))
+            ProgressStyle::with_template(&format!("{{spinner}} {{prefix}}{{elapsed}} {{human_pos}} entries {what}"))
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         ),
     };
     bar.enable_steady_tick(Duration::from_millis(100));
     bar
+}
+
+/// While a progress display shows, says on it when the connection is lost and being made
+/// again (with retry), so a stalled transfer says why; the count stays where it was and goes on
+/// from there. Stops when dropped.
+struct ReconnectNotice(Option<tokio::task::JoinHandle<()>>);
+
+impl ReconnectNotice {
+    fn new(db: &Connection, bar: &ProgressBar) -> Self {
+        if bar.is_hidden() {
+            return Self(None);
+        }
+        let (mut state, bar) = (db.client.watch_state(), bar.clone());
+        let notice = format!("reconnecting to {}... ", db.target());
+        Self(Some(tokio::spawn(async move {
+            while state.changed().await.is_ok() {
+                let connected = *state.borrow_and_update() == ConnectionState::Connected;
+                bar.set_prefix(if connected { String::new() } else { notice.clone() });
+            }
+        })))
+    }
+}
+
+impl Drop for ReconnectNotice {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
+    }
 }
 
 /// Where `export` writes.
@@ -341,6 +370,7 @@ async fn export(db: &Connection, options: IterOptions, file: Option<&Path>) -> R
         ExportTarget::InPlace(file) => BufWriter::new(Box::new(file)),
     };
     let progress = progress(None, "exported");
+    let _notice = ReconnectNotice::new(db, &progress);
     let count = stream_entries(db, options, &progress, |key, value| jsonl::write_entry(&mut out, key, value)).await;
     progress.finish_and_clear();
     let count = count?;
@@ -456,6 +486,7 @@ async fn import(db: &Connection, args: &ImportArgs) -> Result<(), Failure> {
     tokio::task::spawn_blocking(move || read_chunks(input, &name, batch_size, &tx));
 
     let progress = progress(total, "imported");
+    let _notice = ReconnectNotice::new(db, &progress);
     let mut in_flight = FuturesOrdered::new();
     let mut imported = 0u64;
     let mut input_done = false;

@@ -286,6 +286,11 @@ impl Connection {
         })
     }
 
+    /// Where the server is.
+    pub(crate) fn target(&self) -> &Target {
+        &self.target
+    }
+
     /// Whether the client is connected now.
     fn connected(&self) -> bool {
         *self.client.watch_state().borrow() == ConnectionState::Connected

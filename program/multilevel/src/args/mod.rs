@@ -201,6 +201,28 @@ mod tests {
     }
 
     #[test]
+    fn long_transfers_retry_by_default() {
+        let retry = |args: &[&str]| match parse(args) {
+            Ok(Cli { command: Some(command), .. }) => command.client().map(|setup| setup.retry),
+            Ok(_) => panic!("no command in {args:?}"),
+            Err(err) => panic!("{args:?}: {err}"),
+        };
+        for transfer in [&["scan"][..], &["export", "f"], &["import", "f"]] {
+            assert_eq!(retry(transfer), Some(true), "{transfer:?}");
+            assert_eq!(retry(&[transfer, &["--no-retry"]].concat()), Some(false), "{transfer:?} --no-retry");
+        }
+        for one_shot in [&["get", "k"][..], &["put", "k", "v"], &["del", "k"], &["mget", "k"], &["count"]] {
+            assert_eq!(retry(one_shot), Some(false), "{one_shot:?}");
+            assert_eq!(retry(&[one_shot, &["--retry"]].concat()), Some(true), "{one_shot:?} --retry");
+        }
+        assert_eq!(retry(&["clear", "--all", "--addr", "a:1,b:2"]), Some(true), "several addresses fail over");
+        assert_eq!(retry(&["stats", "--addr", "a:1,b:2", "--no-retry"]), Some(false));
+        assert_eq!(retry(&["get", "k", "--retry", "--no-retry"]), Some(false), "the last one wins");
+        assert_eq!(retry(&["--retry", "get", "k"]), Some(true), "before the command");
+        assert_eq!(retry(&["serve"]), None);
+    }
+
+    #[test]
     fn the_command_line_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
