@@ -1,7 +1,8 @@
 //! `--retry` end to end: a `multilevel serve` child on a temp LMDB directory is SIGKILLed in the
 //! middle of a long `export`, `import` or `scan` and started again on the same port; the
 //! command (retrying by default) reconnects and finishes with status 0, every entry once and
-//! in order. With `--no-retry` the same cut fails the command, saying so, with status 1.
+//! in order. With `--no-retry` the same cut fails the command, saying so, with status 1; and a
+//! server that never comes back fails a retrying command after `--timeout`.
 
 #![cfg(unix)]
 
@@ -277,4 +278,31 @@ fn without_retry_a_cut_transfer_fails() {
     assert!(!out.exists(), "a failed export leaves no file");
     db.restart(killed);
     assert_eq!(db.ok(&["count"]), format!("{ENTRIES}\n"), "the database is intact");
+}
+
+#[test]
+fn a_server_that_stays_away_fails_a_retrying_transfer_after_the_timeout() {
+    let mut db = Database::filled();
+    let addr = db.addr();
+    let mut scan = program()
+        .args(["scan", "--addr", &addr, "--timeout", "2s"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (_, mut stdout) = first_line(&mut scan);
+    thread::sleep(Duration::from_millis(300));
+    db.kill();
+    let killed_at = Instant::now();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let scanned = finish(scan);
+    let took = killed_at.elapsed();
+    assert_eq!(scanned.status.code(), Some(1), "{}", stderr(&scanned));
+    assert_eq!(
+        stderr(&scanned),
+        format!("multilevel: {addr} did not answer within 2s: the connection was lost and could not be made again\n")
+    );
+    assert!(took < Duration::from_secs(15), "the scan gave up {took:?} after the server died");
 }
