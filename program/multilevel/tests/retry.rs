@@ -51,7 +51,8 @@ fn expected_export() -> String {
 struct Database {
     server: ServerProcess,
     path: PathBuf,
-    _dir: TempDir,
+    /// Holds the database (and the tests' dump files).
+    dir: TempDir,
 }
 
 impl Database {
@@ -60,7 +61,7 @@ impl Database {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
         let server = Self::serve(&path, "127.0.0.1:0");
-        Self { server, path, _dir: dir }
+        Self { server, path, dir }
     }
 
     /// A database holding [`ENTRIES`] entries, round 1.
@@ -144,7 +145,7 @@ fn export_begun(path: &Path, export: &mut Child) -> Option<usize> {
 #[test]
 fn an_export_survives_a_server_restart() {
     let mut db = Database::filled();
-    let out = db._dir.path().join("dump.jsonl");
+    let out = db.dir.path().join("dump.jsonl");
     let out_arg = out.display().to_string();
     // Stop the export as soon as it has written something; on a machine slow enough for it
     // to finish first, try again.
@@ -265,7 +266,7 @@ fn without_retry_a_cut_transfer_fails() {
     db.restart(killed);
 
     // An export to a file: it fails, and leaves no file behind.
-    let out = db._dir.path().join("dump.jsonl");
+    let out = db.dir.path().join("dump.jsonl");
     let mut export = spawn(&addr, &["export", &out.display().to_string(), "--no-retry"], Stdio::null());
     export_begun(&out, &mut export).expect("the export finished before it could be stopped");
     let killed = db.kill();
