@@ -73,17 +73,19 @@ impl Database {
         db
     }
 
+    /// `multilevel serve PATH --listen LISTEN`, up to its banner.
     fn serve(path: &Path, listen: &str) -> ServerProcess {
         let mut command = program();
         command.arg("serve").arg(path).args(["--listen", listen]);
         ServerProcess::start(command, &format!("multilevel: serving {} on ", path.display()))
     }
 
+    /// Where the server listens, `127.0.0.1:PORT`, the same across restarts.
     fn addr(&self) -> String {
         self.server.addr.clone()
     }
 
-    /// SIGKILLs the server.
+    /// SIGKILLs the server; returns its pid.
     fn kill(&mut self) -> u32 {
         let pid = self.server.child.id();
         self.server.kill();

@@ -31,6 +31,7 @@ pub(crate) fn program() -> Command {
 
 /// A `multilevel serve` child; killed when dropped.
 pub(crate) struct ServerProcess {
+    /// The `multilevel serve` process.
     pub(crate) child: Child,
     /// Where it listens: `host:port`, or the socket path for `--unix` (the rest of the first
     /// banner line after the prefix it was started with).
