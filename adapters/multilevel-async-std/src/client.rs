@@ -18,6 +18,7 @@ use multilevel_proto::{ClientDriver, ClientOptions, ConnectionState, Endpoints, 
 use tracing::debug;
 
 use crate::spawn::{Signal, Spawn};
+use crate::sublevel::Sublevel;
 use crate::transport::Transport;
 
 /// The `futures-io` and `async-io` part of a client, and where the connection state goes.
@@ -171,4 +172,4 @@ impl Client {
     }
 }
 
-multilevel_proto::async_client!(Client, FuturesIo);
+multilevel_proto::async_client!(Client, FuturesIo, Sublevel);

@@ -17,6 +17,7 @@ use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio::sync::watch;
 use tracing::debug;
 
+use crate::sublevel::Sublevel;
 use crate::transport::Transport;
 
 /// tokio's part of a client: its I/O traits and timers, and where the connection state goes.
@@ -180,4 +181,4 @@ impl Client {
     }
 }
 
-multilevel_proto::async_client!(Client, Tokio);
+multilevel_proto::async_client!(Client, Tokio, Sublevel);

@@ -119,12 +119,13 @@ macro_rules! async_sublevel {
 
 /// Generates the rest of an async client's API on a [`ClientDriver`](crate::ClientDriver): for
 /// a type `$client` with a field `driver: Arc<ClientDriver<$runtime>>`, its `request`, the typed
-/// operations, `batch`, `iter`, `sublevel` and `close`, and the `Iter` type (a
+/// operations, `batch`, `iter`, `sublevel` (returning `$sublevel`, in scope, made by
+/// [`async_sublevel!`](macro@crate::async_sublevel)) and `close`, and the `Iter` type (a
 /// `futures_core::Stream`). The tokio and the async-std/smol adapters invoke it in their
 /// `client` module.
 #[macro_export]
 macro_rules! async_client {
-    ($client:ident, $runtime:ty) => {
+    ($client:ident, $runtime:ty, $sublevel:ident) => {
         /// An iterator entry: key and value, each present if the iterator's options asked for it.
         pub type Entry = $crate::WireEntry;
 
@@ -167,8 +168,8 @@ macro_rules! async_client {
             }
 
             /// A view of the keys under `name`, with this client's whole API; see [`Sublevel`](crate::Sublevel).
-            pub fn sublevel(&self, name: impl AsRef<[u8]>) -> crate::Sublevel {
-                crate::Sublevel::new(self.clone(), $crate::SublevelPrefix::root().sublevel(name))
+            pub fn sublevel(&self, name: impl AsRef<[u8]>) -> $sublevel {
+                $sublevel::new(self.clone(), $crate::SublevelPrefix::root().sublevel(name))
             }
 
             /// Closes the client: pending requests fail with
@@ -207,6 +208,29 @@ macro_rules! async_client {
                 cx: &mut std::task::Context<'_>,
             ) -> std::task::Poll<Option<Self::Item>> {
                 self.get_mut().0.poll_next(cx)
+            }
+        }
+    };
+}
+
+/// Generates an async adapter's `Transport` type (the boxed halves of one byte stream, as a
+/// client's connector returns them) for its runtime's read and write traits, e.g.
+/// `async_transport!(tokio::io::AsyncRead, tokio::io::AsyncWrite)`. The adapter adds its
+/// constructors.
+#[macro_export]
+macro_rules! async_transport {
+    ($read:path, $write:path) => {
+        /// The halves of one async byte stream, as a client's connector returns them.
+        pub struct Transport {
+            /// Where bytes from the server come from.
+            pub reader: Box<dyn $read + Unpin + Send>,
+            /// Where bytes to the server go.
+            pub writer: Box<dyn $write + Unpin + Send>,
+        }
+
+        impl std::fmt::Debug for Transport {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct("Transport").finish_non_exhaustive()
             }
         }
     };
