@@ -79,18 +79,6 @@ impl Runtime for FuturesIo {
     }
 }
 
-/// A client of a multilevel server: `Clone + Send + Sync`; clones share one connection.
-#[derive(Clone)]
-pub struct Client {
-    driver: Arc<ClientDriver<FuturesIo>>,
-}
-
-impl std::fmt::Debug for Client {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("state", &self.state()).finish_non_exhaustive()
-    }
-}
-
 impl Client {
     /// A client that connects with `connector`, called again for every reconnect; its driver
     /// task runs on `spawner`. Returns at once; requests wait for the first connection.

@@ -77,18 +77,6 @@ impl Runtime for Tokio {
     }
 }
 
-/// A client of a multilevel server: `Clone + Send + Sync`; clones share one connection.
-#[derive(Clone)]
-pub struct Client {
-    driver: Arc<ClientDriver<Tokio>>,
-}
-
-impl std::fmt::Debug for Client {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("state", &*self.driver.runtime().status.borrow()).finish_non_exhaustive()
-    }
-}
-
 impl Client {
     /// A client that connects with `connector`, called again for every reconnect. Must be
     /// called inside a tokio runtime; returns at once, and requests wait for the first

@@ -117,8 +117,8 @@ macro_rules! async_sublevel {
     };
 }
 
-/// Generates the rest of an async client's API on a [`ClientDriver`](crate::ClientDriver): for
-/// a type `$client` with a field `driver: Arc<ClientDriver<$runtime>>`, its `request`, the typed
+/// Generates an async client type `$client` on a [`ClientDriver`](crate::ClientDriver)`<$runtime>`
+/// (a field `driver`; the adapter adds its constructors and `state`), with its `request`, the typed
 /// operations, `batch`, `iter`, `sublevel` (returning `$sublevel`, in scope, made by
 /// [`async_sublevel!`](macro@crate::async_sublevel)) and `close`, and the `Iter` type (a
 /// `futures_core::Stream`). The tokio and the async-std/smol adapters invoke it in their
@@ -128,6 +128,18 @@ macro_rules! async_client {
     ($client:ident, $runtime:ty, $sublevel:ident) => {
         /// An iterator entry: key and value, each present if the iterator's options asked for it.
         pub type Entry = $crate::WireEntry;
+
+        /// A client of a multilevel server: `Clone + Send + Sync`; clones share one connection.
+        #[derive(Clone)]
+        pub struct $client {
+            driver: std::sync::Arc<$crate::ClientDriver<$runtime>>,
+        }
+
+        impl std::fmt::Debug for $client {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($client)).field("state", &self.state()).finish_non_exhaustive()
+            }
+        }
 
         impl $client {
             /// Issues a request and waits for its answer, failing with
