@@ -188,3 +188,101 @@ impl<W> Drop for Hold<'_, W> {
         self.writer.wake.notify();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::io;
+    use std::pin::pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Poll, Waker};
+    use std::time::Instant;
+
+    use super::Writer;
+    use crate::client::{Client, ClientConfig, ConnectionState};
+    use crate::driver::Runtime;
+    use crate::router::Router;
+
+    /// A transport that takes `room` more bytes, then blocks.
+    #[derive(Clone, Default)]
+    struct Pipe {
+        sent: Arc<Mutex<Vec<u8>>>,
+        room: Arc<AtomicUsize>,
+    }
+
+    struct Fake;
+
+    impl Runtime for Fake {
+        type Transport = Pipe;
+        type Reader = ();
+        type Writer = Pipe;
+        type Timer = ();
+
+        fn split(pipe: Pipe) -> ((), Pipe) {
+            ((), pipe)
+        }
+        fn poll_read(_: &mut (), _: &mut Context<'_>, _: &mut [u8]) -> Poll<io::Result<usize>> {
+            Poll::Pending
+        }
+        fn poll_write(pipe: &mut Pipe, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            let n = pipe.room.load(Ordering::SeqCst).min(buf.len());
+            if n == 0 {
+                return Poll::Pending;
+            }
+            pipe.room.fetch_sub(n, Ordering::SeqCst);
+            pipe.sent.lock().unwrap().extend_from_slice(&buf[..n]);
+            Poll::Ready(Ok(n))
+        }
+        fn poll_flush(_: &mut Pipe, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(_: &mut Pipe, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn timer(_: Instant) {}
+        fn reset(_: &mut (), _: Instant) {}
+        fn poll_timer(_: &mut (), _: &mut Context<'_>) -> Poll<()> {
+            Poll::Pending
+        }
+        fn yield_now(&self) -> impl Future<Output = ()> + Send {
+            std::future::ready(())
+        }
+        fn publish(&self, _: ConnectionState) {}
+    }
+
+    /// The client's hello, as a machine with the same config sends it.
+    fn hello(now: Instant) -> Vec<u8> {
+        let mut machine = Client::new(ClientConfig::new(9), now);
+        machine.handle_connected(now);
+        let mut out = Vec::new();
+        while let Some(bytes) = machine.poll_transmit() {
+            out.extend_from_slice(&bytes);
+        }
+        out
+    }
+
+    #[test]
+    fn a_busy_writer_is_left_alone_and_a_cancelled_one_leaves_no_half_frame() {
+        let now = Instant::now();
+        let router = Mutex::new(Router::new(Client::new(ClientConfig::new(9), now)));
+        router.lock().unwrap().machine().handle_connected(now);
+        let pipe = Pipe::default();
+        pipe.room.store(3, Ordering::SeqCst);
+        let writer = Writer::new();
+        writer.replace(Some(pipe.clone()));
+        let mut cx = Context::from_waker(Waker::noop());
+
+        let mut first = Box::pin(writer.flush::<Fake>(&router));
+        assert!(first.as_mut().poll(&mut cx).is_pending(), "blocked after 3 bytes");
+        let second = pin!(writer.flush::<Fake>(&router));
+        assert_eq!(second.poll(&mut cx), Poll::Ready(true), "leaves the writing to the holder");
+        drop(first); // cancelled halfway through the hello
+
+        pipe.room.store(usize::MAX, Ordering::SeqCst);
+        let third = pin!(writer.flush::<Fake>(&router));
+        assert_eq!(third.poll(&mut cx), Poll::Ready(true));
+        assert_eq!(*pipe.sent.lock().unwrap(), hello(now), "the rest of the hello went out, once");
+        assert!(writer.wake.poll(&mut cx).is_ready(), "the writer loop was told to finish it");
+    }
+}
