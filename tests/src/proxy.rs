@@ -23,12 +23,16 @@ impl CuttingProxy {
     /// Starts a proxy to `upstream` on the shared tokio runtime. Each connection is cut after
     /// a log-uniform number of bytes between 2^`min_log2` and 2^`max_log2`.
     pub fn start(upstream: SocketAddr, seed: u64, min_log2: f64, max_log2: f64) -> Self {
-        let runtime = crate::adapters::runtime();
-        let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).expect("bind");
+        crate::adapters::runtime().block_on(Self::spawn(upstream, seed, min_log2, max_log2))
+    }
+
+    /// Starts the same proxy on the current tokio runtime (e.g. a `#[tokio::test]`'s).
+    pub async fn spawn(upstream: SocketAddr, seed: u64, min_log2: f64, max_log2: f64) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let proxy = Self { addr, cuts: Arc::default(), bytes: Arc::default() };
         let state = proxy.clone();
-        runtime.spawn(async move {
+        tokio::spawn(async move {
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
             while let Ok((client, _)) = listener.accept().await {
                 let Ok(server) = TcpStream::connect(upstream).await else { continue };

@@ -35,27 +35,28 @@ impl Transport {
     /// A transport over a TCP stream, with `TCP_NODELAY` on.
     pub fn tcp(stream: TcpStream) -> io::Result<Self> {
         stream.set_nodelay(true)?;
-        let writer = stream.try_clone()?;
-        let closer = stream.try_clone()?;
-        Ok(Self {
-            reader: Box::new(stream),
-            writer: Box::new(writer),
-            closer: Some(Arc::new(move || {
-                let _ = closer.shutdown(Shutdown::Both);
-            })),
-        })
+        Self::socket(stream, TcpStream::try_clone, TcpStream::shutdown)
     }
 
     /// A transport over a Unix socket.
     #[cfg(unix)]
     pub fn unix(stream: UnixStream) -> io::Result<Self> {
-        let writer = stream.try_clone()?;
-        let closer = stream.try_clone()?;
+        Self::socket(stream, UnixStream::try_clone, UnixStream::shutdown)
+    }
+
+    /// A transport over a socket whose clones share it: one reads, one writes, one shuts it down.
+    fn socket<S: Read + Write + Send + Sync + 'static>(
+        stream: S,
+        try_clone: fn(&S) -> io::Result<S>,
+        shutdown: fn(&S, Shutdown) -> io::Result<()>,
+    ) -> io::Result<Self> {
+        let writer = try_clone(&stream)?;
+        let closer = try_clone(&stream)?;
         Ok(Self {
             reader: Box::new(stream),
             writer: Box::new(writer),
             closer: Some(Arc::new(move || {
-                let _ = closer.shutdown(Shutdown::Both);
+                let _ = shutdown(&closer, Shutdown::Both);
             })),
         })
     }

@@ -1,4 +1,4 @@
-//! The timer of a connection loop (the server's connections and the client's driver).
+//! The timer of the server's connection loops (the client's is in multilevel-proto's driver).
 
 /// A connection loop's timer, armed lazily: a deadline that moves later (the idle timeout after
 /// each input, a keepalive) leaves it as it is, to fire early and be re-armed then, so a busy

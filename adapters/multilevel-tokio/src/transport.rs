@@ -7,19 +7,7 @@ use tokio::net::TcpStream;
 #[cfg(unix)]
 use tokio::net::UnixStream;
 
-/// The halves of one async byte stream, as a client's connector returns them.
-pub struct Transport {
-    /// Where bytes from the server come from.
-    pub reader: Box<dyn AsyncRead + Unpin + Send>,
-    /// Where bytes to the server go.
-    pub writer: Box<dyn AsyncWrite + Unpin + Send>,
-}
-
-impl std::fmt::Debug for Transport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Transport").finish_non_exhaustive()
-    }
-}
+multilevel_proto::async_transport!(tokio::io::AsyncRead, tokio::io::AsyncWrite);
 
 impl Transport {
     /// A transport over any stream (split into halves).

@@ -116,3 +116,134 @@ macro_rules! async_sublevel {
         }
     };
 }
+
+/// Generates an async client type `$client` on a [`ClientDriver`](crate::ClientDriver)`<$runtime>`
+/// (a field `driver`; the adapter adds its constructors and `state`), with its `request`, the typed
+/// operations, `batch`, `iter`, `sublevel` (returning `$sublevel`, in scope, made by
+/// [`async_sublevel!`](macro@crate::async_sublevel)) and `close`, and the `Iter` type (a
+/// `futures_core::Stream`). The tokio and the async-std/smol adapters invoke it in their
+/// `client` module.
+#[macro_export]
+macro_rules! async_client {
+    ($client:ident, $runtime:ty, $sublevel:ident) => {
+        /// An iterator entry: key and value, each present if the iterator's options asked for it.
+        pub type Entry = $crate::WireEntry;
+
+        /// A client of a multilevel server: `Clone + Send + Sync`; clones share one connection.
+        #[derive(Clone)]
+        pub struct $client {
+            driver: std::sync::Arc<$crate::ClientDriver<$runtime>>,
+        }
+
+        impl std::fmt::Debug for $client {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($client)).field("state", &self.state()).finish_non_exhaustive()
+            }
+        }
+
+        impl $client {
+            /// Issues a request and waits for its answer, failing with
+            /// [`RequestError::TimedOut`](multilevel_proto::RequestError::TimedOut) after `timeout` if
+            /// one is given (else the client's default).
+            pub async fn request(
+                &self,
+                request: $crate::Request,
+                timeout: Option<std::time::Duration>,
+            ) -> Result<$crate::Response, $crate::CallError> {
+                self.driver.request(request, timeout).await
+            }
+
+            async fn call(&self, request: $crate::Request) -> Result<$crate::Response, $crate::CallError> {
+                self.driver.request(request, None).await
+            }
+
+            $crate::client_api!(async.await);
+
+            /// Applies puts and deletes atomically, in order.
+            pub async fn batch(&self, ops: Vec<$crate::BatchOp>) -> Result<(), $crate::CallError> {
+                self.call($crate::Request::Batch { ops }).await?.into_done()
+            }
+
+            /// Iterates over a range as a [`Stream`](futures_core::Stream) of entries. It reads one
+            /// snapshot while the connection lives; with retry on, it resumes after a reconnect
+            /// exactly where it stopped.
+            pub fn iter(&self, options: $crate::IterOptions) -> Result<Iter, $crate::CallError> {
+                self.iter_in(&$crate::SublevelPrefix::root(), options)
+            }
+
+            pub(crate) fn iter_in(
+                &self,
+                sublevel: &$crate::SublevelPrefix,
+                options: $crate::IterOptions,
+            ) -> Result<Iter, $crate::CallError> {
+                self.driver.iter_in(sublevel, options).map(Iter)
+            }
+
+            /// A view of the keys under `name`, with this client's whole API; see [`Sublevel`](crate::Sublevel).
+            pub fn sublevel(&self, name: impl AsRef<[u8]>) -> $sublevel {
+                $sublevel::new(self.clone(), $crate::SublevelPrefix::root().sublevel(name))
+            }
+
+            /// Closes the client: pending requests fail with
+            /// [`RequestError::Closed`](multilevel_proto::RequestError::Closed).
+            pub fn close(&self) {
+                self.driver.close();
+            }
+        }
+
+        /// An open iterator, a [`Stream`](futures_core::Stream) of entries; closed (and its server
+        /// snapshot released) when dropped.
+        #[derive(Debug)]
+        pub struct Iter($crate::IterHandle<std::sync::Arc<$crate::ClientDriver<$runtime>>>);
+
+        impl Iter {
+            /// Moves to the first key at or after `target` (at or before, for a reverse iterator),
+            /// within the iterator's range. The limit keeps counting.
+            pub fn seek(&mut self, target: impl AsRef<[u8]>) {
+                self.0.seek(target);
+            }
+
+            /// Up to `max` entries: waits until at least one is there or the iterator ends; an empty
+            /// batch means the end.
+            pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Entry>, $crate::CallError> {
+                let mut out = Vec::new();
+                std::future::poll_fn(|cx| self.0.poll_batch(cx, max, &mut out)).await?;
+                Ok(out)
+            }
+        }
+
+        impl futures_core::Stream for Iter {
+            type Item = Result<Entry, $crate::CallError>;
+
+            fn poll_next(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Option<Self::Item>> {
+                self.get_mut().0.poll_next(cx)
+            }
+        }
+    };
+}
+
+/// Generates an async adapter's `Transport` type (the boxed halves of one byte stream, as a
+/// client's connector returns them) for its runtime's read and write traits, e.g.
+/// `async_transport!(tokio::io::AsyncRead, tokio::io::AsyncWrite)`. The adapter adds its
+/// constructors.
+#[macro_export]
+macro_rules! async_transport {
+    ($read:path, $write:path) => {
+        /// The halves of one async byte stream, as a client's connector returns them.
+        pub struct Transport {
+            /// Where bytes from the server come from.
+            pub reader: Box<dyn $read + Unpin + Send>,
+            /// Where bytes to the server go.
+            pub writer: Box<dyn $write + Unpin + Send>,
+        }
+
+        impl std::fmt::Debug for Transport {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct("Transport").finish_non_exhaustive()
+            }
+        }
+    };
+}

@@ -1,13 +1,17 @@
 //! The Sans-IO core of multilevel: share one ordered key-value store among many processes over
 //! any reliable byte stream.
 //!
-//! This crate holds the wire format and the two state machines, and nothing else: no sockets,
-//! threads, clocks or storage. Bytes and [`Instant`](std::time::Instant)s go in; bytes to send,
-//! store requests and events come out. The adapters (`multilevel-tokio`,
-//! `multilevel-async-std`, `multilevel-blocking`) are small loops around it, and a program with
-//! an unusual transport can drive it by hand the same way.
+//! This crate holds the wire format and the two state machines: no sockets, threads or
+//! storage. Bytes and [`Instant`](std::time::Instant)s go in; bytes to send, store requests and
+//! events come out. The adapters (`multilevel-tokio`, `multilevel-async-std`,
+//! `multilevel-blocking`) are small loops around it, and a program with an unusual transport can
+//! drive it by hand the same way. The one part that runs (reads the clock, awaits I/O) is the
+//! async clients' driver, [`ClientDriver`]: still runtime-free, it reaches sockets and timers
+//! only through the adapter's [`Runtime`].
 //!
 //! - [`Client`]: issue requests and open iterators; it retries and resumes across reconnects.
+//! - [`ClientDriver`]: a [`Client`] with its callers, connection, timers and reconnects, for an
+//!   async adapter to run on its [`Runtime`].
 //! - [`ServerConnection`]: one per connection; it turns frames into [`StoreRequest`]s for the
 //!   adapter to run against a store, and the store's answers back into frames.
 //! - [`ManyLevelServer`]: the same for Node `many-level` guests ([`manylevel`]); both machines
@@ -77,6 +81,7 @@ pub mod backend;
 pub mod backoff;
 pub mod client;
 pub mod client_api;
+pub mod driver;
 pub mod endpoints;
 pub mod frame;
 pub mod hooks;
@@ -109,6 +114,7 @@ pub use client::{
     CallError, Client, ClientConfig, ClientEvent, ClientOptions, ConnectFailure, ConnectionError, ConnectionState,
     ErrorKind, IssueError, IterPoll, Request, RequestError, Response,
 };
+pub use driver::{ClientDriver, Connector, DriverTask, Runtime};
 pub use endpoints::Endpoints;
 pub use frame::{FrameDecoder, FrameError};
 pub use machine::{Protocol, ServerMachine};

@@ -1,71 +1,15 @@
 //! The async client under load through a loopback proxy that cuts every connection at a
 //! random byte, with retry on: nothing lost, nothing applied twice, iterators exact.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use multilevel_proto::BatchOp;
 use multilevel_store::{Store, StoreOptions};
+use multilevel_tests::proxy::CuttingProxy;
 use multilevel_tokio::{Client, ClientOptions, IterOptions, KeyRange, Server};
-use rand::{RngExt, SeedableRng};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-
-/// Forwards connections to `upstream`, cutting each after a random number of bytes in total.
-/// Returns its address and a counter of cuts.
-async fn cutting_proxy(upstream: SocketAddr, seed: u64) -> (SocketAddr, Arc<AtomicU64>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let cuts = Arc::new(AtomicU64::new(0));
-    let counter = Arc::clone(&cuts);
-    tokio::spawn(async move {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        while let Ok((client, _)) = listener.accept().await {
-            let Ok(server) = TcpStream::connect(upstream).await else { continue };
-            // Log-uniform, 64 B to 128 KiB: small connections are cut often, and some live long
-            // enough to carry a 64 KiB iterator frame or more.
-            let budget = (2f64.powf(rng.random_range(6.0..17.0)) as usize).max(1);
-            let counter = Arc::clone(&counter);
-            tokio::spawn(async move {
-                if relay(client, server, budget).await {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                }
-            });
-        }
-    });
-    (addr, cuts)
-}
-
-/// Copies both ways until `budget` bytes have passed (then drops both sides: a cut) or a side
-/// closes. Returns whether it cut.
-async fn relay(client: TcpStream, server: TcpStream, mut budget: usize) -> bool {
-    let (mut cr, mut cw) = client.into_split();
-    let (mut sr, mut sw) = server.into_split();
-    let mut up = vec![0u8; 4096];
-    let mut down = vec![0u8; 4096];
-    loop {
-        let (n, to_server) = tokio::select! {
-            r = cr.read(&mut up) => (r.unwrap_or(0), true),
-            r = sr.read(&mut down) => (r.unwrap_or(0), false),
-        };
-        if n == 0 {
-            return false;
-        }
-        let n_sent = n.min(budget);
-        let ok = if to_server { sw.write_all(&up[..n_sent]).await } else { cw.write_all(&down[..n_sent]).await };
-        budget -= n_sent;
-        if ok.is_err() {
-            return false;
-        }
-        if budget == 0 {
-            return true;
-        }
-    }
-}
+use tokio::net::TcpListener;
 
 fn static_key(i: u32) -> Bytes {
     Bytes::from(format!("static/{i:05}"))
@@ -96,7 +40,10 @@ async fn cuts_at_random_bytes_lose_nothing_and_double_nothing() {
         setup.batch(ops.collect()).await.unwrap();
     }
 
-    let (proxy, cuts) = cutting_proxy(direct, 0x5eed).await;
+    // Log-uniform cuts, 64 B to 128 KiB: small connections are cut often, and some live long
+    // enough to carry a 64 KiB iterator frame or more.
+    let cutting = CuttingProxy::spawn(direct, 0x5eed, 6.0, 17.0).await;
+    let proxy = cutting.addr;
     let options = || ClientOptions::default().retry(true);
     let work = async {
         let mut tasks = Vec::new();
@@ -206,7 +153,7 @@ async fn cuts_at_random_bytes_lose_nothing_and_double_nothing() {
             .await as u64;
         assert_eq!(tokens, TOKENS - clears[t as usize], "writer {t}: a clear was lost or applied twice");
     }
-    let cuts = cuts.load(Ordering::Relaxed);
+    let cuts = cutting.cuts();
     eprintln!("disconnects: {cuts} connections cut at random bytes; all writes and iterators exact");
     assert!(cuts >= 50, "the proxy cut only {cuts} connections");
 }
