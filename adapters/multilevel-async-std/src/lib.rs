@@ -39,6 +39,7 @@
 #![warn(missing_docs)]
 
 mod client;
+mod in_process;
 mod server;
 mod spawn;
 mod sublevel;

@@ -31,6 +31,7 @@
 #![warn(missing_docs)]
 
 mod client;
+mod in_process;
 mod server;
 mod table;
 mod transport;

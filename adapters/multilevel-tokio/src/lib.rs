@@ -33,6 +33,7 @@
 #![warn(missing_docs)]
 
 mod client;
+mod in_process;
 mod server;
 mod sublevel;
 mod table;
