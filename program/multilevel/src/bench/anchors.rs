@@ -74,6 +74,46 @@ pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
     status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// CPU time process `pid` has used so far (user and system), from `/proc/PID/stat` (Linux;
+/// its clock ticks are USER_HZ, 100 per second, so measure over a second or more).
+pub(crate) fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    let (utime, stime): (u64, u64) = (fields.get(11)?.parse().ok()?, fields.get(12)?.parse().ok()?);
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// MB/s of one loopback TCP stream carrying `bytes` in 64 KiB writes: the bandwidth an
+/// iterator's batches could reach at most.
+pub(crate) fn tcp_stream(bytes: u64) -> io::Result<f64> {
+    const CHUNK: usize = 64 * 1024;
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let reader = std::thread::spawn(move || -> io::Result<u64> {
+        let (mut stream, _) = listener.accept()?;
+        let mut buf = vec![0u8; CHUNK];
+        let mut total = 0u64;
+        loop {
+            match stream.read(&mut buf)? {
+                0 => return Ok(total),
+                n => total += n as u64,
+            }
+        }
+    });
+    let mut stream = TcpStream::connect(addr)?;
+    let chunk = vec![7u8; CHUNK];
+    let start = Instant::now();
+    let mut sent = 0u64;
+    while sent < bytes {
+        stream.write_all(&chunk)?;
+        sent += CHUNK as u64;
+    }
+    drop(stream);
+    let received = reader.join().map_err(|_| io::Error::other("the stream reader panicked"))??;
+    Ok(received as f64 / 1e6 / start.elapsed().as_secs_f64().max(1e-9))
+}
+
 /// The same ping-pong as [`ping_pong`], over a Unix socket.
 #[cfg(unix)]
 pub(crate) fn unix_ping_pong(round_trips: u64, request: usize, response: usize) -> io::Result<Latencies> {
@@ -140,7 +180,7 @@ fn installed(name: &str) -> bool {
 
 /// A Redis server for the run, when Redis is installed.
 pub(crate) struct Redis {
-    _server: ChildGuard,
+    server: ChildGuard,
     port: u16,
 }
 
@@ -165,7 +205,12 @@ impl Redis {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Some(Self { _server: server, port })
+        Some(Self { server, port })
+    }
+
+    /// The `redis-server` process id, to read its CPU time.
+    pub(crate) fn pid(&self) -> u32 {
+        self.server.0.id()
     }
 
     /// `redis-benchmark -t test -n ops -c clients -P pipeline -d value_size`: requests per

@@ -10,6 +10,7 @@ mod anchors;
 #[cfg(feature = "etcd")]
 mod etcd;
 mod report;
+mod targets;
 mod workloads;
 
 use std::io;
@@ -18,6 +19,7 @@ use std::path::PathBuf;
 #[cfg(feature = "etcd")]
 pub use etcd::run_etcd;
 pub use report::{Figure, Report};
+pub use targets::{Goal, Verdict};
 
 /// What to run.
 #[derive(Debug, Clone)]

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use super::targets::{Goal, Verdict};
+
 /// One measured figure and what it is compared with.
 #[derive(Debug, Clone, Default)]
 pub struct Figure {
@@ -20,12 +22,24 @@ pub struct Figure {
     pub anchor: Option<(String, f64)>,
     /// For latency anchors: the anchor's p50 in microseconds.
     pub anchor_p50_us: Option<f64>,
+    /// The target this figure is judged by, if any.
+    pub goal: Option<Goal>,
 }
 
 impl Figure {
     /// This figure over the anchor's (throughput ratio).
     pub fn ratio(&self) -> Option<f64> {
         self.anchor.as_ref().map(|(_, value)| self.per_sec / value)
+    }
+
+    /// The p50 latency over the anchor's, in microseconds.
+    pub fn p50_delta_us(&self) -> Option<f64> {
+        Some(self.latency_us?[0] - self.anchor_p50_us?)
+    }
+
+    /// The verdict of this figure's target, if it has one.
+    pub fn verdict(&self) -> Option<Verdict> {
+        Some(self.goal?.judge(self.per_sec, self.ratio(), self.p50_delta_us()))
     }
 }
 
@@ -77,6 +91,19 @@ impl Report {
                 let _ = writeln!(out, "{:<46} {:>12.1} MB/s", "", mb);
             }
         }
+        let judged: Vec<(&Figure, Verdict)> = self.figures.iter().filter_map(|f| Some((f, f.verdict()?))).collect();
+        if !judged.is_empty() {
+            let _ = writeln!(out, "\ntargets:");
+        }
+        for (f, verdict) in judged {
+            let met = match verdict.met {
+                Some(true) => "met",
+                Some(false) => "SHORT",
+                None => "not measured",
+            };
+            let goal = f.goal.map(|g| g.to_string()).unwrap_or_default();
+            let _ = writeln!(out, "  {:<12} {:<46} {:>14}  (target {goal})", met, f.name, verdict.measured);
+        }
         out
     }
 
@@ -97,6 +124,8 @@ impl Report {
                     "anchor_value": f.anchor.as_ref().map(|a| a.1),
                     "anchor_p50_us": f.anchor_p50_us,
                     "ratio": f.ratio(),
+                    "target": f.goal.map(|g| g.to_string()),
+                    "target_met": f.verdict().and_then(|v| v.met),
                 })
             })
             .collect();

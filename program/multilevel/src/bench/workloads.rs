@@ -11,8 +11,9 @@ use futures_util::StreamExt;
 use multilevel_proto::{BatchOp, ClientOptions, IterOptions};
 use multilevel_store::anchor::{Measurement, RawHeed};
 
-use super::anchors::{Redis, ping_pong, start_server};
+use super::anchors::{Redis, cpu_time, ping_pong, start_server, tcp_stream};
 use super::report::{Figure, Latencies, latencies, percentiles, record};
+use super::targets::Goal;
 use super::{BenchConfig, Report, key};
 use multilevel_tokio::Client;
 
@@ -141,12 +142,14 @@ pub(super) async fn run_all(config: &BenchConfig, dir: &Path, report: &mut Repor
     let (elapsed, lat) = load(&one, 1, ops.min(20_000), move |c, i| get(c, i % keys)).await?;
     let mut f = figure("sequential get, 1 in flight", elapsed, lat);
     f.anchor_p50_us = echo_p50;
+    f.goal = Some(Goal::P50Within(5.0));
     f.anchor = Some(("loopback ping-pong, same sizes (round trips/s)".into(), 1e6 / echo_p50.unwrap_or(1.0)));
     report.figures.push(f);
     let mut f = report.figures.last().cloned().unwrap_or_default();
     f.name = "sequential get vs raw heed get".into();
     f.anchor = Some(("raw heed get, 1 read txn each".into(), heed_rate(&heed_get)));
     f.anchor_p50_us = None;
+    f.goal = None;
     report.figures.push(f);
 
     #[cfg(unix)]
@@ -163,6 +166,7 @@ pub(super) async fn run_all(config: &BenchConfig, dir: &Path, report: &mut Repor
         let echo_p50 = percentiles(&echo).map(|p| p[0]);
         let mut f = figure("sequential get over a Unix socket, 1 in flight", elapsed, lat);
         f.anchor_p50_us = echo_p50;
+        f.goal = Some(Goal::P50Within(5.0));
         f.anchor = Some(("Unix ping-pong, same sizes (round trips/s)".into(), 1e6 / echo_p50.unwrap_or(1.0)));
         report.figures.push(f);
     }
@@ -180,6 +184,7 @@ pub(super) async fn run_all(config: &BenchConfig, dir: &Path, report: &mut Repor
     let (elapsed, lat) = load(&many, 1, ops.min(20_000), put.clone()).await?;
     let mut f = figure(&format!("{} clients, 1 durable put in flight each", config.clients), elapsed, lat);
     f.anchor = Some(("raw heed, 1 put per txn, durable".into(), heed_rate(&heed_put_1)));
+    f.goal = Some(Goal::RatioAtLeast(20.0));
     report.figures.push(f);
 
     let (elapsed, lat) = load(&many, 1, ops, move |c, i| get(c, i % keys)).await?;
@@ -191,14 +196,30 @@ pub(super) async fn run_all(config: &BenchConfig, dir: &Path, report: &mut Repor
     }
     report.figures.push(f);
 
+    // The server's CPU time over the same load separates its cost from the client's.
+    let server_pid = _durable.0.id();
+    let cpu_before = cpu_time(server_pid);
     let (elapsed, lat) = load(&many, config.depth, ops * 5, move |c, i| get(c, i % keys)).await?;
+    let ours_cpu = cpu_time(server_pid).zip(cpu_before).map(|(after, before)| after.saturating_sub(before));
     let mut f = figure(&format!("pipelined get, {} clients x {}", config.clients, config.depth), elapsed, lat);
-    if let Some(r) = &redis
-        && let Some((rps, _)) = r.bench("get", ops * 5, config.clients, config.depth, config.value_size, keys)
-    {
-        f.anchor = Some((format!("redis -c {} -P {} get", config.clients, config.depth), rps));
+    f.goal = Some(Goal::RatioAtLeast(1.0));
+    let mut redis_cpu = None;
+    if let Some(r) = &redis {
+        let before = cpu_time(r.pid());
+        if let Some((rps, _)) = r.bench("get", ops * 5, config.clients, config.depth, config.value_size, keys) {
+            f.anchor = Some((format!("redis -c {} -P {} get", config.clients, config.depth), rps));
+            redis_cpu = cpu_time(r.pid()).zip(before).map(|(after, before)| after.saturating_sub(before));
+        }
     }
     report.figures.push(f);
+    let per_get_us = |cpu: std::time::Duration| cpu.as_secs_f64() * 1e6 / (ops * 5) as f64;
+    report.figures.push(Figure {
+        name: "server CPU per pipelined get (µs, lower is better)".into(),
+        per_sec: ours_cpu.map_or(f64::NAN, per_get_us),
+        anchor: redis_cpu.map(|cpu| ("redis-server CPU per get (µs)".into(), per_get_us(cpu))),
+        goal: Some(Goal::RatioAtMost(1.0)),
+        ..Figure::default()
+    });
 
     let (elapsed, lat) = load(&many_nosync, config.depth, ops * 5, put.clone()).await?;
     let mut f = figure(&format!("pipelined put, no-sync, {} clients x {}", config.clients, config.depth), elapsed, lat);
@@ -207,10 +228,12 @@ pub(super) async fn run_all(config: &BenchConfig, dir: &Path, report: &mut Repor
     {
         f.anchor = Some((format!("redis -c {} -P {} set", config.clients, config.depth), rps));
     }
+    f.goal = Some(Goal::RatioAtLeast(1.0));
     report.figures.push(f);
     let (elapsed, lat) = load(&many, config.depth, ops * 2, put.clone()).await?;
     let mut f = figure(&format!("pipelined put, durable, {} clients x {}", config.clients, config.depth), elapsed, lat);
     f.anchor = Some(("raw heed, 1000 puts per txn, durable".into(), heed_rate(&heed_put_1000)));
+    f.goal = Some(Goal::RatioAtLeast(0.6));
     report.figures.push(f);
 
     let v = value.clone();
@@ -267,6 +290,17 @@ pub(super) async fn run_all(config: &BenchConfig, dir: &Path, report: &mut Repor
     f.mb_per_sec = Some(bytes as f64 / 1e6 / elapsed.as_secs_f64().max(1e-9));
     let heed_entries = heed_scan.ops.min(keys);
     f.anchor = Some((format!("raw heed scan ({heed_entries}+ entries)"), heed_rate(&heed_scan)));
+    f.goal = Some(Goal::AtLeast(8e6));
+    let scan_mb = f.mb_per_sec.unwrap_or(0.0);
     report.figures.push(f);
+    // Four times the scan's bytes, at least 64 MB: long enough to time, short in quick runs.
+    let stream_mb = tcp_stream((4 * bytes).max(64 << 20))?;
+    report.figures.push(Figure {
+        name: "range iteration bandwidth (MB/s)".into(),
+        per_sec: scan_mb,
+        anchor: Some(("one loopback TCP stream, 64 KiB writes (MB/s)".into(), stream_mb)),
+        goal: Some(Goal::RatioAtLeast(0.5)),
+        ..Figure::default()
+    });
     Ok(())
 }
