@@ -59,6 +59,7 @@ pub(crate) fn install(addr: &str) -> Result<SocketAddr, Failure> {
         }
     });
     multilevel_serve::metrics::describe();
+    multilevel_serve::metrics::set_request_timing(true);
     multilevel_store::metrics::describe();
     let _ = LISTENING.set(local);
     Ok(local)

@@ -197,7 +197,7 @@ impl<C: BackendConnection> ServedConnection<C> {
                             StoreRequest::OpenIterator { iterator } => Some(iterator),
                             _ => None,
                         };
-                        let start = Instant::now();
+                        let start = metrics.start();
                         match executor.execute(op, request, completions) {
                             Execution::Ready(result) => {
                                 let now = Instant::now();

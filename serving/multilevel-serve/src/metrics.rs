@@ -3,9 +3,11 @@
 //! handle is a no-op.
 //!
 //! The handles are registered once per connection and reused, so a request costs a counter
-//! increment, a histogram sample and a clock read; only a failed request builds its labels.
+//! increment (and, with [`set_request_timing`] on, a clock read and a histogram sample); only a
+//! failed request builds its labels.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use ::metrics::{
@@ -16,7 +18,8 @@ use multilevel_proto::{ErrorCode, OpId, Outcome, StoreError};
 
 /// Requests answered, labelled `kind` and `outcome` (`ok` or the error's code).
 pub const REQUESTS: &str = "multilevel_requests_total";
-/// Time from handing a request to the backend to its answer, labelled `kind`, in seconds.
+/// Time from handing a request to the backend to its answer, labelled `kind`, in seconds;
+/// recorded only while [`set_request_timing`] is on.
 pub const REQUEST_DURATION: &str = "multilevel_request_duration_seconds";
 /// Connections open now.
 pub const CONNECTIONS: &str = "multilevel_connections";
@@ -28,6 +31,16 @@ pub const ITERATORS: &str = "multilevel_iterators";
 pub const RECEIVED_BYTES: &str = "multilevel_received_bytes_total";
 /// Bytes handed to the transport for clients.
 pub const SENT_BYTES: &str = "multilevel_sent_bytes_total";
+
+/// Whether connections opened from now on time their requests.
+static TIMING: AtomicBool = AtomicBool::new(false);
+
+/// Turns the timing of requests ([`REQUEST_DURATION`]) on or off for the connections opened
+/// from now on. Off by default: it costs a clock read and a histogram sample per request, for
+/// nothing when no recorder is installed. A program that installs one turns it on.
+pub fn set_request_timing(on: bool) {
+    TIMING.store(on, Ordering::Relaxed);
+}
 
 /// Gives every metric of this crate its help text (for the exporter); call once, after
 /// installing a recorder. Harmless without one.
@@ -130,7 +143,7 @@ struct PerKind {
 /// A request handed to the backend and not answered yet.
 struct Queued {
     kind: Kind,
-    start: Instant,
+    start: Option<Instant>,
     /// The iterator an `OpenIterator` opens.
     iterator: Option<u64>,
 }
@@ -144,6 +157,8 @@ pub(crate) struct ConnectionMetrics {
     iterators: Gauge,
     /// Requests the backend answers later.
     queued: HashMap<OpId, Queued>,
+    /// Whether requests are timed ([`set_request_timing`] when the connection opened).
+    timing: bool,
     /// Iterators opened and not closed, to take off the gauge when the connection ends.
     open_iterators: Vec<u64>,
 }
@@ -165,8 +180,15 @@ impl ConnectionMetrics {
             connections,
             iterators: gauge!(ITERATORS),
             queued: HashMap::new(),
+            timing: TIMING.load(Ordering::Relaxed),
             open_iterators: Vec::new(),
         }
+    }
+
+    /// When a request handed to the backend now starts, if requests are timed.
+    #[inline]
+    pub(crate) fn start(&self) -> Option<Instant> {
+        if self.timing { Some(Instant::now()) } else { None }
     }
 
     pub(crate) fn received(&self, bytes: usize) {
@@ -177,17 +199,20 @@ impl ConnectionMetrics {
         self.sent.increment(bytes as u64);
     }
 
-    /// Records the answer to a request of `kind` handed to the backend at `start`.
+    /// Records the answer to a request of `kind` handed to the backend at `start` (from
+    /// [`start`](Self::start)).
     pub(crate) fn answered(
         &mut self,
         kind: Kind,
-        start: Instant,
+        start: Option<Instant>,
         now: Instant,
         iterator: Option<u64>,
         result: &Result<Outcome, StoreError>,
     ) {
         let per_kind = &self.kinds[kind as usize];
-        per_kind.duration.record(now.saturating_duration_since(start));
+        if let Some(start) = start {
+            per_kind.duration.record(now.saturating_duration_since(start));
+        }
         match result {
             Ok(_) => {
                 per_kind.ok.increment(1);
@@ -202,7 +227,7 @@ impl ConnectionMetrics {
     }
 
     /// Remembers a request the backend will answer later.
-    pub(crate) fn queue(&mut self, op: OpId, kind: Kind, start: Instant, iterator: Option<u64>) {
+    pub(crate) fn queue(&mut self, op: OpId, kind: Kind, start: Option<Instant>, iterator: Option<u64>) {
         self.queued.insert(op, Queued { kind, start, iterator });
     }
 
