@@ -261,3 +261,68 @@ impl Drop for ConnectionMetrics {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use metrics_util::{CompositeKey, MetricKind};
+
+    type Values = Vec<(CompositeKey, DebugValue)>;
+
+    /// Every value, read once: a snapshot resets counters and gauges to zero.
+    fn snapshot(snapshotter: &metrics_util::debugging::Snapshotter) -> Values {
+        snapshotter.snapshot().into_vec().into_iter().map(|(key, _, _, value)| (key, value)).collect()
+    }
+
+    /// The value of the metric `name` whose labels are exactly `labels`.
+    fn value<'v>(values: &'v Values, kind: MetricKind, name: &str, labels: &[(&str, &str)]) -> Option<&'v DebugValue> {
+        values.iter().find_map(|(key, value)| {
+            let matches = key.kind() == kind
+                && key.key().name() == name
+                && key.key().labels().map(|l| (l.key(), l.value())).eq(labels.iter().copied());
+            matches.then_some(value)
+        })
+    }
+
+    #[test]
+    fn outcomes_iterators_and_the_connection_gauge() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        ::metrics::with_local_recorder(&recorder, || {
+            let mut metrics = ConnectionMetrics::new();
+            let now = Instant::now();
+            metrics.answered(Kind::Get, None, now, None, &Ok(Outcome::Value(None)));
+            metrics.answered(Kind::Put, None, now, None, &Err(StoreError::ReadOnly));
+            metrics.queue(OpId(7), Kind::IteratorOpen, Some(now), Some(3));
+            metrics.answered_later(OpId(7), Instant::now(), &Ok(Outcome::IteratorOpened));
+            metrics.queue(OpId(8), Kind::IteratorOpen, None, Some(4));
+            metrics.answered_later(OpId(8), now, &Ok(Outcome::IteratorOpened));
+            metrics.iterator_closed(3);
+            metrics.iterator_closed(3); // closed twice: counted once
+            metrics.received(10);
+            metrics.sent(20);
+
+            let values = snapshot(&snapshotter);
+            let counter = |labels: &[(&str, &str)]| value(&values, MetricKind::Counter, REQUESTS, labels);
+            let gauge = |name: &str| value(&values, MetricKind::Gauge, name, &[]);
+            assert_eq!(counter(&[("kind", "get"), ("outcome", "ok")]), Some(&DebugValue::Counter(1)));
+            assert_eq!(counter(&[("kind", "put"), ("outcome", "read_only")]), Some(&DebugValue::Counter(1)));
+            assert_eq!(counter(&[("kind", "put"), ("outcome", "ok")]), Some(&DebugValue::Counter(0)));
+            assert_eq!(counter(&[("kind", "iterator_open"), ("outcome", "ok")]), Some(&DebugValue::Counter(2)));
+            assert_eq!(gauge(CONNECTIONS), Some(&DebugValue::Gauge(1.0.into())));
+            assert_eq!(gauge(ITERATORS), Some(&DebugValue::Gauge(1.0.into())));
+            assert_eq!(value(&values, MetricKind::Counter, SENT_BYTES, &[]), Some(&DebugValue::Counter(20)));
+            // Only the timed request has a latency sample.
+            let timed = value(&values, MetricKind::Histogram, REQUEST_DURATION, &[("kind", "iterator_open")]);
+            assert!(matches!(timed, Some(DebugValue::Histogram(samples)) if samples.len() == 1));
+
+            // The connection's end gives back the connection and the iterator still open (the
+            // snapshot above reset the gauges: these are the changes since).
+            drop(metrics);
+            let values = snapshot(&snapshotter);
+            assert_eq!(value(&values, MetricKind::Gauge, CONNECTIONS, &[]), Some(&DebugValue::Gauge((-1.0).into())));
+            assert_eq!(value(&values, MetricKind::Gauge, ITERATORS, &[]), Some(&DebugValue::Gauge((-1.0).into())));
+        });
+    }
+}
