@@ -17,7 +17,7 @@ use futures_lite::{AsyncWriteExt, FutureExt};
 use multilevel_proto::{GoodbyeReason, ServerConfig};
 use multilevel_serve::{Backend, BackendConnection, ServedConnection};
 use multilevel_store::Store;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 use crate::spawn::{Signal, Spawn};
 
@@ -103,7 +103,7 @@ impl<B: Backend> Server<B> {
                     if let Err(err) = stream.set_nodelay(true) {
                         debug!("TCP_NODELAY on {peer}: {err}");
                     }
-                    self.spawn_connection(stream.clone(), stream);
+                    self.spawn_connection(stream.clone(), stream, multilevel_serve::connection_span(&peer));
                 }
                 Some(Err(err)) => {
                     warn!("accept failed: {err}");
@@ -123,7 +123,9 @@ impl<B: Backend> Server<B> {
             });
             match accepted.await {
                 None => return Ok(()),
-                Some(Ok((stream, _))) => self.spawn_connection(stream.clone(), stream),
+                Some(Ok((stream, _))) => {
+                    self.spawn_connection(stream.clone(), stream, multilevel_serve::connection_span(&"unix"))
+                }
                 Some(Err(err)) => {
                     warn!("accept failed: {err}");
                     Timer::after(std::time::Duration::from_millis(10)).await;
@@ -151,13 +153,13 @@ impl<B: Backend> Server<B> {
         self.closes.pulse();
     }
 
-    fn spawn_connection<R, W>(&self, reader: R, writer: W)
+    fn spawn_connection<R, W>(&self, reader: R, writer: W, span: tracing::Span)
     where
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
     {
         let server = self.clone();
-        self.spawner.spawn(Box::pin(async move { server.serve_halves(reader, writer).await }));
+        self.spawner.spawn(Box::pin(async move { server.serve_halves(reader, writer).await }.instrument(span)));
     }
 }
 

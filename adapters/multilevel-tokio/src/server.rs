@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 #[cfg(unix)]
 use tokio::net::UnixListener;
 use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -111,7 +111,7 @@ impl<B: Backend> Server<B> {
                             continue;
                         }
                         let (reader, writer) = stream.into_split();
-                        self.spawn_connection(reader, writer);
+                        self.spawn_connection(reader, writer, multilevel_serve::connection_span(&peer));
                     }
                     Err(err) => {
                         warn!("accept failed: {err}");
@@ -139,6 +139,7 @@ impl<B: Backend> Server<B> {
                             continue;
                         }
                         let (server, acceptor) = (self.clone(), acceptor.clone());
+                        let span = multilevel_serve::connection_span(&peer);
                         tokio::spawn(async move {
                             let handshake = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream));
                             match handshake.await {
@@ -146,7 +147,7 @@ impl<B: Backend> Server<B> {
                                 Ok(Err(err)) => info!("TLS handshake with {peer} failed: {err}"),
                                 Err(_) => info!("TLS handshake with {peer} timed out"),
                             }
-                        });
+                        }.instrument(span));
                     }
                     Err(err) => {
                         warn!("accept failed: {err}");
@@ -186,7 +187,7 @@ impl<B: Backend> Server<B> {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => {
                         let (reader, writer) = stream.into_split();
-                        self.spawn_connection(reader, writer);
+                        self.spawn_connection(reader, writer, multilevel_serve::connection_span(&"unix"));
                     }
                     Err(err) => {
                         warn!("accept failed: {err}");
@@ -221,13 +222,13 @@ impl<B: Backend> Server<B> {
         self.shutdown.send_modify(|_| {}); // wakes `closed()`
     }
 
-    fn spawn_connection<R, W>(&self, reader: R, writer: W)
+    fn spawn_connection<R, W>(&self, reader: R, writer: W, span: tracing::Span)
     where
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
     {
         let server = self.clone();
-        tokio::spawn(async move { server.serve_halves(reader, writer).await });
+        tokio::spawn(async move { server.serve_halves(reader, writer).await }.instrument(span));
     }
 }
 

@@ -73,6 +73,7 @@ mod apply;
 mod env;
 mod error;
 mod keys;
+pub mod metrics;
 mod options;
 mod reads;
 mod record;

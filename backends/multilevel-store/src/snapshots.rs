@@ -11,6 +11,7 @@ use multilevel_proto::StoreError;
 
 use crate::env::Shared;
 use crate::error::internal;
+use crate::metrics::SnapshotGauge;
 
 /// An open snapshot.
 struct Snapshot {
@@ -56,6 +57,8 @@ pub(crate) struct Registry {
     slots: Mutex<HashMap<u64, Arc<SnapshotSlot>>>,
     open: AtomicUsize,
     next_id: AtomicU64,
+    /// `open` as the metric sees it: snapshots actually taken.
+    gauge: SnapshotGauge,
 }
 
 impl Registry {
@@ -78,6 +81,7 @@ impl Registry {
         let was_open = taken.is_some();
         if was_open {
             self.open.fetch_sub(1, Ordering::AcqRel);
+            self.gauge.0.decrement(1.0);
         }
         drop(taken);
         was_open
@@ -105,6 +109,7 @@ impl Registry {
             if state.as_ref().is_some_and(|s| s.last_used <= deadline) {
                 drop(state.take());
                 self.open.fetch_sub(1, Ordering::AcqRel);
+                self.gauge.0.decrement(1.0);
                 closed += 1;
                 return false;
             }
@@ -133,6 +138,9 @@ impl Shared {
             registry.slots().insert(id, Arc::clone(&slot));
             slot
         });
+        if opened.is_ok() {
+            registry.gauge.0.increment(1.0);
+        }
         opened.map_err(|e| {
             registry.open.fetch_sub(1, Ordering::AcqRel);
             match e {

@@ -28,6 +28,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use heed::MdbError;
+use metrics::Histogram;
 use multilevel_proto::store::{ReplayCheck, SessionRecord};
 use multilevel_proto::{BatchOp, NO_REPLAY_SESSION, Outcome, SessionId, StoreError, WriteOp, WriteRequest};
 
@@ -58,7 +59,12 @@ pub(crate) enum Job {
 /// Starts the writer thread. It stops once every sender is dropped and the queue is drained.
 pub(crate) fn spawn(shared: Arc<Shared>) -> io::Result<(Sender<Job>, JoinHandle<()>)> {
     let (tx, rx) = channel();
-    let mut writer = Writer { shared, last_sweep: None };
+    let mut writer = Writer {
+        shared,
+        last_sweep: None,
+        commit_writes: metrics::histogram!(crate::metrics::COMMIT_WRITES),
+        commit_duration: metrics::histogram!(crate::metrics::COMMIT_DURATION),
+    };
     let handle = thread::Builder::new().name("multilevel-writer".into()).spawn(move || writer.run(rx))?;
     Ok((tx, handle))
 }
@@ -120,6 +126,10 @@ impl Failure {
 struct Writer {
     shared: Arc<Shared>,
     last_sweep: Option<Instant>,
+    /// Writes per committed transaction.
+    commit_writes: Histogram,
+    /// Time each commit took.
+    commit_duration: Histogram,
 }
 
 impl Writer {
@@ -280,7 +290,10 @@ impl Writer {
                     .map_err(Failure::of_txn("saving a session record"))?;
             }
         }
+        let started = Instant::now();
         txn.commit().map_err(Failure::of_txn("committing"))?;
+        self.commit_duration.record(started.elapsed());
+        self.commit_writes.record(indices.len() as f64);
         shared.commits.fetch_add(1, Ordering::Relaxed);
         Ok(results)
     }

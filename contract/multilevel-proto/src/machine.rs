@@ -6,7 +6,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::manylevel::ManyLevelServer;
-use crate::message::GoodbyeReason;
+use crate::message::{GoodbyeReason, SessionId};
 use crate::server::{OpId, ServerConfig, ServerConnection, ServerError, ServerEvent};
 use crate::store::{Outcome, StoreError};
 
@@ -87,10 +87,15 @@ pub trait ServerMachine: std::fmt::Debug + Send {
     fn close(&mut self, reason: GoodbyeReason, message: &str);
     /// Requests received and not yet answered.
     fn in_flight(&self) -> usize;
+    /// The client's session once the handshake gave it; `None` before, and for protocols
+    /// without sessions.
+    fn session(&self) -> Option<SessionId> {
+        None
+    }
 }
 
 macro_rules! delegate {
-    ($ty:ty) => {
+    ($ty:ty $(, $extra:item)*) => {
         impl ServerMachine for $ty {
             fn handle_input(&mut self, bytes: &[u8], now: Instant) -> Result<(), ServerError> {
                 <$ty>::handle_input(self, bytes, now)
@@ -127,9 +132,15 @@ macro_rules! delegate {
             fn in_flight(&self) -> usize {
                 <$ty>::in_flight(self)
             }
+            $($extra)*
         }
     };
 }
 
-delegate!(ServerConnection);
+delegate!(
+    ServerConnection,
+    fn session(&self) -> Option<SessionId> {
+        ServerConnection::session(self)
+    }
+);
 delegate!(ManyLevelServer);

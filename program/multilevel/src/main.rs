@@ -15,6 +15,7 @@ mod commands;
 mod connect;
 mod encoding;
 mod jsonl;
+mod metrics;
 mod serve;
 
 use args::{Cli, Command, ServeArgs};

@@ -45,6 +45,10 @@ enum Listener {
 /// SIGINT or SIGTERM.
 pub(crate) async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let ServeArgs { path, options: args } = args;
+    // Before the store opens: its writer registers its metrics when it starts.
+    if let Some(addr) = &args.metrics {
+        crate::metrics::install(addr)?;
+    }
     if !args.etcd.is_empty() {
         return serve_etcd(args).await;
     }
@@ -132,6 +136,10 @@ async fn serve_backend<B: Backend>(backend: B, label: &str, args: ServeOptions) 
     if let Some((_, _, shown)) = &many_level {
         info!(on = %shown, "serving many-level guests");
         banner(label, shown, " to many-level guests");
+    }
+    if let Some(addr) = crate::metrics::listening() {
+        info!(on = %addr, "serving metrics");
+        let _ = writeln!(io::stdout().lock(), "multilevel: metrics on http://{addr}/metrics");
     }
 
     let mut task = tokio::spawn(accept(server.clone(), listener, tls));

@@ -6,11 +6,13 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use multilevel_proto::backend::{Backend, BackendConnection, Completions, Execution};
+use multilevel_proto::message::SessionId;
 use multilevel_proto::{
-    GoodbyeReason, Outcome, Protocol, ServerConfig, ServerError, ServerEvent, ServerMachine, StoreError,
+    GoodbyeReason, Outcome, Protocol, ServerConfig, ServerError, ServerEvent, ServerMachine, StoreError, StoreRequest,
 };
 
 use crate::completions::CompletionQueue;
+use crate::metrics::{ConnectionMetrics, Kind};
 
 /// A server connection on a backend, driven by an adapter.
 ///
@@ -19,6 +21,11 @@ use crate::completions::CompletionQueue;
 /// waker fires, [`handle_timeout`](Self::handle_timeout) at [`poll_timeout`](Self::poll_timeout),
 /// and after each, write what [`take_output`](Self::take_output) gives. Close the transport once
 /// [`is_closed`](Self::is_closed) and the output is written.
+///
+/// It records [metrics](crate::metrics) through the `metrics` facade (no-ops unless the
+/// program installs a recorder), and once the handshake gives the client's session, records it
+/// as the `session` field of the current `tracing` span, if that span has one (see
+/// [`connection_span`](crate::connection_span)).
 pub struct ServedConnection<C: BackendConnection> {
     machine: Box<dyn ServerMachine>,
     backend: C,
@@ -28,6 +35,9 @@ pub struct ServedConnection<C: BackendConnection> {
     connections: Arc<AtomicUsize>,
     /// Most bytes [`take_output`](Self::take_output) hands out at once.
     output_limit: usize,
+    metrics: ConnectionMetrics,
+    /// Whether the session was recorded in the tracing span.
+    session_recorded: bool,
 }
 
 impl<C: BackendConnection> std::fmt::Debug for ServedConnection<C> {
@@ -59,6 +69,8 @@ impl<C: BackendConnection> ServedConnection<C> {
             completions: Arc::clone(&queue) as Arc<dyn Completions>,
             queue,
             connections,
+            metrics: ConnectionMetrics::new(),
+            session_recorded: false,
         }
     }
 
@@ -89,10 +101,19 @@ impl<C: BackendConnection> ServedConnection<C> {
         self.machine.in_flight()
     }
 
+    /// The client's session, once the handshake gave it (multilevel's protocol only).
+    pub fn session(&self) -> Option<SessionId> {
+        self.machine.session()
+    }
+
     /// Feeds bytes read from the transport and runs what they ask of the backend. An error
     /// means the connection is closing; a goodbye waits in the output.
     pub fn handle_input(&mut self, bytes: &[u8]) -> Result<(), ServerError> {
+        self.metrics.received(bytes.len());
         let result = self.machine.handle_input(bytes, Instant::now());
+        if !self.session_recorded {
+            self.record_session();
+        }
         self.run_events();
         result
     }
@@ -105,8 +126,10 @@ impl<C: BackendConnection> ServedConnection<C> {
             return Poll::Pending;
         }
         for (op, result) in done {
+            let now = Instant::now();
+            self.metrics.answered_later(op, now, &result);
             let result = with_connections(result, &self.connections);
-            let _ = self.machine.handle_outcome(op, result, Instant::now());
+            let _ = self.machine.handle_outcome(op, result, now);
         }
         self.run_events();
         Poll::Ready(())
@@ -142,7 +165,17 @@ impl<C: BackendConnection> ServedConnection<C> {
             out.extend_from_slice(&bytes);
             self.run_events();
         }
+        self.metrics.sent(out.len() - start);
         out.len() > start
+    }
+
+    /// Records the session in the current span once the handshake has given it.
+    #[cold]
+    fn record_session(&mut self) {
+        if let Some(session) = self.machine.session() {
+            tracing::Span::current().record("session", session);
+            self.session_recorded = true;
+        }
     }
 
     /// Runs what the machine asks of the backend, in one read scope.
@@ -152,19 +185,33 @@ impl<C: BackendConnection> ServedConnection<C> {
     /// a read waits in the machine until the writes before it are acknowledged, so each still
     /// sees every write acknowledged before it was sent.
     fn run_events(&mut self) {
-        let Self { machine, backend, completions, connections, .. } = self;
+        let Self { machine, backend, completions, connections, metrics, .. } = self;
         let Some(first) = machine.poll_event() else { return };
         let mut next = Some(first);
         backend.read_scope(&mut |executor| {
             while let Some(event) = next.take() {
                 match event {
                     ServerEvent::Store { op, request } => {
-                        if let Execution::Ready(result) = executor.execute(op, request, completions) {
-                            let result = with_connections(result, connections);
-                            let _ = machine.handle_outcome(op, result, Instant::now());
+                        let kind = Kind::of(&request);
+                        let opens = match request {
+                            StoreRequest::OpenIterator { iterator } => Some(iterator),
+                            _ => None,
+                        };
+                        let start = metrics.start();
+                        match executor.execute(op, request, completions) {
+                            Execution::Ready(result) => {
+                                let now = Instant::now();
+                                metrics.answered(kind, start, now, opens, &result);
+                                let result = with_connections(result, connections);
+                                let _ = machine.handle_outcome(op, result, now);
+                            }
+                            Execution::Queued => metrics.queue(op, kind, start, opens),
                         }
                     }
-                    ServerEvent::CloseIterator { iterator } => executor.close_iterator(iterator),
+                    ServerEvent::CloseIterator { iterator } => {
+                        metrics.iterator_closed(iterator);
+                        executor.close_iterator(iterator);
+                    }
                 }
                 next = machine.poll_event();
             }

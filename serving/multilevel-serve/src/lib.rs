@@ -16,6 +16,14 @@
 
 mod completions;
 mod connection;
+pub mod metrics;
 
 pub use connection::ServedConnection;
+
+/// The span a server gives each connection, so that every log line of the connection shows
+/// its peer: `connection{peer=... session=...}`. [`ServedConnection`] records `session` once
+/// the handshake gives it, when the span is current while it handles input.
+pub fn connection_span(peer: &dyn std::fmt::Display) -> tracing::Span {
+    tracing::info_span!("connection", peer = %peer, session = tracing::field::Empty)
+}
 pub use multilevel_proto::backend::{Backend, BackendConnection, Completions, Execution, Executor};

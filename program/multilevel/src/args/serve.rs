@@ -113,6 +113,10 @@ pub(crate) struct ServeOptions {
     /// database and process (owner-only, like --unix)
     #[arg(long, value_name = "PATH")]
     pub(crate) many_level_unix: Option<PathBuf>,
+    /// Serve Prometheus metrics over HTTP at http://HOST:PORT/metrics (port 0 picks a free
+    /// port): requests by kind and outcome, latency, connections, iterators, bytes, commits
+    #[arg(long, env = "MULTILEVEL_METRICS", value_name = "HOST:PORT", value_parser = parse_addr)]
+    pub(crate) metrics: Option<String>,
 }
 
 impl ServeOptions {
