@@ -14,7 +14,7 @@ use async_net::TcpListener;
 use async_net::unix::UnixListener;
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_lite::{AsyncWriteExt, FutureExt};
-use multilevel_proto::{GoodbyeReason, Protocol, ServerConfig};
+use multilevel_proto::{GoodbyeReason, ServerConfig};
 use multilevel_serve::{Backend, BackendConnection, ServedConnection, Serving};
 use multilevel_store::Store;
 use tracing::{debug, info, warn};
@@ -58,27 +58,7 @@ impl<B: Backend> Server<B> {
         Self { serving, spawner: Arc::new(spawner), shutdown: Arc::default(), closes: Arc::default() }
     }
 
-    /// Speaks `protocol` on every connection (default [`Protocol::Multilevel`]);
-    /// [`Protocol::ManyLevel`] serves Node `many-level` guests.
-    pub fn with_protocol(self, protocol: Protocol) -> Self {
-        Self { serving: self.serving.with_protocol(protocol), ..self }
-    }
-
-    /// Caps the connections served at once, over every transport (default 10 000); past it, a
-    /// new connection gets a `TooManyConnections` goodbye and is closed.
-    pub fn with_max_connections(self, max: usize) -> Self {
-        Self { serving: self.serving.with_max_connections(max), ..self }
-    }
-
-    /// The store served.
-    pub fn store(&self) -> &B {
-        self.serving.backend()
-    }
-
-    /// Open connections right now.
-    pub fn connections(&self) -> usize {
-        self.serving.connections()
-    }
+    multilevel_serve::serving_methods!();
 
     /// Starts a graceful shutdown: listeners stop accepting, each connection stops reading,
     /// lets its in-flight requests finish, says goodbye and closes its iterators.

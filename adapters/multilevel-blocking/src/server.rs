@@ -18,7 +18,7 @@ use std::task::{Context, Wake, Waker};
 use std::thread;
 use std::time::Instant;
 
-use multilevel_proto::{GoodbyeReason, Protocol, ServerConfig};
+use multilevel_proto::{GoodbyeReason, ServerConfig};
 use multilevel_serve::{Backend, BackendConnection, Refusal, ServedConnection, Serving};
 use multilevel_store::Store;
 use tracing::{debug, info, warn};
@@ -54,27 +54,7 @@ impl<B: Backend> Server<B> {
         Self { serving, shutdown: Arc::new(AtomicBool::new(false)), wakes: Arc::default() }
     }
 
-    /// Speaks `protocol` on every connection (default [`Protocol::Multilevel`]);
-    /// [`Protocol::ManyLevel`] serves Node `many-level` guests.
-    pub fn with_protocol(self, protocol: Protocol) -> Self {
-        Self { serving: self.serving.with_protocol(protocol), ..self }
-    }
-
-    /// Caps the connections served at once (default 10 000); past it, a new connection gets a
-    /// `TooManyConnections` goodbye and is closed.
-    pub fn with_max_connections(self, max: usize) -> Self {
-        Self { serving: self.serving.with_max_connections(max), ..self }
-    }
-
-    /// The store served.
-    pub fn store(&self) -> &B {
-        self.serving.backend()
-    }
-
-    /// Open connections right now.
-    pub fn connections(&self) -> usize {
-        self.serving.connections()
-    }
+    multilevel_serve::serving_methods!();
 
     /// Serves connections from a TCP listener until [`ShutdownHandle::shutdown`] is called.
     pub fn serve_tcp(&self, listener: TcpListener) -> io::Result<()> {

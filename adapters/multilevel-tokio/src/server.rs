@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::timer::Timer;
-use multilevel_proto::{GoodbyeReason, Protocol, ServerConfig};
+use multilevel_proto::{GoodbyeReason, ServerConfig};
 use multilevel_serve::{Backend, BackendConnection, ConnectionPermit, Refusal, ServedConnection, Serving};
 use multilevel_store::Store;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -44,27 +44,7 @@ impl<B: Backend> Server<B> {
         Self { serving, shutdown: watch::Sender::new(false) }
     }
 
-    /// Speaks `protocol` on every connection (default [`Protocol::Multilevel`]);
-    /// [`Protocol::ManyLevel`] serves Node `many-level` guests.
-    pub fn with_protocol(self, protocol: Protocol) -> Self {
-        Self { serving: self.serving.with_protocol(protocol), ..self }
-    }
-
-    /// Caps the connections served at once, over every transport (default 10 000); past it, a
-    /// new connection gets a `TooManyConnections` goodbye and is closed.
-    pub fn with_max_connections(self, max: usize) -> Self {
-        Self { serving: self.serving.with_max_connections(max), ..self }
-    }
-
-    /// The store served.
-    pub fn store(&self) -> &B {
-        self.serving.backend()
-    }
-
-    /// Open connections right now.
-    pub fn connections(&self) -> usize {
-        self.serving.connections()
-    }
+    multilevel_serve::serving_methods!();
 
     /// Starts a graceful shutdown: listeners stop accepting, each connection stops reading,
     /// lets its in-flight requests finish, says goodbye and closes its iterators.

@@ -27,3 +27,6 @@ pub use connection::ServedConnection;
 pub use limit::{ConnectionLimit, ConnectionPermit, Refusal};
 pub use multilevel_proto::backend::{Backend, BackendConnection, Completions, Execution, Executor};
 pub use serving::Serving;
+
+#[doc(hidden)]
+pub use multilevel_proto as __proto;

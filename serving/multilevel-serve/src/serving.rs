@@ -97,3 +97,44 @@ impl<B: Backend> Serving<B> {
         ServedConnection::with_protocol(&self.backend, self.config.clone(), permit, self.protocol)
     }
 }
+
+/// Writes the configuration methods every adapter's `Server` shares, over its field `serving`
+/// (a [`Serving`]): `with_protocol`, `with_max_connections`, `serving`, `store` and
+/// `connections`. Use it inside `impl<B: Backend> Server<B> { .. }`; the adapter writes its
+/// constructors (they differ: a spawner, say) and its I/O.
+#[macro_export]
+macro_rules! serving_methods {
+    () => {
+        /// Speaks `protocol` on every connection (default
+        /// [`Protocol::Multilevel`](multilevel_proto::Protocol::Multilevel));
+        /// [`Protocol::ManyLevel`](multilevel_proto::Protocol::ManyLevel) serves Node
+        /// `many-level` guests.
+        #[must_use]
+        pub fn with_protocol(self, protocol: $crate::__proto::Protocol) -> Self {
+            Self { serving: self.serving.with_protocol(protocol), ..self }
+        }
+
+        /// Caps the connections served at once, over every transport (default
+        /// [`ConnectionLimit::DEFAULT_MAX`](multilevel_serve::ConnectionLimit::DEFAULT_MAX));
+        /// past it, a new connection gets a `TooManyConnections` goodbye and is closed.
+        #[must_use]
+        pub fn with_max_connections(self, max: usize) -> Self {
+            Self { serving: self.serving.with_max_connections(max), ..self }
+        }
+
+        /// What this server serves and how: backend, settings, protocol, connection cap.
+        pub fn serving(&self) -> &$crate::Serving<B> {
+            &self.serving
+        }
+
+        /// The store served.
+        pub fn store(&self) -> &B {
+            self.serving.backend()
+        }
+
+        /// Open connections right now.
+        pub fn connections(&self) -> usize {
+            self.serving.connections()
+        }
+    };
+}
