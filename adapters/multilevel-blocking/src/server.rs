@@ -13,7 +13,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 #[cfg(unix)]
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::task::{Context, Wake, Waker};
 use std::thread;
 use std::time::Instant;
@@ -29,6 +29,17 @@ const READ_CHUNK: usize = 64 * 1024;
 
 /// Serves one backend (by default the LMDB [`Store`]) to many connections. Cheap to clone;
 /// clones share the shutdown and the connection count.
+///
+/// What each adapter's server offers (all wrap the same [`Serving`]):
+///
+/// | server offers | `multilevel-tokio` | `multilevel-async-std` | `multilevel-blocking` |
+/// |---|---|---|---|
+/// | TCP, any stream | yes | yes | yes (any `Read`/`Write` pair) |
+/// | Unix sockets | yes | yes | yes |
+/// | TLS | yes (`serve_tls`) | bring your own stream | bring your own `Transport` |
+/// | many-level guests (`with_protocol`) | yes | yes | yes |
+/// | connection cap (`with_max_connections`, `TooManyConnections` goodbye) | yes, TLS included | yes | yes |
+/// | graceful shutdown (in-flight requests finish, then goodbye) | yes | yes | no: accepting stops, connections carry on |
 #[derive(Clone, Debug)]
 pub struct Server<B: Backend = Store> {
     serving: Serving<B>,
@@ -187,15 +198,18 @@ struct Shared<C: BackendConnection> {
     closer: Option<crate::transport::Closer>,
 }
 
-/// Wakes the completion thread when a write outcome arrives.
-struct CompletionWaker<C: BackendConnection>(Arc<Shared<C>>);
+/// Wakes the completion thread when a write outcome arrives. Weak: the waker stays registered
+/// in the connection's completion queue, which the connection owns, so a strong reference
+/// would keep the connection (and its place under the cap) alive after it ended.
+struct CompletionWaker<C: BackendConnection>(Weak<Shared<C>>);
 
 impl<C: BackendConnection> Wake for CompletionWaker<C> {
     fn wake(self: Arc<Self>) {
         // Taking the state lock first means the completion thread is either not yet past its
         // check (it will see the outcome) or already waiting (it gets the notification).
-        let _state = self.0.lock();
-        self.0.changed.notify_all();
+        let Some(shared) = self.0.upgrade() else { return };
+        let _state = shared.lock();
+        shared.changed.notify_all();
     }
 }
 
@@ -258,7 +272,7 @@ impl<C: BackendConnection> Shared<C> {
     }
 
     fn completion_loop(self: Arc<Self>) {
-        let waker = Waker::from(Arc::new(CompletionWaker(Arc::clone(&self))));
+        let waker = Waker::from(Arc::new(CompletionWaker(Arc::downgrade(&self))));
         let mut cx = Context::from_waker(&waker);
         let mut state = self.lock();
         loop {

@@ -21,6 +21,17 @@ const READ_CHUNK: usize = 64 * 1024;
 
 /// Serves one backend (by default the LMDB [`Store`]) to many connections. Cheap to clone;
 /// clones share the shutdown signal and the connection count.
+///
+/// What each adapter's server offers (all wrap the same [`Serving`]):
+///
+/// | server offers | `multilevel-tokio` | `multilevel-async-std` | `multilevel-blocking` |
+/// |---|---|---|---|
+/// | TCP, any stream | yes | yes | yes (any `Read`/`Write` pair) |
+/// | Unix sockets | yes | yes | yes |
+/// | TLS | yes (`serve_tls`) | bring your own stream | bring your own `Transport` |
+/// | many-level guests (`with_protocol`) | yes | yes | yes |
+/// | connection cap (`with_max_connections`, `TooManyConnections` goodbye) | yes, TLS included | yes | yes |
+/// | graceful shutdown (in-flight requests finish, then goodbye) | yes | yes | no: accepting stops, connections carry on |
 #[derive(Clone, Debug)]
 pub struct Server<B: Backend = Store> {
     serving: Serving<B>,
