@@ -18,7 +18,7 @@ use std::task::{Context, Wake, Waker};
 use std::thread;
 use std::time::Instant;
 
-use multilevel_proto::{GoodbyeReason, ServerConfig};
+use multilevel_proto::GoodbyeReason;
 use multilevel_serve::{Backend, BackendConnection, Refusal, ServedConnection, Serving};
 use multilevel_store::Store;
 use tracing::{debug, info, warn};
@@ -49,23 +49,12 @@ pub struct Server<B: Backend = Store> {
 }
 
 impl<B: Backend> Server<B> {
-    /// A server for `store`, with the protocol settings the store calls for.
-    pub fn new(store: B) -> Self {
-        Self::from_serving(Serving::new(store))
-    }
-
-    /// A server with explicit protocol settings. Keep `max_key_size` at or below what the
-    /// store accepts.
-    pub fn with_config(store: B, config: ServerConfig) -> Self {
-        Self::from_serving(Serving::with_config(store, config))
-    }
-
     /// A server of what `serving` says (backend, settings, protocol, connection cap).
     pub fn from_serving(serving: Serving<B>) -> Self {
         Self { serving, shutdown: Arc::new(AtomicBool::new(false)), wakes: Arc::default() }
     }
 
-    multilevel_serve::serving_methods!();
+    multilevel_serve::serving_methods!(constructors);
 
     /// Serves connections from a TCP listener until [`ShutdownHandle::shutdown`] is called.
     pub fn serve_tcp(&self, listener: TcpListener) -> io::Result<()> {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::timer::Timer;
-use multilevel_proto::{GoodbyeReason, ServerConfig};
+use multilevel_proto::GoodbyeReason;
 use multilevel_serve::{Backend, BackendConnection, ConnectionPermit, Refusal, ServedConnection, Serving};
 use multilevel_store::Store;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -39,23 +39,12 @@ pub struct Server<B: Backend = Store> {
 }
 
 impl<B: Backend> Server<B> {
-    /// A server for `store`, with the protocol settings the store calls for.
-    pub fn new(store: B) -> Self {
-        Self::from_serving(Serving::new(store))
-    }
-
-    /// A server with explicit protocol settings; keep `max_key_size` at or below what the
-    /// store accepts.
-    pub fn with_config(store: B, config: ServerConfig) -> Self {
-        Self::from_serving(Serving::with_config(store, config))
-    }
-
     /// A server of what `serving` says (backend, settings, protocol, connection cap).
     pub fn from_serving(serving: Serving<B>) -> Self {
         Self { serving, shutdown: watch::Sender::new(false) }
     }
 
-    multilevel_serve::serving_methods!();
+    multilevel_serve::serving_methods!(constructors);
 
     /// Starts a graceful shutdown: listeners stop accepting, each connection stops reading,
     /// lets its in-flight requests finish, says goodbye and closes its iterators.

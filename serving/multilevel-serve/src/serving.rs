@@ -101,9 +101,25 @@ impl<B: Backend> Serving<B> {
 /// Writes the configuration methods every adapter's `Server` shares, over its field `serving`
 /// (a [`Serving`]): `with_protocol`, `with_max_connections`, `serving`, `store` and
 /// `connections`. Use it inside `impl<B: Backend> Server<B> { .. }`; the adapter writes its
-/// constructors (they differ: a spawner, say) and its I/O.
+/// I/O. With `constructors`, it also writes `new` and `with_config` for a server built by
+/// `Self::from_serving(serving)` (an adapter whose constructors need more, such as a spawner,
+/// writes its own).
 #[macro_export]
 macro_rules! serving_methods {
+    (constructors) => {
+        /// A server for `store`, with the protocol settings the store calls for.
+        pub fn new(store: B) -> Self {
+            Self::from_serving($crate::Serving::new(store))
+        }
+
+        /// A server with explicit protocol settings; keep `max_key_size` at or below what the
+        /// store accepts.
+        pub fn with_config(store: B, config: $crate::__proto::ServerConfig) -> Self {
+            Self::from_serving($crate::Serving::with_config(store, config))
+        }
+
+        $crate::serving_methods!();
+    };
     () => {
         /// Speaks `protocol` on every connection (default
         /// [`Protocol::Multilevel`](multilevel_proto::Protocol::Multilevel));
