@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use multilevel_proto::{CallError, ClientOptions, IterOptions, KeyRange, ServerConfig};
-use multilevel_serve::Backend;
+use multilevel_serve::{Backend, Serving};
 use multilevel_store::{Store, StoreOptions};
 use tempfile::TempDir;
 
@@ -74,9 +74,14 @@ impl BackendServer {
 
     /// Starts a server of `adapter` serving `backend` with `config` (e.g. with tokens).
     pub fn with_config<B: Backend>(adapter: Adapter, backend: B, config: ServerConfig) -> Self {
+        Self::from_serving(adapter, Serving::with_config(backend, config))
+    }
+
+    /// Starts a server of `adapter` serving what `serving` says (e.g. with a connection cap).
+    pub fn from_serving<B: Backend>(adapter: Adapter, serving: Serving<B>) -> Self {
         let (addr, stop): (SocketAddr, Box<dyn Fn() + Send + Sync>) = match adapter {
             Adapter::Blocking => {
-                let server = multilevel_blocking::Server::with_config(backend, config);
+                let server = multilevel_blocking::Server::from_serving(serving);
                 let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
                 let addr = listener.local_addr().expect("addr");
                 let handle = server.shutdown_handle();
@@ -84,7 +89,7 @@ impl BackendServer {
                 (addr, Box::new(move || handle.shutdown()))
             }
             Adapter::Tokio => {
-                let server = multilevel_tokio::Server::with_config(backend, config);
+                let server = multilevel_tokio::Server::from_serving(serving);
                 let listener = runtime().block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
                 let addr = listener.local_addr().expect("addr");
                 let serving = server.clone();
@@ -92,7 +97,7 @@ impl BackendServer {
                 (addr, Box::new(move || server.shutdown()))
             }
             Adapter::Smol => {
-                let server = multilevel_async_std::Server::with_config(backend, config, smol_spawn);
+                let server = multilevel_async_std::Server::from_serving(serving, smol_spawn);
                 let listener = smol::block_on(async_net::TcpListener::bind("127.0.0.1:0")).expect("bind");
                 let addr = listener.local_addr().expect("addr");
                 let serving = server.clone();

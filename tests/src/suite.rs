@@ -1,12 +1,19 @@
 //! The suite every client adapter runs against every server adapter and backend, including
 //! connections cut at random bytes by a proxy while iterating with retry on.
 
-use std::net::SocketAddr;
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
 
 use bytes::Bytes;
-use multilevel_proto::{BatchOp, ClientOptions, IterOptions, KeyRange};
+use multilevel_proto::message::{Goodbye, decode};
+use multilevel_proto::{
+    BatchOp, ClientOptions, FrameDecoder, GoodbyeReason, IterOptions, KeyRange, MemoryBackend, MemoryStore,
+    ServerMessage,
+};
+use multilevel_serve::Serving;
 
-use crate::adapters::{Adapter, AnyClient};
+use crate::adapters::{Adapter, AnyClient, BackendServer};
 use crate::proxy::CuttingProxy;
 
 fn key(i: u32) -> Bytes {
@@ -65,4 +72,41 @@ pub fn run(db: &AnyClient, adapter: Adapter, server: SocketAddr, what: &str) {
         db.scan(IterOptions { range: KeyRange::all().gte("token/").lt("token0"), ..IterOptions::default() }, None);
     assert_eq!(left.unwrap().len(), 20, "{what}: each of 20 one-key clears applied exactly once");
     assert!(proxy.cuts() > 0, "{what}: the proxy never cut");
+}
+
+/// Checks the connection cap of `adapter`'s server: with two connections served, a third gets
+/// a `TooManyConnections` goodbye and is closed, the two keep working, and once one leaves a
+/// new connection is served.
+pub fn connection_cap(adapter: Adapter) {
+    let serving = Serving::new(MemoryBackend::new(MemoryStore::new())).with_max_connections(2);
+    let server = BackendServer::from_serving(adapter, serving);
+    let first = AnyClient::connect(adapter, server.addr, ClientOptions::default());
+    let second = AnyClient::connect(adapter, server.addr, ClientOptions::default());
+    first.put("a", "1").unwrap();
+    second.put("b", "2").unwrap();
+
+    let goodbye = refusal(server.addr);
+    assert_eq!(goodbye.reason, GoodbyeReason::TooManyConnections, "{adapter:?}: {goodbye:?}");
+    assert!(goodbye.message.contains("maximum of 2"), "{adapter:?}: {}", goodbye.message);
+    first.put("c", "3").unwrap();
+    assert_eq!(second.get("c").unwrap(), Some(Bytes::from("3")), "{adapter:?}");
+
+    // The place a connection held is freed when it closes.
+    drop(first);
+    let third = AnyClient::connect(adapter, server.addr, ClientOptions::default().retry(true));
+    assert_eq!(third.get("a").unwrap(), Some(Bytes::from("1")), "{adapter:?}");
+}
+
+/// Connects to `addr` without a handshake and returns the goodbye the server sends before it
+/// closes the connection.
+pub fn refusal(addr: SocketAddr) -> Goodbye {
+    let mut raw = TcpStream::connect(addr).expect("connect");
+    raw.set_read_timeout(Some(Duration::from_secs(5))).expect("a read timeout");
+    let mut received = Vec::new();
+    raw.read_to_end(&mut received).expect("the refused connection is closed");
+    let mut decoder = FrameDecoder::new(1 << 20);
+    decoder.push(&received);
+    let frame = decoder.next_frame().expect("a frame").expect("a goodbye frame");
+    let ServerMessage::Goodbye(goodbye) = decode(&frame).expect("a server message") else { panic!("not a goodbye") };
+    goodbye
 }

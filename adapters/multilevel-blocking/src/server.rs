@@ -12,14 +12,14 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
 #[cfg(unix)]
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::task::{Context, Wake, Waker};
 use std::thread;
 use std::time::Instant;
 
-use multilevel_proto::{GoodbyeReason, ServerConfig};
-use multilevel_serve::{Backend, BackendConnection, ServedConnection};
+use multilevel_proto::GoodbyeReason;
+use multilevel_serve::{Backend, BackendConnection, Refusal, ServedConnection, Serving};
 use multilevel_store::Store;
 use tracing::{debug, info, warn};
 
@@ -27,59 +27,39 @@ use crate::transport::Transport;
 
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Serves one backend (by default the LMDB [`Store`]) to many connections.
-#[derive(Clone)]
+/// Serves one backend (by default the LMDB [`Store`]) to many connections. Cheap to clone;
+/// clones share the shutdown and the connection count.
+///
+/// What each adapter's server offers (all wrap the same [`Serving`]):
+///
+/// | server offers | `multilevel-tokio` | `multilevel-async-std` | `multilevel-blocking` |
+/// |---|---|---|---|
+/// | TCP, any stream | yes | yes | yes (any `Read`/`Write` pair) |
+/// | Unix sockets | yes | yes | yes |
+/// | TLS | yes (`serve_tls`) | bring your own stream | bring your own `Transport` |
+/// | many-level guests (`with_protocol`) | yes | yes | yes |
+/// | connection cap (`with_max_connections`, `TooManyConnections` goodbye) | yes, TLS included | yes | yes |
+/// | graceful shutdown (in-flight requests finish, then goodbye) | yes | yes | no: accepting stops, connections carry on |
+#[derive(Clone, Debug)]
 pub struct Server<B: Backend = Store> {
-    store: B,
-    config: ServerConfig,
+    serving: Serving<B>,
     shutdown: Arc<AtomicBool>,
     /// How to wake each accept loop blocked in `accept`.
     wakes: Arc<Mutex<Vec<AcceptWake>>>,
-    connections: Arc<AtomicUsize>,
-}
-
-impl<B: Backend> std::fmt::Debug for Server<B> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server").field("config", &self.config).finish_non_exhaustive()
-    }
 }
 
 impl<B: Backend> Server<B> {
-    /// A server for `store`, with the protocol settings the store calls for.
-    pub fn new(store: B) -> Self {
-        let config = store.server_config();
-        Self::with_config(store, config)
+    /// A server of what `serving` says (backend, settings, protocol, connection cap).
+    pub fn from_serving(serving: Serving<B>) -> Self {
+        Self { serving, shutdown: Arc::new(AtomicBool::new(false)), wakes: Arc::default() }
     }
 
-    /// A server with explicit protocol settings. Keep `max_key_size` at or below what the
-    /// store accepts.
-    pub fn with_config(store: B, config: ServerConfig) -> Self {
-        Self {
-            store,
-            config,
-            shutdown: Arc::new(AtomicBool::new(false)),
-            wakes: Arc::default(),
-            connections: Arc::new(AtomicUsize::new(0)),
-        }
-    }
-
-    /// Open connections right now.
-    pub fn connections(&self) -> usize {
-        self.connections.load(Ordering::Relaxed)
-    }
+    multilevel_serve::serving_methods!(constructors);
 
     /// Serves connections from a TCP listener until [`ShutdownHandle::shutdown`] is called.
     pub fn serve_tcp(&self, listener: TcpListener) -> io::Result<()> {
         self.register_wake(AcceptWake::Tcp(listener.local_addr()?));
-        for stream in listener.incoming() {
-            if self.shutdown.load(Ordering::SeqCst) {
-                break;
-            }
-            match stream.and_then(Transport::tcp) {
-                Ok(transport) => self.spawn_connection(transport),
-                Err(err) => warn!("accept failed: {err}"),
-            }
-        }
+        self.accept_until_shutdown(listener.incoming(), Transport::tcp);
         Ok(())
     }
 
@@ -89,16 +69,25 @@ impl<B: Backend> Server<B> {
         if let Some(path) = listener.local_addr()?.as_pathname() {
             self.register_wake(AcceptWake::Unix(path.to_owned()));
         }
-        for stream in listener.incoming() {
+        self.accept_until_shutdown(listener.incoming(), Transport::unix);
+        Ok(())
+    }
+
+    /// Serves each accepted stream as a transport until the shutdown.
+    fn accept_until_shutdown<S>(
+        &self,
+        incoming: impl Iterator<Item = io::Result<S>>,
+        transport: impl Fn(S) -> io::Result<Transport>,
+    ) {
+        for stream in incoming {
             if self.shutdown.load(Ordering::SeqCst) {
                 break;
             }
-            match stream.and_then(Transport::unix) {
+            match stream.and_then(&transport) {
                 Ok(transport) => self.spawn_connection(transport),
                 Err(err) => warn!("accept failed: {err}"),
             }
         }
-        Ok(())
     }
 
     /// Lets a shutdown wake this accept loop. If the shutdown already happened, wakes it
@@ -115,14 +104,17 @@ impl<B: Backend> Server<B> {
         ShutdownHandle { shutdown: Arc::clone(&self.shutdown), wakes: Arc::clone(&self.wakes) }
     }
 
-    /// Serves one connection over any transport, on two new threads; returns at once.
+    /// Serves one connection over any transport, on two new threads; returns at once. Past
+    /// the connection cap, writes the refusal's goodbye on this thread (a few dozen bytes, which
+    /// a fresh socket takes at once) and closes the transport instead.
     pub fn spawn_connection(&self, transport: Transport) {
+        let permit = match self.serving.admit() {
+            Ok(permit) => permit,
+            Err(refusal) => return refuse(transport, &refusal),
+        };
         let Transport { reader, writer, closer } = transport;
         let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                conn: ServedConnection::new(&self.store, self.config.clone(), Arc::clone(&self.connections)),
-                reader_done: false,
-            }),
+            state: Mutex::new(State { conn: self.serving.connection(permit), reader_done: false }),
             changed: Condvar::new(),
             writer: Mutex::new(writer),
             closer,
@@ -143,6 +135,13 @@ impl<B: Backend> Server<B> {
             warn!("cannot start a connection thread: {err}");
         }
     }
+}
+
+/// Says a refusal to a connection past the cap and closes it.
+fn refuse(mut transport: Transport, refusal: &Refusal) {
+    warn!("{refusal}");
+    let _ = transport.writer.write_all(refusal.goodbye()).and_then(|()| transport.writer.flush());
+    transport.close();
 }
 
 /// How to wake an accept loop blocked in `accept`: connect to it.
@@ -188,15 +187,18 @@ struct Shared<C: BackendConnection> {
     closer: Option<crate::transport::Closer>,
 }
 
-/// Wakes the completion thread when a write outcome arrives.
-struct CompletionWaker<C: BackendConnection>(Arc<Shared<C>>);
+/// Wakes the completion thread when a write outcome arrives. Weak: the waker stays registered
+/// in the connection's completion queue, which the connection owns, so a strong reference
+/// would keep the connection (and its place under the cap) alive after it ended.
+struct CompletionWaker<C: BackendConnection>(Weak<Shared<C>>);
 
 impl<C: BackendConnection> Wake for CompletionWaker<C> {
     fn wake(self: Arc<Self>) {
         // Taking the state lock first means the completion thread is either not yet past its
         // check (it will see the outcome) or already waiting (it gets the notification).
-        let _state = self.0.lock();
-        self.0.changed.notify_all();
+        let Some(shared) = self.0.upgrade() else { return };
+        let _state = shared.lock();
+        shared.changed.notify_all();
     }
 }
 
@@ -259,7 +261,7 @@ impl<C: BackendConnection> Shared<C> {
     }
 
     fn completion_loop(self: Arc<Self>) {
-        let waker = Waker::from(Arc::new(CompletionWaker(Arc::clone(&self))));
+        let waker = Waker::from(Arc::new(CompletionWaker(Arc::downgrade(&self))));
         let mut cx = Context::from_waker(&waker);
         let mut state = self.lock();
         loop {

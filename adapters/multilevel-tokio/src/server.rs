@@ -1,13 +1,14 @@
 //! The server: one task per connection, reads run on that task, writes go to the store's
 //! writer thread and come back through a channel.
 
+use std::future::Future;
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use crate::timer::Timer;
-use multilevel_proto::{GoodbyeReason, Protocol, ServerConfig};
-use multilevel_serve::{Backend, BackendConnection, ServedConnection};
+use multilevel_proto::GoodbyeReason;
+use multilevel_serve::{Backend, BackendConnection, ConnectionPermit, Refusal, ServedConnection, Serving};
 use multilevel_store::Store;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -19,66 +20,31 @@ use tracing::{Instrument, debug, info, warn};
 const READ_CHUNK: usize = 64 * 1024;
 
 /// Serves one backend (by default the LMDB [`Store`]) to many connections. Cheap to clone;
-/// clones share the shutdown signal.
-#[derive(Clone)]
+/// clones share the shutdown signal and the connection count.
+///
+/// What each adapter's server offers (all wrap the same [`Serving`]):
+///
+/// | server offers | `multilevel-tokio` | `multilevel-async-std` | `multilevel-blocking` |
+/// |---|---|---|---|
+/// | TCP, any stream | yes | yes | yes (any `Read`/`Write` pair) |
+/// | Unix sockets | yes | yes | yes |
+/// | TLS | yes (`serve_tls`) | bring your own stream | bring your own `Transport` |
+/// | many-level guests (`with_protocol`) | yes | yes | yes |
+/// | connection cap (`with_max_connections`, `TooManyConnections` goodbye) | yes, TLS included | yes | yes |
+/// | graceful shutdown (in-flight requests finish, then goodbye) | yes | yes | no: accepting stops, connections carry on |
+#[derive(Clone, Debug)]
 pub struct Server<B: Backend = Store> {
-    store: B,
-    config: ServerConfig,
+    serving: Serving<B>,
     shutdown: watch::Sender<bool>,
-    connections: Arc<AtomicUsize>,
-    max_connections: usize,
-    protocol: Protocol,
-}
-
-impl<B: Backend> std::fmt::Debug for Server<B> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server").field("config", &self.config).field("connections", &self.connections()).finish()
-    }
 }
 
 impl<B: Backend> Server<B> {
-    /// A server for `store`, with the protocol settings the store calls for.
-    pub fn new(store: B) -> Self {
-        let config = store.server_config();
-        Self::with_config(store, config)
+    /// A server of what `serving` says (backend, settings, protocol, connection cap).
+    pub fn from_serving(serving: Serving<B>) -> Self {
+        Self { serving, shutdown: watch::Sender::new(false) }
     }
 
-    /// A server with explicit protocol settings; keep `max_key_size` at or below what the
-    /// store accepts.
-    pub fn with_config(store: B, config: ServerConfig) -> Self {
-        Self {
-            store,
-            config,
-            shutdown: watch::Sender::new(false),
-            connections: Arc::new(AtomicUsize::new(0)),
-            max_connections: 10_000,
-            protocol: Protocol::Multilevel,
-        }
-    }
-
-    /// Speaks `protocol` on every connection (default [`Protocol::Multilevel`]);
-    /// [`Protocol::ManyLevel`] serves Node `many-level` guests.
-    pub fn with_protocol(mut self, protocol: Protocol) -> Self {
-        self.protocol = protocol;
-        self
-    }
-
-    /// Caps the connections served at once (default 10 000); past it, a new connection gets a
-    /// goodbye saying so and is closed.
-    pub fn with_max_connections(mut self, max: usize) -> Self {
-        self.max_connections = max;
-        self
-    }
-
-    /// The store served.
-    pub fn store(&self) -> &B {
-        &self.store
-    }
-
-    /// Open connections right now.
-    pub fn connections(&self) -> usize {
-        self.connections.load(Ordering::Relaxed)
-    }
+    multilevel_serve::serving_methods!(constructors);
 
     /// Starts a graceful shutdown: listeners stop accepting, each connection stops reading,
     /// lets its in-flight requests finish, says goodbye and closes its iterators.
@@ -92,106 +58,84 @@ impl<B: Backend> Server<B> {
         let mut rx = self.shutdown.subscribe();
         while self.connections() > 0 {
             // Woken on every connection close.
-            let _ = tokio::time::timeout(std::time::Duration::from_millis(20), rx.changed()).await;
+            let _ = tokio::time::timeout(Duration::from_millis(20), rx.changed()).await;
         }
     }
 
     /// Accepts TCP connections until [`shutdown`](Self::shutdown); each runs on its own task
     /// with `TCP_NODELAY` on.
     pub async fn serve_tcp(&self, listener: TcpListener) -> io::Result<()> {
-        let mut shutdown = self.shutdown.subscribe();
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((mut stream, peer)) => {
-                        if let Err(err) = stream.set_nodelay(true) {
-                            debug!("TCP_NODELAY on {peer}: {err}");
-                        }
-                        if self.refuse_when_full(&mut stream).await {
-                            continue;
-                        }
-                        let (reader, writer) = stream.into_split();
-                        self.spawn_connection(reader, writer, multilevel_serve::connection_span(&peer));
-                    }
-                    Err(err) => {
-                        warn!("accept failed: {err}");
-                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                    }
-                },
-                _ = wait_true(&mut shutdown) => return Ok(()),
-            }
-        }
+        self.accept_until_shutdown(
+            || listener.accept(),
+            |(stream, peer)| {
+                if let Err(err) = stream.set_nodelay(true) {
+                    debug!("TCP_NODELAY on {peer}: {err}");
+                }
+                let (reader, writer) = stream.into_split();
+                self.spawn_connection(reader, writer, multilevel_serve::connection_span(&peer));
+            },
+        )
+        .await
     }
 
     /// Accepts TCP connections over TLS until [`shutdown`](Self::shutdown); see
     /// [`crate::tls::server_config`]. A handshake that fails or takes over 10 s closes that
-    /// connection only.
+    /// connection only. A connection past the cap is counted before its handshake and gets
+    /// its goodbye over TLS.
     pub async fn serve_tls(&self, listener: TcpListener, tls: Arc<rustls::ServerConfig>) -> io::Result<()> {
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-        let mut shutdown = self.shutdown.subscribe();
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => {
-                        let _ = stream.set_nodelay(true);
-                        if self.connections() >= self.max_connections {
-                            warn!("refusing {peer}: {} connections open", self.connections());
-                            continue;
-                        }
-                        let (server, acceptor) = (self.clone(), acceptor.clone());
-                        let span = multilevel_serve::connection_span(&peer);
-                        tokio::spawn(async move {
-                            let handshake = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream));
-                            match handshake.await {
-                                Ok(Ok(tls)) => server.serve_stream(tls).await,
-                                Ok(Err(err)) => info!("TLS handshake with {peer} failed: {err}"),
-                                Err(_) => info!("TLS handshake with {peer} timed out"),
+        self.accept_until_shutdown(
+            || listener.accept(),
+            |(stream, peer)| {
+                let _ = stream.set_nodelay(true);
+                let admission = self.serving.admit();
+                let (server, acceptor) = (self.clone(), acceptor.clone());
+                tokio::spawn(
+                    async move {
+                        let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
+                        match handshake.await {
+                            Ok(Ok(tls)) => {
+                                let (reader, writer) = tokio::io::split(tls);
+                                server.serve_admitted(admission, reader, writer).await;
                             }
-                        }.instrument(span));
+                            Ok(Err(err)) => info!("TLS handshake with {peer} failed: {err}"),
+                            Err(_) => info!("TLS handshake with {peer} timed out"),
+                        }
                     }
-                    Err(err) => {
-                        warn!("accept failed: {err}");
-                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                    }
-                },
-                _ = wait_true(&mut shutdown) => return Ok(()),
-            }
-        }
-    }
-
-    /// Says goodbye to a connection past the cap; returns whether it did.
-    async fn refuse_when_full<S: AsyncWrite + Unpin>(&self, stream: &mut S) -> bool {
-        if self.connections() < self.max_connections {
-            return false;
-        }
-        warn!("refusing a connection: {} open, at most {}", self.connections(), self.max_connections);
-        if self.protocol == Protocol::ManyLevel {
-            return true; // many-level has no goodbye: just close
-        }
-        let goodbye = multilevel_proto::message::Goodbye {
-            reason: GoodbyeReason::TooManyConnections,
-            message: format!("the server holds its maximum of {} connections; try again later", self.max_connections),
-        };
-        let mut out = bytes::BytesMut::new();
-        multilevel_proto::message::encode(&multilevel_proto::ServerMessage::Goodbye(goodbye), &mut out);
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), stream.write_all(&out)).await;
-        true
+                    .instrument(multilevel_serve::connection_span(&peer)),
+                );
+            },
+        )
+        .await
     }
 
     /// Accepts Unix socket connections until [`shutdown`](Self::shutdown).
     #[cfg(unix)]
     pub async fn serve_unix(&self, listener: UnixListener) -> io::Result<()> {
+        self.accept_until_shutdown(
+            || listener.accept(),
+            |(stream, _)| {
+                let (reader, writer) = stream.into_split();
+                self.spawn_connection(reader, writer, multilevel_serve::connection_span(&"unix"));
+            },
+        )
+        .await
+    }
+
+    /// Hands each connection `accept` yields to `serve` until [`shutdown`](Self::shutdown).
+    async fn accept_until_shutdown<S, A: Future<Output = io::Result<S>>>(
+        &self,
+        mut accept: impl FnMut() -> A,
+        mut serve: impl FnMut(S),
+    ) -> io::Result<()> {
         let mut shutdown = self.shutdown.subscribe();
         loop {
             tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => {
-                        let (reader, writer) = stream.into_split();
-                        self.spawn_connection(reader, writer, multilevel_serve::connection_span(&"unix"));
-                    }
+                accepted = accept() => match accepted {
+                    Ok(stream) => serve(stream),
                     Err(err) => {
                         warn!("accept failed: {err}");
-                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 },
                 _ = wait_true(&mut shutdown) => return Ok(()),
@@ -199,7 +143,7 @@ impl<B: Backend> Server<B> {
         }
     }
 
-    /// Serves one connection over any stream until it ends.
+    /// Serves one connection over any stream until it ends (or refuses it, past the cap).
     pub async fn serve_stream<S>(&self, stream: S)
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
@@ -208,20 +152,42 @@ impl<B: Backend> Server<B> {
         self.serve_halves(reader, writer).await;
     }
 
-    /// Serves one connection given as its two halves until it ends.
+    /// Serves one connection given as its two halves until it ends (or refuses it, past the
+    /// cap).
     pub async fn serve_halves<R, W>(&self, reader: R, writer: W)
     where
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
     {
-        let connections = Arc::clone(&self.connections);
-        let connection = ServedConnection::with_protocol(&self.store, self.config.clone(), connections, self.protocol);
-        if let Err(err) = run(connection, reader, writer, self.shutdown.subscribe()).await {
+        self.serve_admitted(self.serving.admit(), reader, writer).await;
+    }
+
+    /// Serves a connection with its permit, or says its refusal and closes it.
+    async fn serve_admitted<R, W>(&self, admission: Result<ConnectionPermit, Refusal>, reader: R, mut writer: W)
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let permit = match admission {
+            Ok(permit) => permit,
+            Err(refusal) => {
+                warn!("{refusal}");
+                // Briefly: a peer that does not read must not hold this task.
+                let goodbye = async {
+                    writer.write_all(refusal.goodbye()).await?;
+                    writer.shutdown().await
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(1), goodbye).await;
+                return;
+            }
+        };
+        if let Err(err) = run(self.serving.connection(permit), reader, writer, self.shutdown.subscribe()).await {
             debug!("connection ended: {err}");
         }
         self.shutdown.send_modify(|_| {}); // wakes `closed()`
     }
 
+    /// Serves a connection on a task of its own, its logs in `span`.
     fn spawn_connection<R, W>(&self, reader: R, writer: W, span: tracing::Span)
     where
         R: AsyncRead + Unpin + Send + 'static,

@@ -6,11 +6,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use multilevel_proto::{ErrorCode, RequestError, Tokens};
+use multilevel_proto::manylevel::encode_message;
+use multilevel_proto::manylevel::messages::Put as ManyLevelPut;
+use multilevel_proto::message::Goodbye;
+use multilevel_proto::{ErrorCode, GoodbyeReason, Protocol, RequestError, ServerMessage, Tokens};
 use multilevel_store::{Store, StoreOptions};
 use multilevel_tokio::{Client, ClientOptions, Error, Server, Transport, tls};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const WRITER: &str = "0123456789abcdef-writer";
 const READER: &str = "0123456789abcdef-reader";
@@ -148,6 +152,29 @@ async fn client_certificates_can_be_required() {
     db.put("k2", "v").await.unwrap();
 }
 
+/// What a connection that never says hello receives before the server closes it: the
+/// goodbye, if any.
+async fn received_before_close(mut stream: impl tokio::io::AsyncRead + Unpin) -> Option<Goodbye> {
+    let mut received = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut received))
+        .await
+        .expect("the refused connection is closed")
+        .unwrap();
+    let mut decoder = multilevel_proto::FrameDecoder::new(1 << 20);
+    decoder.push(&received);
+    let frame = decoder.next_frame().unwrap()?;
+    let ServerMessage::Goodbye(goodbye) = multilevel_proto::message::decode(&frame).unwrap() else {
+        panic!("not a goodbye")
+    };
+    Some(goodbye)
+}
+
+fn assert_too_many(goodbye: Option<Goodbye>) {
+    let goodbye = goodbye.expect("a goodbye");
+    assert_eq!(goodbye.reason, GoodbyeReason::TooManyConnections);
+    assert!(goodbye.message.contains("maximum of 2"), "{}", goodbye.message);
+}
+
 #[tokio::test]
 async fn the_connection_cap_refuses_with_a_goodbye() {
     let dir = TempDir::new().unwrap();
@@ -158,19 +185,48 @@ async fn the_connection_cap_refuses_with_a_goodbye() {
     first.put("a", "1").await.unwrap();
     second.put("b", "2").await.unwrap();
 
-    let mut raw = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut received = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), tokio::io::AsyncReadExt::read_to_end(&mut raw, &mut received))
-        .await
-        .expect("the refused connection is closed")
-        .unwrap();
-    let mut decoder = multilevel_proto::FrameDecoder::new(1 << 20);
-    decoder.push(&received);
-    let frame = decoder.next_frame().unwrap().expect("a goodbye frame");
-    let multilevel_proto::ServerMessage::Goodbye(goodbye) = multilevel_proto::message::decode(&frame).unwrap() else {
-        panic!("not a goodbye")
-    };
-    assert_eq!(goodbye.reason, multilevel_proto::GoodbyeReason::TooManyConnections);
-    assert!(goodbye.message.contains("maximum of 2"), "{}", goodbye.message);
+    assert_too_many(received_before_close(tokio::net::TcpStream::connect(addr).await.unwrap()).await);
     first.put("c", "3").await.unwrap();
+    assert_eq!(second.get("c").await.unwrap().as_deref(), Some(&b"3"[..]));
+}
+
+#[tokio::test]
+async fn the_connection_cap_holds_over_tls_and_refuses_with_a_goodbye_over_tls() {
+    let pki = Pki::new();
+    let dir = TempDir::new().unwrap();
+    let server = server(dir.path(), false).with_max_connections(2);
+    let config = tls::server_config(&pki.path("server.pem"), &pki.path("server.key"), None).unwrap();
+    let addr = serve_tls(&server, config).await;
+    let trusted = tls::client_config(&pki.path("ca.pem"), None).unwrap();
+    let first = Client::tls(addr, "localhost", trusted.clone(), ClientOptions::default());
+    let second = Client::tls(addr, "localhost", trusted.clone(), ClientOptions::default());
+    first.put("a", "1").await.unwrap();
+    second.put("b", "2").await.unwrap();
+
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = tls::server_name("localhost").unwrap();
+    let stream = tokio_rustls::TlsConnector::from(trusted).connect(name, stream).await.unwrap();
+    assert_too_many(received_before_close(stream).await);
+    first.put("c", "3").await.unwrap();
+    assert_eq!(second.get("c").await.unwrap().as_deref(), Some(&b"3"[..]));
+    assert_eq!(server.connections(), 2);
+}
+
+#[tokio::test]
+async fn the_connection_cap_closes_a_many_level_guest_past_it_without_a_word() {
+    let dir = TempDir::new().unwrap();
+    let server = server(dir.path(), false).with_protocol(Protocol::ManyLevel).with_max_connections(1);
+    let addr = serve_tcp(&server).await;
+    let mut first = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // A many-level put (tag 1), answered with a callback: the first guest is served.
+    let mut put = bytes::BytesMut::new();
+    encode_message(1, &ManyLevelPut { id: 1, key: "k".into(), value: Some("v".into()) }, &mut put);
+    first.write_all(&put).await.unwrap();
+    let mut answer = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(5), first.read(&mut answer)).await.unwrap().unwrap();
+    assert!(n > 0, "the guest's put is answered");
+
+    // many-level has no goodbye: past the cap the connection is closed with nothing sent.
+    assert!(received_before_close(tokio::net::TcpStream::connect(addr).await.unwrap()).await.is_none());
+    assert_eq!(server.connections(), 1);
 }

@@ -157,56 +157,43 @@ impl Shared {
 
     /// A short read transaction.
     pub(crate) fn read_txn(&self) -> Result<ReadTxn<'_>, StoreError> {
-        let mut adopted = false;
-        loop {
-            let gate = self.gate();
-            match self.env.read_txn() {
-                Ok(txn) => return Ok(ReadTxn { txn, _gate: gate }),
-                Err(e) if is_map_resized(&e) && !adopted => {
-                    drop(gate);
-                    self.remap(0).map_err(|e| internal("adopting the map size of another process", &e))?;
-                    adopted = true;
-                }
-                Err(e) => return Err(internal("beginning a read transaction", &e)),
-            }
+        match self.begin(|| self.env.read_txn()) {
+            Ok((txn, gate)) => Ok(ReadTxn { txn, _gate: gate }),
+            Err(Begin::Adopting(e)) => Err(internal("adopting the map size of another process", &e)),
+            Err(Begin::Starting(e)) => Err(internal("beginning a read transaction", &e)),
         }
     }
 
     /// Takes a snapshot for an iterator (a read transaction that owns an environment handle)
     /// and hands it to `register` while still holding the gate, so a remap cannot miss it.
     pub(crate) fn open_snapshot<R>(&self, register: impl FnOnce(RoTxn<'static, WithoutTls>) -> R) -> heed::Result<R> {
-        let mut adopted = false;
-        loop {
-            let gate = self.gate();
-            match self.env.clone().static_read_txn() {
-                Ok(txn) => {
-                    let registered = register(txn);
-                    drop(gate);
-                    return Ok(registered);
-                }
-                Err(e) if is_map_resized(&e) && !adopted => {
-                    drop(gate);
-                    self.remap(0)?;
-                    adopted = true;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let (txn, gate) = self.begin(|| self.env.clone().static_read_txn()).map_err(Begin::into_error)?;
+        let registered = register(txn);
+        drop(gate);
+        Ok(registered)
     }
 
     /// The writer's transaction. Only the writer thread calls this.
     pub(crate) fn write_txn(&self) -> heed::Result<WriteTxn<'_>> {
+        let (txn, gate) = self.begin(|| self.env.write_txn()).map_err(Begin::into_error)?;
+        Ok(WriteTxn { txn, _gate: gate })
+    }
+
+    /// Starts a transaction with `start` under the read side of the gate and returns it with
+    /// the gate still held. If another process grew the map past this one's size, adopts its
+    /// size (once) and starts again.
+    fn begin<T>(&self, mut start: impl FnMut() -> heed::Result<T>) -> Result<(T, RwLockReadGuard<'_, ()>), Begin> {
         let mut adopted = false;
         loop {
             let gate = self.gate();
-            match self.env.write_txn() {
-                Ok(txn) => return Ok(WriteTxn { txn, _gate: gate }),
+            match start() {
+                Ok(txn) => return Ok((txn, gate)),
                 Err(e) if is_map_resized(&e) && !adopted => {
                     drop(gate);
-                    self.remap(0)?;
+                    self.remap(0).map_err(Begin::Adopting)?;
                     adopted = true;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(Begin::Starting(e)),
             }
         }
     }
@@ -313,4 +300,20 @@ fn open_databases(path: &Path, env: Env<WithoutTls>) -> Result<Option<(Env<Witho
         })
         .map_err(err)?;
     Ok(opened.commit().flatten().map(|(data, sessions)| (env, data, sessions)))
+}
+
+/// Why [`Shared::begin`] failed.
+enum Begin {
+    /// Adopting another process's larger map failed.
+    Adopting(heed::Error),
+    /// The transaction did not start.
+    Starting(heed::Error),
+}
+
+impl Begin {
+    fn into_error(self) -> heed::Error {
+        match self {
+            Begin::Adopting(e) | Begin::Starting(e) => e,
+        }
+    }
 }

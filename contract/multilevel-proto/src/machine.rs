@@ -28,6 +28,20 @@ impl Protocol {
             Protocol::ManyLevel => Box::new(ManyLevelServer::new(config, now)),
         }
     }
+
+    /// The bytes that turn a connection away before it is served (e.g. past a server's
+    /// connection cap): the goodbye with `reason` and `message` that this protocol's machine
+    /// sends when closed, encoded by that machine. Empty for [`Protocol::ManyLevel`], which has
+    /// no goodbye: closing the transport is the refusal.
+    pub fn goodbye(self, reason: GoodbyeReason, message: &str) -> Vec<u8> {
+        let mut machine = self.machine(ServerConfig::default(), Instant::now());
+        machine.close(reason, message);
+        let mut out = Vec::new();
+        while let Some(bytes) = machine.poll_transmit() {
+            out.extend_from_slice(&bytes);
+        }
+        out
+    }
 }
 
 /// A server connection state machine: [`ServerConnection`] or [`ManyLevelServer`], driven
@@ -144,3 +158,21 @@ delegate!(
     }
 );
 delegate!(ManyLevelServer);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{ServerMessage, decode};
+
+    #[test]
+    fn a_refusal_is_the_machines_own_goodbye_or_nothing() {
+        let bytes = Protocol::Multilevel.goodbye(GoodbyeReason::TooManyConnections, "full");
+        let mut decoder = crate::FrameDecoder::new(1 << 20);
+        decoder.push(&bytes);
+        let frame = decoder.next_frame().unwrap().expect("one frame");
+        let ServerMessage::Goodbye(goodbye) = decode(&frame).unwrap() else { panic!("not a goodbye") };
+        assert_eq!((goodbye.reason, goodbye.message.as_str()), (GoodbyeReason::TooManyConnections, "full"));
+        assert!(decoder.next_frame().unwrap().is_none());
+        assert!(Protocol::ManyLevel.goodbye(GoodbyeReason::TooManyConnections, "full").is_empty());
+    }
+}

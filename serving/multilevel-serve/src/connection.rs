@@ -1,7 +1,6 @@
 //! [`ServedConnection`]: a server state machine driven against a backend connection.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -12,6 +11,7 @@ use multilevel_proto::{
 };
 
 use crate::completions::CompletionQueue;
+use crate::limit::ConnectionPermit;
 use crate::metrics::{ConnectionMetrics, Kind};
 
 /// A server connection on a backend, driven by an adapter.
@@ -32,7 +32,8 @@ pub struct ServedConnection<C: BackendConnection> {
     queue: Arc<CompletionQueue>,
     /// The same queue, as the backend sees it.
     completions: Arc<dyn Completions>,
-    connections: Arc<AtomicUsize>,
+    /// Its place under the server's connection cap, held until the connection is dropped.
+    permit: ConnectionPermit,
     /// Most bytes [`take_output`](Self::take_output) hands out at once.
     output_limit: usize,
     metrics: ConnectionMetrics,
@@ -47,20 +48,20 @@ impl<C: BackendConnection> std::fmt::Debug for ServedConnection<C> {
 }
 
 impl<C: BackendConnection> ServedConnection<C> {
-    /// A new connection on `backend`. `connections` is the server's count of open connections:
-    /// it is incremented now, decremented on drop, and reported by `Stats` requests.
-    pub fn new<B: Backend<Connection = C>>(backend: &B, config: ServerConfig, connections: Arc<AtomicUsize>) -> Self {
-        Self::with_protocol(backend, config, connections, Protocol::Multilevel)
+    /// A new connection on `backend`, holding `permit` (from the server's
+    /// [`ConnectionLimit`](crate::ConnectionLimit)) until it is dropped; `Stats` requests
+    /// report the limit's open connections.
+    pub fn new<B: Backend<Connection = C>>(backend: &B, config: ServerConfig, permit: ConnectionPermit) -> Self {
+        Self::with_protocol(backend, config, permit, Protocol::Multilevel)
     }
 
     /// A new connection on `backend` speaking `protocol`; otherwise as [`new`](Self::new).
     pub fn with_protocol<B: Backend<Connection = C>>(
         backend: &B,
         config: ServerConfig,
-        connections: Arc<AtomicUsize>,
+        permit: ConnectionPermit,
         protocol: Protocol,
     ) -> Self {
-        connections.fetch_add(1, Ordering::Relaxed);
         let queue = Arc::new(CompletionQueue::default());
         Self {
             output_limit: config.output_high_water.max(1),
@@ -68,7 +69,7 @@ impl<C: BackendConnection> ServedConnection<C> {
             backend: backend.connection(),
             completions: Arc::clone(&queue) as Arc<dyn Completions>,
             queue,
-            connections,
+            permit,
             metrics: ConnectionMetrics::new(),
             session_recorded: false,
         }
@@ -128,7 +129,7 @@ impl<C: BackendConnection> ServedConnection<C> {
         for (op, result) in done {
             let now = Instant::now();
             self.metrics.answered_later(op, now, &result);
-            let result = with_connections(result, &self.connections);
+            let result = with_connections(result, &self.permit);
             let _ = self.machine.handle_outcome(op, result, now);
         }
         self.run_events();
@@ -185,7 +186,7 @@ impl<C: BackendConnection> ServedConnection<C> {
     /// a read waits in the machine until the writes before it are acknowledged, so each still
     /// sees every write acknowledged before it was sent.
     fn run_events(&mut self) {
-        let Self { machine, backend, completions, connections, metrics, .. } = self;
+        let Self { machine, backend, completions, permit, metrics, .. } = self;
         let Some(first) = machine.poll_event() else { return };
         let mut next = Some(first);
         backend.read_scope(&mut |executor| {
@@ -202,7 +203,7 @@ impl<C: BackendConnection> ServedConnection<C> {
                             Execution::Ready(result) => {
                                 let now = Instant::now();
                                 metrics.answered(kind, start, now, opens, &result);
-                                let result = with_connections(result, connections);
+                                let result = with_connections(result, permit);
                                 let _ = machine.handle_outcome(op, result, now);
                             }
                             Execution::Queued => metrics.queue(op, kind, start, opens),
@@ -220,15 +221,9 @@ impl<C: BackendConnection> ServedConnection<C> {
 }
 
 /// Adds the server's open connections to a `Stats` answer, which only the server knows.
-fn with_connections(mut result: Result<Outcome, StoreError>, connections: &AtomicUsize) -> Result<Outcome, StoreError> {
+fn with_connections(mut result: Result<Outcome, StoreError>, permit: &ConnectionPermit) -> Result<Outcome, StoreError> {
     if let Ok(Outcome::Stats(stats)) = &mut result {
-        stats.push(("connections".into(), connections.load(Ordering::Relaxed) as u64));
+        stats.push(("connections".into(), permit.open() as u64));
     }
     result
-}
-
-impl<C: BackendConnection> Drop for ServedConnection<C> {
-    fn drop(&mut self) {
-        self.connections.fetch_sub(1, Ordering::Relaxed);
-    }
 }

@@ -3,8 +3,8 @@
 //! It has the shape of [`ServerConnection`](crate::ServerConnection) and emits the same
 //! [`ServerEvent`]s, so an adapter runs it against the same store.
 
+use std::collections::BTreeMap;
 use std::collections::hash_map::RandomState;
-use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::time::Instant;
 
@@ -16,6 +16,7 @@ use super::messages::{Callback, GetManyCallback, IteratorEnd, IteratorError, Ite
 use super::{LEVEL_NOT_FOUND, error_code};
 use crate::frame::FrameDecoder;
 use crate::message::{BatchOp, DecodeError, GoodbyeReason, SessionId};
+use crate::server::scheduler::Scheduler;
 use crate::server::{OpId, ServerConfig, ServerError, ServerEvent};
 use crate::store::{Outcome, StoreError, StoreRequest, WriteOp, WriteRequest};
 
@@ -27,14 +28,6 @@ enum Pending {
     Write { id: u32 },
     OpenIterator { id: u32, store_id: u64 },
     ReadBatch { id: u32, store_id: u64, epoch: u64 },
-}
-
-/// A request waiting for earlier requests of the other kind (reads wait for writes and
-/// writes for reads), so a guest reads its own writes.
-#[derive(Debug)]
-struct Queued {
-    pending: Pending,
-    request: StoreRequest,
 }
 
 /// The host state machine of one many-level connection.
@@ -59,12 +52,9 @@ pub struct ManyLevelServer {
     closed: bool,
     decoder: FrameDecoder,
     out: BytesMut,
-    events: VecDeque<ServerEvent>,
-    next_op: u64,
-    outstanding: HashMap<OpId, Pending>,
-    queued: VecDeque<Queued>,
-    reads_in_flight: usize,
-    writes_in_flight: usize,
+    /// Requests on their way to the store, in order (a guest reads its own writes), and the
+    /// events for the adapter.
+    scheduler: Scheduler<Pending>,
     next_store_id: u64,
     iterators: BTreeMap<u32, ManyIterator>,
     error: Option<ServerError>,
@@ -87,12 +77,7 @@ impl ManyLevelServer {
             next_request: 1,
             closed: false,
             out: BytesMut::new(),
-            events: VecDeque::new(),
-            next_op: 0,
-            outstanding: HashMap::new(),
-            queued: VecDeque::new(),
-            reads_in_flight: 0,
-            writes_in_flight: 0,
+            scheduler: Scheduler::default(),
             next_store_id: 1,
             iterators: BTreeMap::new(),
             error: None,
@@ -127,7 +112,7 @@ impl ManyLevelServer {
 
     /// Requests received and not yet answered.
     pub fn in_flight(&self) -> usize {
-        self.queued.len() + self.reads_in_flight + self.writes_in_flight
+        self.scheduler.in_flight()
     }
 
     /// Feeds bytes read from the transport. An error means the connection closes; the answer
@@ -239,11 +224,11 @@ impl ManyLevelServer {
                 if let Some(it) = self.iterators.remove(&m.id)
                     && it.open
                 {
-                    self.events.push_back(ServerEvent::CloseIterator { iterator: it.store_id });
+                    self.scheduler.close_iterator(it.store_id);
                 }
             }
         }
-        self.dispatch();
+        self.scheduler.dispatch();
     }
 
     fn open_iterator(&mut self, m: IteratorOpen) {
@@ -294,32 +279,7 @@ impl ManyLevelServer {
     }
 
     fn enqueue(&mut self, pending: Pending, request: StoreRequest) {
-        self.queued.push_back(Queued { pending, request });
-    }
-
-    /// Hands queued requests to the store in order: reads wait for earlier writes and writes
-    /// for earlier reads.
-    fn dispatch(&mut self) {
-        while let Some(front) = self.queued.front() {
-            let is_write = front.request.is_write();
-            if (is_write && self.reads_in_flight > 0) || (!is_write && self.writes_in_flight > 0) {
-                break;
-            }
-            let Some(Queued { pending, request }) = self.queued.pop_front() else { break };
-            if is_write {
-                self.writes_in_flight += 1;
-            } else {
-                self.reads_in_flight += 1;
-            }
-            self.emit(pending, request);
-        }
-    }
-
-    fn emit(&mut self, pending: Pending, request: StoreRequest) {
-        let op = OpId(self.next_op);
-        self.next_op += 1;
-        self.outstanding.insert(op, pending);
-        self.events.push_back(ServerEvent::Store { op, request });
+        self.scheduler.enqueue(pending, request);
     }
 
     /// Reads the iterator's next batch, or tells the guest it ended, if either is due.
@@ -331,7 +291,8 @@ impl ManyLevelServer {
         let (store_id, epoch, seq) = (it.store_id, it.epoch, it.seq);
         match it.next_step(&self.config) {
             Some(Step::Read(read)) => {
-                self.emit(Pending::ReadBatch { id, store_id, epoch }, StoreRequest::ReadBatch(read));
+                let pending = Pending::ReadBatch { id, store_id, epoch };
+                self.scheduler.emit_unordered(pending, StoreRequest::ReadBatch(read));
             }
             Some(Step::End) => self.send(HostMessage::IteratorEnd(IteratorEnd { id, seq })),
             None => {}
@@ -353,12 +314,7 @@ impl ManyLevelServer {
         result: Result<Outcome, StoreError>,
         _now: Instant,
     ) -> Result<(), ServerError> {
-        let Some(pending) = self.outstanding.remove(&op) else { return Ok(()) };
-        match pending {
-            Pending::Write { .. } => self.writes_in_flight -= 1,
-            Pending::ReadBatch { .. } => {}
-            _ => self.reads_in_flight -= 1,
-        }
+        let Some(pending) = self.scheduler.complete(op) else { return Ok(()) };
         if self.closed {
             return Ok(());
         }
@@ -387,7 +343,7 @@ impl ManyLevelServer {
                         self.step_iterator(id);
                     }
                     // Closed while its open waited: release the snapshot just taken.
-                    _ => self.events.push_back(ServerEvent::CloseIterator { iterator: store_id }),
+                    _ => self.scheduler.close_iterator(store_id),
                 }
             }
             (Pending::ReadBatch { id, store_id, epoch }, Ok(Outcome::Batch { entries, exhausted })) => {
@@ -407,16 +363,16 @@ impl ManyLevelServer {
                     let was_open = std::mem::replace(&mut it.open, false);
                     let seq = it.seq;
                     if was_open {
-                        self.events.push_back(ServerEvent::CloseIterator { iterator: store_id });
+                        self.scheduler.close_iterator(store_id);
                     }
                     let error = outcome_error(other).to_owned();
                     self.send(HostMessage::IteratorError(IteratorError { id, seq, error }));
                 } else if !opened && other.is_ok() {
-                    self.events.push_back(ServerEvent::CloseIterator { iterator: store_id });
+                    self.scheduler.close_iterator(store_id);
                 }
             }
         }
-        self.dispatch();
+        self.scheduler.dispatch();
         self.process_buffered()
     }
 
@@ -432,7 +388,7 @@ impl ManyLevelServer {
     /// The next thing the adapter must do for the store.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
-        self.events.pop_front()
+        self.scheduler.poll_event()
     }
 
     /// Bytes to write to the transport, if any; iterators paused by backed-up output resume
@@ -458,10 +414,10 @@ impl ManyLevelServer {
         self.closed = true;
         for it in std::mem::take(&mut self.iterators).into_values() {
             if it.open {
-                self.events.push_back(ServerEvent::CloseIterator { iterator: it.store_id });
+                self.scheduler.close_iterator(it.store_id);
             }
         }
-        self.queued.clear();
+        self.scheduler.clear_queue();
     }
 
     fn fail(&mut self, err: ServerError) -> ServerError {

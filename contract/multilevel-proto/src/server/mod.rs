@@ -18,9 +18,11 @@
 mod config;
 mod error;
 mod event;
+mod handshake;
 mod iter;
+pub(crate) mod scheduler;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -29,11 +31,12 @@ pub use config::ServerConfig;
 pub use error::ServerError;
 pub use event::{OpId, ServerEvent};
 use iter::{ServerIterator, Step};
+use scheduler::Scheduler;
 
 use crate::frame::FrameDecoder;
 use crate::message::{
-    ClientMessage, ErrorCode, Goodbye, GoodbyeReason, IdMap, MAGIC, PROTOCOL_VERSION, RemoteError, ServerHello,
-    ServerMessage, SessionId, decode, decode_client, decode_prefix, encode, encode_within,
+    ClientMessage, ErrorCode, Goodbye, GoodbyeReason, RemoteError, ServerMessage, SessionId, decode_client, encode,
+    encode_within,
 };
 use crate::store::{Outcome, StoreError, StoreRequest, WriteOp, WriteRequest};
 
@@ -61,14 +64,6 @@ enum Pending {
     Stats { id: u64 },
 }
 
-/// A request decoded but not yet handed to the store: it waits for earlier writes (if it is a
-/// read) or earlier reads (if it is a write), so one connection's operations apply in order.
-#[derive(Debug)]
-struct Queued {
-    pending: Pending,
-    request: StoreRequest,
-}
-
 /// The server state machine of one connection. See the [module docs](self) for how to drive it.
 #[derive(Debug)]
 pub struct ServerConnection {
@@ -76,12 +71,8 @@ pub struct ServerConnection {
     phase: Phase,
     decoder: FrameDecoder,
     out: BytesMut,
-    events: VecDeque<ServerEvent>,
-    next_op: u64,
-    outstanding: IdMap<OpId, Pending>,
-    queued: VecDeque<Queued>,
-    reads_in_flight: usize,
-    writes_in_flight: usize,
+    /// Requests on their way to the store, in order, and the events for the adapter.
+    scheduler: Scheduler<Pending>,
     /// Bytes the outstanding iterator batch reads may add to the output.
     reading_bytes: u64,
     /// The largest frame the client accepts, from its hello.
@@ -103,12 +94,7 @@ impl ServerConnection {
             config,
             phase: Phase::AwaitingHello,
             out: BytesMut::new(),
-            events: VecDeque::new(),
-            next_op: 0,
-            outstanding: IdMap::default(),
-            queued: VecDeque::new(),
-            reads_in_flight: 0,
-            writes_in_flight: 0,
+            scheduler: Scheduler::default(),
             reading_bytes: 0,
             client_max_frame: u32::MAX,
             last_request_id: 0,
@@ -150,7 +136,7 @@ impl ServerConnection {
     /// Requests received and not yet answered: queued, or handed to the store. A graceful
     /// shutdown stops reading and waits for this to reach zero before it says goodbye.
     pub fn in_flight(&self) -> usize {
-        self.queued.len() + self.reads_in_flight + self.writes_in_flight
+        self.scheduler.in_flight()
     }
 
     /// Feeds bytes read from the transport. Call it only while [`wants_input`](Self::wants_input)
@@ -269,94 +255,12 @@ impl ServerConnection {
             }
             ClientMessage::IterClose { id } => {
                 if self.iterators.remove(&id).is_some() {
-                    self.events.push_back(ServerEvent::CloseIterator { iterator: id });
+                    self.scheduler.close_iterator(id);
                 }
             }
         }
-        self.dispatch();
+        self.scheduler.dispatch();
         Ok(())
-    }
-
-    /// Rejects a peer that is not a multilevel client as soon as its first bytes show it,
-    /// rather than waiting for a frame whose length was never meant as one.
-    fn check_hello_start(&mut self) -> Result<(), ServerError> {
-        // A hello frame is the Hello tag (0) followed by the magic.
-        let mut expected = [0u8; 5];
-        expected[1..].copy_from_slice(&MAGIC);
-        let Some(body) = self.decoder.partial_body() else {
-            if self.decoder.buffered() >= crate::frame::MAX_PREFIX_LEN {
-                return Err(self.fail(ServerError::BadMagic));
-            }
-            return Ok(());
-        };
-        let n = body.len().min(expected.len());
-        if body[..n] != expected[..n] {
-            return Err(self.fail(ServerError::BadMagic));
-        }
-        Ok(())
-    }
-
-    fn process_hello(&mut self, frame: &Bytes) -> Result<(), ServerError> {
-        // Lenient about trailing bytes so a newer client's longer hello still gets a clear
-        // version error rather than a parse error.
-        let hello = match decode_prefix::<ClientMessage>(frame) {
-            Ok((ClientMessage::Hello(hello), rest)) => {
-                if hello.magic == MAGIC && hello.version == PROTOCOL_VERSION && !rest.is_empty() {
-                    return Err(crate::message::DecodeError::TrailingBytes(rest.len()).into());
-                }
-                hello
-            }
-            Ok(_) => return Err(ServerError::Unexpected("a request before the handshake")),
-            Err(_) => return Err(ServerError::BadMagic),
-        };
-        if hello.magic != MAGIC {
-            return Err(ServerError::BadMagic);
-        }
-        if hello.version != PROTOCOL_VERSION {
-            return Err(ServerError::VersionMismatch { client: hello.version, server: PROTOCOL_VERSION });
-        }
-        self.client_max_frame = hello.max_frame;
-        if self.config.tokens.is_some() {
-            self.phase = Phase::AwaitingAuth { session: hello.session };
-            return Ok(());
-        }
-        self.open(hello.session);
-        Ok(())
-    }
-
-    /// Checks the token that must follow the hello.
-    fn process_auth(&mut self, session: SessionId, frame: &Bytes) -> Result<(), ServerError> {
-        let token = match decode::<ClientMessage>(frame)? {
-            ClientMessage::Auth { token } => token,
-            _ => return Err(ServerError::Unauthenticated("this server requires a token; none was given")),
-        };
-        if token.is_empty() {
-            return Err(ServerError::Unauthenticated("this server requires a token; none was given"));
-        }
-        let role = self.config.tokens.as_ref().and_then(|tokens| tokens.check(token.as_bytes()));
-        match role {
-            Some(role) => {
-                self.readonly |= role == crate::auth::Role::ReadOnly;
-                self.open(session);
-                Ok(())
-            }
-            None => Err(ServerError::Unauthenticated("the token was not accepted")),
-        }
-    }
-
-    /// Completes the handshake.
-    fn open(&mut self, session: SessionId) {
-        self.phase = Phase::Open { session };
-        self.send(&ServerMessage::Hello(ServerHello {
-            magic: MAGIC,
-            version: PROTOCOL_VERSION,
-            features: 0,
-            max_frame: self.config.max_frame,
-            max_key_size: self.config.max_key_size,
-            max_in_flight: self.config.max_in_flight,
-            max_iterators: self.config.max_iterators,
-            readonly: self.readonly,
-        }));
     }
 
     fn check_id(&mut self, id: u64) -> Result<(), ServerError> {
@@ -395,32 +299,7 @@ impl ServerConnection {
     }
 
     fn enqueue(&mut self, pending: Pending, request: StoreRequest) {
-        self.queued.push_back(Queued { pending, request });
-    }
-
-    /// Hands queued requests to the store in order: reads wait for earlier writes and writes
-    /// for earlier reads, so a client reads its own writes.
-    fn dispatch(&mut self) {
-        while let Some(front) = self.queued.front() {
-            let is_write = front.request.is_write();
-            if (is_write && self.reads_in_flight > 0) || (!is_write && self.writes_in_flight > 0) {
-                break;
-            }
-            let Queued { pending, request } = self.queued.pop_front().expect("front exists");
-            if is_write {
-                self.writes_in_flight += 1;
-            } else {
-                self.reads_in_flight += 1;
-            }
-            self.emit(pending, request);
-        }
-    }
-
-    fn emit(&mut self, pending: Pending, request: StoreRequest) {
-        let op = OpId(self.next_op);
-        self.next_op += 1;
-        self.outstanding.insert(op, pending);
-        self.events.push_back(ServerEvent::Store { op, request });
+        self.scheduler.enqueue(pending, request);
     }
 
     /// Lets every iterator that waited for output room read on.
@@ -447,7 +326,7 @@ impl ServerConnection {
             Some(Step::Read(read)) => {
                 let bytes = read.max_bytes;
                 self.reading_bytes += bytes;
-                self.emit(Pending::ReadBatch { id, epoch, bytes }, StoreRequest::ReadBatch(read));
+                self.scheduler.emit_unordered(Pending::ReadBatch { id, epoch, bytes }, StoreRequest::ReadBatch(read));
             }
             Some(Step::End) => self.send(&ServerMessage::IterEnd { id, epoch }),
             None => {}
@@ -464,11 +343,9 @@ impl ServerConnection {
         result: Result<Outcome, StoreError>,
         _now: Instant,
     ) -> Result<(), ServerError> {
-        let Some(pending) = self.outstanding.remove(&op) else { return Ok(()) };
-        match pending {
-            Pending::Write { .. } => self.writes_in_flight -= 1,
-            Pending::ReadBatch { bytes, .. } => self.reading_bytes -= bytes,
-            _ => self.reads_in_flight -= 1,
+        let Some(pending) = self.scheduler.complete(op) else { return Ok(()) };
+        if let Pending::ReadBatch { bytes, .. } = pending {
+            self.reading_bytes -= bytes;
         }
         if self.phase == Phase::Closed {
             return Ok(());
@@ -490,7 +367,7 @@ impl ServerConnection {
                     self.read_next_batch(id);
                 } else {
                     // Closed while its open waited in the queue: release the snapshot just taken.
-                    self.events.push_back(ServerEvent::CloseIterator { iterator: id });
+                    self.scheduler.close_iterator(id);
                 }
             }
             (Pending::ReadBatch { id, epoch, .. }, Ok(Outcome::Batch { entries, exhausted })) => {
@@ -498,7 +375,7 @@ impl ServerConnection {
             }
             (Pending::OpenIterator { id } | Pending::ReadBatch { id, .. }, Err(err)) => {
                 if self.iterators.remove(&id).is_some() {
-                    self.events.push_back(ServerEvent::CloseIterator { iterator: id });
+                    self.scheduler.close_iterator(id);
                     self.send(&ServerMessage::IterError { id, error: err.to_remote() });
                 }
             }
@@ -515,14 +392,14 @@ impl ServerConnection {
                 let error = RemoteError::new(ErrorCode::Internal, message);
                 if matches!(pending, Pending::OpenIterator { .. } | Pending::ReadBatch { .. }) {
                     self.iterators.remove(&id);
-                    self.events.push_back(ServerEvent::CloseIterator { iterator: id });
+                    self.scheduler.close_iterator(id);
                     self.send(&ServerMessage::IterError { id, error });
                 } else {
                     self.send(&ServerMessage::Error { id, error });
                 }
             }
         }
-        self.dispatch();
+        self.scheduler.dispatch();
         self.process_buffered()
     }
 
@@ -558,7 +435,7 @@ impl ServerConnection {
     /// The next thing the adapter must do for the store.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
-        self.events.pop_front()
+        self.scheduler.poll_event()
     }
 
     /// Bytes to write to the transport, if any. Call it whenever the transport can take more;
@@ -600,9 +477,9 @@ impl ServerConnection {
 
     fn release_iterators(&mut self) {
         for id in std::mem::take(&mut self.iterators).into_keys() {
-            self.events.push_back(ServerEvent::CloseIterator { iterator: id });
+            self.scheduler.close_iterator(id);
         }
-        self.queued.clear();
+        self.scheduler.clear_queue();
     }
 
     /// Queues `msg`, or, if it would not fit the client's largest frame, the error that says
@@ -619,7 +496,7 @@ impl ServerConnection {
             }
             ServerMessage::IterData { id, .. } => {
                 if self.iterators.remove(id).is_some() {
-                    self.events.push_back(ServerEvent::CloseIterator { iterator: *id });
+                    self.scheduler.close_iterator(*id);
                 }
                 encode(&ServerMessage::IterError { id: *id, error }, &mut self.out);
             }
