@@ -2,7 +2,6 @@
 //! `--timeout`, and errors worded for a person at a terminal from the client's typed errors.
 
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,26 +13,8 @@ use multilevel_tokio::{
 };
 
 use crate::Failure;
-use crate::args::{ClientSetup, ConnectArgs};
+use crate::args::{ClientSetup, ConnectArgs, Target};
 use crate::encoding::text;
-
-/// Where the server is.
-#[derive(Debug, Clone)]
-pub(crate) enum Target {
-    /// TCP addresses, `host:port`: the servers of one database, tried in turn.
-    Tcp(Vec<String>),
-    /// A Unix socket path.
-    Unix(PathBuf),
-}
-
-impl fmt::Display for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Target::Tcp(addrs) => f.write_str(&addrs.join(",")),
-            Target::Unix(path) => write!(f, "unix:{}", path.display()),
-        }
-    }
-}
 
 /// How a client command proves who it is and protects the connection.
 #[derive(Default)]

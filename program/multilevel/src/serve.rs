@@ -11,28 +11,10 @@ use multilevel_tokio::Server;
 use tracing::{info, warn};
 
 use crate::Failure;
-use crate::args::{ServeArgs, ServeOptions};
+use crate::args::{Place, ServeArgs, ServeOptions};
 
 /// How long connections get to finish their work after a shutdown signal.
 const GRACE: Duration = Duration::from_secs(10);
-
-/// Where a server listens.
-#[derive(Debug, Clone)]
-pub(crate) enum Place {
-    /// A TCP address, `host:port`.
-    Tcp(String),
-    /// A Unix socket path.
-    Unix(std::path::PathBuf),
-}
-
-impl std::fmt::Display for Place {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Place::Tcp(addr) => f.write_str(addr),
-            Place::Unix(path) => write!(f, "unix:{}", path.display()),
-        }
-    }
-}
 
 /// A bound listener.
 enum Listener {

@@ -1,6 +1,7 @@
 //! `--addr`, `--unix`, `--timeout`, `--retry` and the rest of how a client command reaches the
 //! server: the "Connection" options every client command takes.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -8,7 +9,24 @@ use clap::Args;
 
 use super::DEFAULT_ADDR;
 use super::parse::{parse_addr, parse_duration};
-use crate::connect::Target;
+
+/// Where the server is.
+#[derive(Debug, Clone)]
+pub(crate) enum Target {
+    /// TCP addresses, `host:port`: the servers of one database, tried in turn.
+    Tcp(Vec<String>),
+    /// A Unix socket path.
+    Unix(PathBuf),
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Tcp(addrs) => f.write_str(&addrs.join(",")),
+            Target::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
 
 /// How a client command reaches the server.
 #[derive(Debug, Clone, Args)]

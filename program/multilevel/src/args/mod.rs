@@ -18,9 +18,9 @@ pub(crate) use client::{
     ClearArgs, CountArgs, DelArgs, ExportArgs, Format, GetArgs, ImportArgs, MgetArgs, PutArgs, ScanArgs, StatsArgs,
     StatsFormat, ValueFormat,
 };
-pub(crate) use connection::ConnectArgs;
+pub(crate) use connection::{ConnectArgs, Target};
 pub(crate) use keys::{HexArg, RangeArgs};
-pub(crate) use serve::{BenchArgs, ServeArgs, ServeOptions};
+pub(crate) use serve::{BenchArgs, Place, ServeArgs, ServeOptions};
 
 use help::{AFTER_HELP, GET_HELP, JSONL_HELP};
 

@@ -6,7 +6,24 @@ use clap::{Args, ValueEnum};
 
 use super::parse::parse_addr;
 use super::{DEFAULT_ADDR, DEFAULT_PATH};
-use crate::serve::Place;
+
+/// Where a server listens.
+#[derive(Debug, Clone)]
+pub(crate) enum Place {
+    /// A TCP address, `host:port`.
+    Tcp(String),
+    /// A Unix socket path.
+    Unix(std::path::PathBuf),
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::Tcp(addr) => f.write_str(addr),
+            Place::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
 
 /// `multilevel bench`.
 #[derive(Debug, Args)]
