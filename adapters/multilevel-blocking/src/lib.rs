@@ -31,14 +31,16 @@
 #![warn(missing_docs)]
 
 mod client;
+mod driver;
 mod in_process;
 mod server;
 mod table;
 mod transport;
 #[cfg(unix)]
 mod unix;
+mod views;
 
-pub use client::{Batch, Client, Entry, Error, Iter, Sublevel};
+pub use client::{Client, Entry, Error};
 pub use multilevel_proto::table::{Json, Postcard, TableError, TableIter};
 pub use multilevel_proto::{
     BatchOp, ClientOptions, ConnectFailure, ConnectionError, ConnectionState, ErrorCode, ErrorKind, IssueError,
@@ -50,3 +52,4 @@ pub use table::Table;
 pub use transport::{Closer, Transport};
 #[cfg(unix)]
 pub use unix::{UnixBindError, bind_unix_replacing_stale};
+pub use views::{Batch, Iter, Sublevel};

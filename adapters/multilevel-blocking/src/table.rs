@@ -1,5 +1,6 @@
 //! Typed tables: keys and values of Rust types over a sublevel (see [`multilevel_proto::table`]).
 
-use crate::client::{Client, Iter, Sublevel};
+use crate::client::Client;
+use crate::views::{Iter, Sublevel};
 
 multilevel_proto::table_api!(Client, Sublevel, Iter);
