@@ -28,6 +28,7 @@ use multilevel_proto::{
 };
 
 use multilevel_proto::sim::reference::{Model, ModelIter, apply_write, read};
+use multilevel_proto::sim::samples::{EDGE_KEYS as EDGE, KEY_ALPHABET as ALPHABET};
 use multilevel_proto::sim::{self, Sim};
 
 /// Counters over every run in this process, to see that the checks are not vacuous:
@@ -43,24 +44,6 @@ fn count(i: usize, n: usize) {
 pub const MAX_OPS: usize = 64;
 /// Most iterators open at once.
 pub const MAX_OPEN_ITERATORS: usize = 4;
-
-/// Keys that make ordering bugs show: the empty key, keys that extend other keys, 0x00, 0xff.
-const EDGE: [&[u8]; 13] = [
-    b"",
-    &[0],
-    &[0, 0],
-    &[0, 0xff],
-    &[1],
-    &[1, 0],
-    &[1, 4],
-    &[1, 4, 9],
-    &[1, 4, 0xff],
-    &[1, 5],
-    &[0xff],
-    &[0xff, 0],
-    &[0xff, 0xff],
-];
-const ALPHABET: [u8; 5] = [0, 1, 2, 0xfe, 0xff];
 
 /// A key: mostly one of [`EDGE`], sometimes up to three bytes of [`ALPHABET`].
 #[derive(Debug, Clone, PartialEq, Eq)]

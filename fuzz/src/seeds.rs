@@ -2,10 +2,9 @@
 //! written from here by `GENERATE_SEEDS=1 cargo test --test corpus` and replayed by the same test.
 
 use bytes::{Bytes, BytesMut};
-use multilevel_proto::message::{ClientHello, Goodbye, MAGIC, encode};
+use multilevel_proto::message::{Goodbye, encode};
 use multilevel_proto::{
-    BatchOp, ClientMessage, ErrorCode, GoodbyeReason, IterOptions, KeyRange, PROTOCOL_VERSION, RemoteError,
-    ServerMessage, WireEntry,
+    BatchOp, ClientMessage, ErrorCode, GoodbyeReason, IterOptions, KeyRange, RemoteError, ServerMessage, WireEntry,
 };
 
 use crate::{client_input, frame_decoder, server_input};
@@ -28,36 +27,7 @@ fn with_header(header: &[u8], stream: &[u8]) -> Vec<u8> {
     out
 }
 
-/// One of every client message.
-pub fn client_messages() -> Vec<ClientMessage> {
-    vec![
-        ClientMessage::Hello(ClientHello {
-            magic: MAGIC,
-            version: PROTOCOL_VERSION,
-            features: 0,
-            session: 42,
-            max_frame: 1 << 20,
-        }),
-        ClientMessage::Ping { nonce: 1 },
-        ClientMessage::Pong { nonce: 1 },
-        ClientMessage::Get { id: 1, key: b(b"") },
-        ClientMessage::GetMany { id: 2, keys: vec![b(b"a"), b(&[0xff])] },
-        ClientMessage::Put { id: 3, key: b(b"k"), value: b(b"v") },
-        ClientMessage::Del { id: 4, key: b(&[0]) },
-        ClientMessage::Batch {
-            id: 5,
-            ops: vec![BatchOp::Put { key: b(b"a"), value: b(b"") }, BatchOp::Del { key: b(b"b") }],
-        },
-        ClientMessage::Clear { id: 6, range: KeyRange::all().gt([1]).lte([9]), reverse: true, limit: Some(3) },
-        ClientMessage::IterOpen { id: 7, options: IterOptions::default(), credit: 65536 },
-        ClientMessage::IterCredit { id: 7, bytes: 100 },
-        ClientMessage::IterSeek { id: 7, epoch: 1, range: KeyRange::all().gte(b"m"), limit: None, credit: 10 },
-        ClientMessage::IterClose { id: 7 },
-        ClientMessage::Stats { id: 8 },
-        ClientMessage::Auth { token: "0123456789abcdef".into() },
-        ClientMessage::Goodbye(Goodbye { reason: GoodbyeReason::Normal, message: "bye".into() }),
-    ]
-}
+pub use multilevel_proto::sim::samples::client_messages;
 
 /// One of every server message.
 pub fn server_messages() -> Vec<ServerMessage> {

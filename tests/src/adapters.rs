@@ -226,52 +226,28 @@ impl AnyClient {
 
     /// Every entry of an iterator; after `seek_after` entries, seeks to `seek` if given.
     pub fn scan(&self, options: IterOptions, seek: Option<(usize, Bytes)>) -> Entries {
+        // The same loop over three iterator types, `.await`ing on the async ones.
+        macro_rules! collect {
+            ($it:expr $(, $await:tt)?) => {{
+                let mut it = $it;
+                let mut out = Vec::new();
+                loop {
+                    if let Some((at, target)) = &seek
+                        && out.len() == *at
+                    {
+                        it.seek(target);
+                    }
+                    match it.next()$(.$await)? {
+                        Some(entry) => out.push(entry?),
+                        None => return Ok(out),
+                    }
+                }
+            }};
+        }
         match self {
-            AnyClient::Blocking(c) => {
-                let mut it = c.iter(options)?;
-                let mut out = Vec::new();
-                loop {
-                    if let Some((at, target)) = &seek
-                        && out.len() == *at
-                    {
-                        it.seek(target);
-                    }
-                    match it.next() {
-                        Some(entry) => out.push(entry?),
-                        None => return Ok(out),
-                    }
-                }
-            }
-            AnyClient::Tokio(c) => runtime().block_on(async {
-                let mut it = c.iter(options)?;
-                let mut out = Vec::new();
-                loop {
-                    if let Some((at, target)) = &seek
-                        && out.len() == *at
-                    {
-                        it.seek(target);
-                    }
-                    match it.next().await {
-                        Some(entry) => out.push(entry?),
-                        None => return Ok(out),
-                    }
-                }
-            }),
-            AnyClient::Smol(c) => smol::block_on(async {
-                let mut it = c.iter(options)?;
-                let mut out = Vec::new();
-                loop {
-                    if let Some((at, target)) = &seek
-                        && out.len() == *at
-                    {
-                        it.seek(target);
-                    }
-                    match it.next().await {
-                        Some(entry) => out.push(entry?),
-                        None => return Ok(out),
-                    }
-                }
-            }),
+            AnyClient::Blocking(c) => collect!(c.iter(options)?),
+            AnyClient::Tokio(c) => runtime().block_on(async { collect!(c.iter(options)?, await) }),
+            AnyClient::Smol(c) => smol::block_on(async { collect!(c.iter(options)?, await) }),
         }
     }
 }

@@ -42,9 +42,11 @@ mod client;
 mod server;
 mod spawn;
 mod sublevel;
+mod table;
 mod transport;
 
 pub use client::{Client, Entry, Iter};
+pub use multilevel_proto::table::{Json, Postcard, TableError, TableIter};
 pub use multilevel_proto::{
     BatchOp, CallError as Error, ClientOptions, ConnectFailure, ConnectionError, ConnectionState, ErrorCode, ErrorKind,
     IssueError, IterOptions, KeyRange, RemoteError, RequestError,
@@ -53,4 +55,5 @@ pub use multilevel_store::{Store, StoreOptions};
 pub use server::Server;
 pub use spawn::{Spawn, Task};
 pub use sublevel::Sublevel;
+pub use table::Table;
 pub use transport::Transport;

@@ -32,17 +32,20 @@
 
 mod client;
 mod server;
+mod table;
 mod transport;
 #[cfg(unix)]
 mod unix;
 
 pub use client::{Batch, Client, Entry, Error, Iter, Sublevel};
+pub use multilevel_proto::table::{Json, Postcard, TableError, TableIter};
 pub use multilevel_proto::{
     BatchOp, ClientOptions, ConnectFailure, ConnectionError, ConnectionState, ErrorCode, ErrorKind, IssueError,
     IterOptions, KeyRange, RemoteError, RequestError,
 };
 pub use multilevel_store::{Store, StoreOptions};
 pub use server::{Server, ShutdownHandle};
+pub use table::Table;
 pub use transport::{Closer, Transport};
 #[cfg(unix)]
 pub use unix::{UnixBindError, bind_unix_replacing_stale};

@@ -35,11 +35,13 @@
 mod client;
 mod server;
 mod sublevel;
+mod table;
 mod timer;
 pub mod tls;
 mod transport;
 
 pub use client::{Client, Entry, Iter};
+pub use multilevel_proto::table::{Json, Postcard, TableError, TableIter};
 pub use multilevel_proto::{
     BatchOp, CallError as Error, ClientOptions, ConnectFailure, ConnectionError, ConnectionState, ErrorCode, ErrorKind,
     IssueError, IterOptions, KeyRange, RemoteError, RequestError,
@@ -47,4 +49,5 @@ pub use multilevel_proto::{
 pub use multilevel_store::{Store, StoreOptions};
 pub use server::Server;
 pub use sublevel::Sublevel;
+pub use table::Table;
 pub use transport::Transport;

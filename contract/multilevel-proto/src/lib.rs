@@ -96,9 +96,12 @@ pub mod server;
 pub mod sim;
 pub mod store;
 pub mod sublevel;
+pub mod table;
 
 #[doc(hidden)]
 pub use bytes as __bytes;
+#[doc(hidden)]
+pub use serde as __serde;
 
 pub use auth::{Role, Tokens, TokensError};
 pub use backoff::Backoff;

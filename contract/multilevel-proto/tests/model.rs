@@ -68,24 +68,10 @@ enum Transition {
 
 /// Keys that make ordering bugs show: the empty key, keys that extend other keys, 0x00 and 0xff.
 fn key() -> impl Strategy<Value = Bytes> {
-    let edge: Vec<&'static [u8]> = vec![
-        b"",
-        &[0],
-        &[0, 0],
-        &[0, 0xff],
-        &[1],
-        &[1, 0],
-        &[1, 4],
-        &[1, 4, 9],
-        &[1, 4, 0xff],
-        &[1, 5],
-        &[0xff],
-        &[0xff, 0],
-        &[0xff, 0xff],
-    ];
+    let edge: Vec<&'static [u8]> = multilevel_proto::sim::samples::EDGE_KEYS.to_vec();
     prop_oneof![
         3 => proptest::sample::select(edge).prop_map(Bytes::from_static),
-        1 => proptest::collection::vec(proptest::sample::select(vec![0u8, 1, 2, 0xfe, 0xff]), 0..4).prop_map(Bytes::from),
+        1 => proptest::collection::vec(proptest::sample::select(multilevel_proto::sim::samples::KEY_ALPHABET.to_vec()), 0..4).prop_map(Bytes::from),
     ]
 }
 

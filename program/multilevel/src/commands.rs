@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
 use indicatif::{ProgressBar, ProgressStyle};
 use multilevel_proto::IssueError;
-use multilevel_tokio::{BatchOp, Error, IterOptions, KeyRange};
+use multilevel_tokio::{BatchOp, ConnectionState, Error, IterOptions, KeyRange};
 use tokio::sync::mpsc;
 
 use crate::Failure;
@@ -64,20 +64,20 @@ impl<'a> Prepared<'a> {
                 // Raw bytes for files and pipes; escaped text for people.
                 let auto = if io::stdout().is_terminal() { ValueFormat::Text } else { ValueFormat::Raw };
                 Prepared::Get {
-                    key: arg(&args.key, args.hex, "KEY")?,
+                    key: arg(&args.key, args.shared.hex, "KEY")?,
                     format: args.format().unwrap_or(auto),
-                    hex: args.hex.hex,
+                    hex: args.shared.hex.hex,
                 }
             }
             Command::Mget(args) => Prepared::Mget {
-                keys: args.keys.iter().map(|key| arg(key, args.hex, "KEY")).collect::<Result<_, _>>()?,
+                keys: args.keys.iter().map(|key| arg(key, args.shared.hex, "KEY")).collect::<Result<_, _>>()?,
                 format: args.format,
-                hex: args.hex.hex,
+                hex: args.shared.hex.hex,
             },
             Command::Put(args) => {
-                let key = arg(&args.key, args.hex, "KEY")?;
+                let key = arg(&args.key, args.shared.hex, "KEY")?;
                 let value = match &args.value {
-                    Some(value) => arg(value, args.hex, "VALUE")?,
+                    Some(value) => arg(value, args.shared.hex, "VALUE")?,
                     None if io::stdin().is_terminal() => {
                         return Err(Failure::usage("put needs a VALUE, or the value piped on stdin"));
                     }
@@ -91,29 +91,31 @@ impl<'a> Prepared<'a> {
                 };
                 Prepared::Put { key, value }
             }
-            Command::Del(args) => Prepared::Del { key: arg(&args.key, args.hex, "KEY")? },
+            Command::Del(args) => Prepared::Del { key: arg(&args.key, args.shared.hex, "KEY")? },
             Command::Scan(args) => Prepared::Scan {
-                options: iter_options(&args.range, args.hex.hex, !args.values_only, !args.keys_only)?,
+                options: iter_options(&args.shared.range, args.shared.hex.hex, !args.values_only, !args.keys_only)?,
                 format: args.format,
             },
-            Command::Count(args) => Prepared::Count { options: iter_options(&args.range, args.hex.hex, true, false)? },
+            Command::Count(args) => {
+                Prepared::Count { options: iter_options(&args.shared.range, args.shared.hex.hex, true, false)? }
+            }
             Command::Clear(args) => {
-                if !args.all && !args.range.is_bounded() {
+                if !args.all && !args.shared.range.is_bounded() {
                     return Err(Failure::usage(
                         "clear needs a range (--prefix, --gt, --gte, --lt, --lte or --limit), or --all to delete \
                          every key",
                     ));
                 }
                 Prepared::Clear {
-                    range: key_range(&args.range, args.hex.hex)?,
-                    reverse: args.range.reverse,
-                    limit: args.range.limit,
+                    range: key_range(&args.shared.range, args.shared.hex.hex)?,
+                    reverse: args.shared.range.reverse,
+                    limit: args.shared.range.limit,
                 }
             }
             Command::Stats(args) => Prepared::Stats { format: args.format },
             Command::Import(args) => Prepared::Import(args),
             Command::Export(args) => Prepared::Export {
-                options: iter_options(&args.range, args.hex.hex, true, true)?,
+                options: iter_options(&args.shared.range, args.shared.hex.hex, true, true)?,
                 file: args.file.as_deref().filter(|f| *f != Path::new("-")),
             },
         })
@@ -287,16 +289,45 @@ fn progress(total_bytes: Option<u64>, what: &'static str) -> ProgressBar {
     }
     let bar = match total_bytes {
         Some(total) => ProgressBar::new(total).with_style(
-            ProgressStyle::with_template("{spinner} {wide_bar} {bytes}/{total_bytes} ({eta}) {msg}")
+            ProgressStyle::with_template("{spinner} {prefix}{wide_bar} {bytes}/{total_bytes} ({eta}) {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         ),
         None => ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template(&format!("{{spinner}} {{elapsed}} {{human_pos}} entries {what}"))
+            ProgressStyle::with_template(&format!("{{spinner}} {{prefix}}{{elapsed}} {{human_pos}} entries {what}"))
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         ),
     };
     bar.enable_steady_tick(Duration::from_millis(100));
     bar
+}
+
+/// While a progress display shows, says on it when the connection is lost and being made
+/// again (with retry), so a stalled transfer says why; the count stays where it was and goes on
+/// from there. Stops when dropped.
+struct ReconnectNotice(Option<tokio::task::JoinHandle<()>>);
+
+impl ReconnectNotice {
+    fn new(db: &Connection, bar: &ProgressBar) -> Self {
+        if bar.is_hidden() {
+            return Self(None);
+        }
+        let (mut state, bar) = (db.client.watch_state(), bar.clone());
+        let notice = format!("reconnecting to {}... ", db.target());
+        Self(Some(tokio::spawn(async move {
+            while state.changed().await.is_ok() {
+                let connected = *state.borrow_and_update() == ConnectionState::Connected;
+                bar.set_prefix(if connected { String::new() } else { notice.clone() });
+            }
+        })))
+    }
+}
+
+impl Drop for ReconnectNotice {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
+    }
 }
 
 /// Where `export` writes.
@@ -339,6 +370,7 @@ async fn export(db: &Connection, options: IterOptions, file: Option<&Path>) -> R
         ExportTarget::InPlace(file) => BufWriter::new(Box::new(file)),
     };
     let progress = progress(None, "exported");
+    let _notice = ReconnectNotice::new(db, &progress);
     let count = stream_entries(db, options, &progress, |key, value| jsonl::write_entry(&mut out, key, value)).await;
     progress.finish_and_clear();
     let count = count?;
@@ -454,6 +486,7 @@ async fn import(db: &Connection, args: &ImportArgs) -> Result<(), Failure> {
     tokio::task::spawn_blocking(move || read_chunks(input, &name, batch_size, &tx));
 
     let progress = progress(total, "imported");
+    let _notice = ReconnectNotice::new(db, &progress);
     let mut in_flight = FuturesOrdered::new();
     let mut imported = 0u64;
     let mut input_done = false;

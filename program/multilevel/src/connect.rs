@@ -14,7 +14,7 @@ use multilevel_tokio::{
 };
 
 use crate::Failure;
-use crate::args::ConnectArgs;
+use crate::args::{ClientSetup, ConnectArgs};
 use crate::encoding::text;
 
 /// Where the server is.
@@ -141,31 +141,38 @@ impl Scope {
 
 /// A connected client, and what its errors should say.
 pub(crate) struct Connection {
-    /// The client; every request bounded by the timeout. Retry is off with one address (a
-    /// lost connection fails the command) and on with several (it carries on through the next).
+    /// The client; every request bounded by the timeout. With retry (`--retry`, the default of
+    /// the long transfers and of several addresses) a lost connection is made again, to the
+    /// same server or the next: pending writes are replayed and applied at most once, an
+    /// iterator resumes exactly after its last entry. Without, a lost connection fails the
+    /// command.
     pub(crate) client: Client,
     /// Where the command's keys live.
     pub(crate) db: Scope,
     target: Target,
     timeout: Duration,
+    /// Whether the client reconnects and carries on when its connection is lost.
+    retry: bool,
     /// Whether a token was presented: a refused write then may be the token's doing.
     with_token: bool,
 }
 
 impl Connection {
-    /// Connects to where `connect` says, waiting at most `--timeout` for the connection and
-    /// the handshake, and opens the sublevel `sublevels` name (nested, outermost first). Fails
-    /// when the first attempt fails (after trying every address) rather than retrying.
-    pub(crate) async fn open(connect: &ConnectArgs, sublevels: &[String]) -> Result<Self, Failure> {
+    /// Connects to where `setup` says, waiting at most `--timeout` for the connection and the
+    /// handshake, and opens the sublevel it names (nested, outermost first). Fails when the
+    /// first attempt fails (after trying every address), retry or not: retry is for carrying
+    /// on after a connection that worked.
+    pub(crate) async fn open(setup: &ClientSetup<'_>) -> Result<Self, Failure> {
+        let (connect, sublevels, retry) = (setup.connect, setup.sublevels, setup.retry);
         let (target, timeout) = (connect.target(), connect.timeout);
         let security = Security::from_flags(connect)?;
         let with_token = security.token.is_some();
         let with_tls = security.tls.is_some();
         let progress = Arc::new(Progress::default());
-        // Several servers of one database: a lost connection moves to the next one, the
-        // request replayed there at most once, an iterator resumed exactly.
-        let failover = matches!(&target, Target::Tcp(addrs) if addrs.len() > 1);
-        let mut options = ClientOptions::default().request_timeout(timeout).retry(failover);
+        // With retry, a lost connection is made again (to the next of several servers of one
+        // database, or to the same one restarted): requests replayed at most once, iterators
+        // resumed exactly.
+        let mut options = ClientOptions::default().request_timeout(timeout).retry(retry);
         options.token = security.token;
         let client = match &target {
             Target::Tcp(addrs) => {
@@ -238,7 +245,7 @@ impl Connection {
                 Scope::Sublevel(rest.iter().fold(client.sublevel(first), |outer, name| outer.sublevel(name)))
             }
         };
-        Ok(Self { client, db, target, timeout, with_token })
+        Ok(Self { client, db, target, timeout, retry, with_token })
     }
 
     /// The message for a failed request: connection trouble names the server; the server's
@@ -246,8 +253,15 @@ impl Connection {
     pub(crate) fn failure(&self, err: Error) -> Failure {
         let target = &self.target;
         Failure::new(match (err.kind(), &err) {
+            (ErrorKind::TimedOut, _) if self.retry && !self.connected() => format!(
+                "{target} did not answer within {}: the connection was lost and could not be made again",
+                seconds(self.timeout)
+            ),
             (ErrorKind::TimedOut, _) => format!("{target} did not answer within {}", seconds(self.timeout)),
-            (ErrorKind::ConnectionLost, _) => format!("lost the connection to {target}"),
+            (ErrorKind::ConnectionLost, _) if self.retry => format!("lost the connection to {target}"),
+            (ErrorKind::ConnectionLost, _) => {
+                format!("lost the connection to {target} (with --retry the command reconnects and carries on)")
+            }
             (ErrorKind::Unreachable, _) => match err.connect_failure() {
                 Some(failure) => format!("cannot reach {target}: {}", safe(&failure.message)),
                 None => format!("cannot reach {target}"),
@@ -270,6 +284,16 @@ impl Connection {
                 None => safe(&err.to_string()),
             },
         })
+    }
+
+    /// Where the server is.
+    pub(crate) fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Whether the client is connected now.
+    fn connected(&self) -> bool {
+        *self.client.watch_state().borrow() == ConnectionState::Connected
     }
 
     /// The message for an error the server sent.

@@ -158,8 +158,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     };
     // Mistakes in the arguments are found before connecting, and exit with status 2.
     let prepared = commands::Prepared::new(&command)?;
-    let connect = command.connect_args().ok_or_else(|| Failure::new("not a client command"))?;
-    let db = Connection::open(connect, command.sublevels()).await?;
+    let setup = command.client().ok_or_else(|| Failure::new("not a client command"))?;
+    let db = Connection::open(&setup).await?;
     let result = prepared.run(&db).await;
     db.close().await;
     result

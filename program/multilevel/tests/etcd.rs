@@ -10,117 +10,31 @@
 #![cfg(feature = "etcd")]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use multilevel_etcd::testing::EtcdCluster;
+use support::{DEADLINE, ServerProcess, finish, jsonl, program, run};
 
-const BIN: &str = env!("CARGO_BIN_EXE_multilevel");
-/// The longest any command may take.
-const DEADLINE: Duration = Duration::from_secs(60);
+mod support;
+
 /// The namespace the servers share in the cluster.
 const NAMESPACE: &str = "clitest";
 
-fn program() -> Command {
-    let mut command = Command::new(BIN);
-    command.env_remove("MULTILEVEL_ADDR").env_remove("MULTILEVEL_LISTEN").env_remove("RUST_LOG");
-    command.env_remove("MULTILEVEL_TOKENS").env_remove("MULTILEVEL_TOKEN");
-    command
-}
-
-/// A `multilevel serve --etcd` child; killed when dropped.
-struct ServerProcess {
-    child: Child,
-    addr: String,
-}
-
-impl ServerProcess {
-    fn start(endpoints: &str, extra: &[&str]) -> Self {
-        let mut child = program()
-            .args(["serve", "--etcd", endpoints, "--namespace", NAMESPACE, "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = tx.send(line);
-            let _ = std::io::copy(&mut reader, &mut std::io::sink());
-        });
-        let mut server = Self { child, addr: String::new() };
-        let line = rx.recv_timeout(Duration::from_secs(30)).expect("no banner within 30 s");
-        let prefix = format!("multilevel: serving etcd {endpoints} (namespace {NAMESPACE}) on ");
-        let addr = line.strip_prefix(&prefix).unwrap_or_else(|| panic!("banner {line:?}, expected {prefix:?}..."));
-        server.addr = addr.trim_end().to_owned();
-        server
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill(); // SIGKILL
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Waits for `child`, at most [`DEADLINE`]; collects its output.
-fn finish(mut child: Child) -> Output {
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        thread::spawn(move || {
-            let mut out = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut out);
-            }
-            out
-        })
-    };
-    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("a command did not finish within {DEADLINE:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }
+/// Starts `multilevel serve --etcd ENDPOINTS --namespace clitest --listen 127.0.0.1:0` plus
+/// `extra`.
+fn serve_etcd(endpoints: &str, extra: &[&str]) -> ServerProcess {
+    let mut command = program();
+    command.args(["serve", "--etcd", endpoints, "--namespace", NAMESPACE, "--listen", "127.0.0.1:0"]).args(extra);
+    ServerProcess::start(command, &format!("multilevel: serving etcd {endpoints} (namespace {NAMESPACE}) on "))
 }
 
 /// Runs a client command against `addrs` (comma-separated) with `stdin`.
 fn client(addrs: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut child = program()
-        .args(args)
-        .args(["--addr", addrs, "--timeout", "30s"])
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = stdin {
-        let mut pipe = child.stdin.take().unwrap();
-        let input = input.to_vec();
-        thread::spawn(move || {
-            let _ = pipe.write_all(&input);
-        });
-    }
-    finish(child)
+    let mut command = program();
+    command.args(args).args(["--addr", addrs, "--timeout", "30s"]);
+    run(command, stdin)
 }
 
 /// The stdout of a client command that must succeed.
@@ -145,19 +59,14 @@ fn versions(endpoints: &[String]) -> Vec<(Vec<u8>, i64)> {
     })
 }
 
-/// `{"key":K,"value":V}` lines.
-fn jsonl(entries: impl IntoIterator<Item = (String, String)>) -> String {
-    entries.into_iter().map(|(key, value)| format!("{{\"key\":\"{key}\",\"value\":\"{value}\"}}\n")).collect()
-}
-
 #[test]
 fn two_servers_on_one_cluster_with_failover() {
     let Some(mut cluster) = EtcdCluster::start() else { return };
     let endpoints = cluster.endpoints();
     let joined = endpoints.join(",");
-    let mut a = ServerProcess::start(&joined, &[]);
-    let mut b = ServerProcess::start(&joined, &[]);
-    let c = ServerProcess::start(&joined, &[]);
+    let mut a = serve_etcd(&joined, &[]);
+    let mut b = serve_etcd(&joined, &[]);
+    let c = serve_etcd(&joined, &[]);
     let both = format!("{},{}", a.addr, b.addr);
 
     // One database through either server.
@@ -169,7 +78,7 @@ fn two_servers_on_one_cluster_with_failover() {
     ok(&both, &["clear", "--all"]);
 
     // A read-only server on the same cluster refuses writes and serves reads.
-    let readonly = ServerProcess::start(&joined, &["--readonly"]);
+    let readonly = serve_etcd(&joined, &["--readonly"]);
     ok(&both, &["put", "k", "v"]);
     assert_eq!(ok(&readonly.addr, &["get", "k"]), "v");
     let refused = client(&readonly.addr, &["put", "k", "x"], None);
@@ -274,16 +183,7 @@ fn two_servers_on_one_cluster_with_failover() {
 
     // SIGTERM: a graceful stop, status 0.
     let mut c = c;
-    let status = Command::new("kill").args(["-TERM", &c.child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = c.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "serve --etcd did not stop within 30 s of SIGTERM");
-        thread::sleep(Duration::from_millis(10));
-    };
+    let status = c.terminate();
     assert!(status.success(), "serve --etcd exited with {status} after SIGTERM");
 }
 

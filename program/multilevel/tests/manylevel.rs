@@ -3,33 +3,14 @@
 //! frames captured from many-level 2.0 (reference §1.5), and answered byte for byte as the
 //! original host answers.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::thread;
+use std::process::Stdio;
 use std::time::Duration;
 
-use tempfile::TempDir;
+use support::{ServerProcess, program};
 
-const BIN: &str = env!("CARGO_BIN_EXE_multilevel");
-
-/// A `multilevel serve` child; killed when dropped.
-struct ServerProcess {
-    child: Child,
-    /// Where the first banner line says it serves.
-    addr: String,
-    /// Every banner line (`multilevel: serving ...`).
-    banners: Vec<String>,
-    _dir: TempDir,
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+mod support;
 
 /// Starts `multilevel serve <tmp>/db --protocol many-level` plus `extra` and reads its banner.
 fn serve(extra: &[&str]) -> ServerProcess {
@@ -42,33 +23,13 @@ fn serve(extra: &[&str]) -> ServerProcess {
 fn start(args: &[&str], banners: usize) -> ServerProcess {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
-    let mut child = Command::new(BIN)
-        .env_remove("MULTILEVEL_ADDR")
-        .env_remove("MULTILEVEL_TOKENS")
-        .env_remove("RUST_LOG")
-        .arg("serve")
-        .arg(&db)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut server = ServerProcess { child, addr: String::new(), banners: Vec::new(), _dir: dir };
+    let mut command = program();
+    command.arg("serve").arg(&db).args(args);
+    let mut server =
+        ServerProcess::start_with_banners(command, &format!("multilevel: serving {} on ", db.display()), banners);
     let db = db.display().to_string();
-    for _ in 0..banners {
-        let line = rx.recv_timeout(Duration::from_secs(30)).expect("a banner line from `multilevel serve` within 30 s");
-        server.banners.push(line.replace(&db, "DB"));
-    }
-    let first = server.banners[0].strip_prefix("multilevel: serving DB on ").expect("banner");
-    server.addr = first.trim_end().to_owned();
+    server.banners.iter_mut().for_each(|line| *line = line.replace(&db, "DB"));
+    server.dir = Some(dir);
     server
 }
 
@@ -154,8 +115,7 @@ fn many_level_refuses_tokens() {
     std::fs::write(&tokens, "read-write s3cr3t-token-of-some-length\n").unwrap();
     // Serving only many-level, or a many-level listener beside the native one.
     for flags in [["--protocol", "many-level"], ["--many-level-addr", "127.0.0.1:0"]] {
-        let output = Command::new(BIN)
-            .env_remove("MULTILEVEL_TOKENS")
+        let output = program()
             .arg("serve")
             .arg(dir.path().join("db"))
             .args(["--addr", "127.0.0.1:0"])
@@ -172,14 +132,7 @@ fn many_level_refuses_tokens() {
 
 /// Runs a client command of the real binary against the native listener at `addr`.
 fn client(addr: &str, args: &[&str]) -> std::process::Output {
-    Command::new(BIN)
-        .env_remove("MULTILEVEL_ADDR")
-        .env_remove("MULTILEVEL_TOKEN")
-        .args(["--addr", addr])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    program().args(["--addr", addr]).args(args).stdin(Stdio::null()).output().unwrap()
 }
 
 #[test]

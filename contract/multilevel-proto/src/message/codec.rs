@@ -130,43 +130,12 @@ pub fn copy(data: &[u8]) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::KeyRange;
     use crate::frame::FrameDecoder;
     use crate::message::*;
 
-    fn samples() -> Vec<ClientMessage> {
-        vec![
-            ClientMessage::Hello(ClientHello {
-                magic: MAGIC,
-                version: PROTOCOL_VERSION,
-                features: 0,
-                session: 42,
-                max_frame: 1 << 20,
-            }),
-            ClientMessage::Goodbye(Goodbye { reason: GoodbyeReason::Normal, message: "bye".into() }),
-            ClientMessage::Ping { nonce: 1 },
-            ClientMessage::Pong { nonce: 1 },
-            ClientMessage::Get { id: 1, key: copy(b"") },
-            ClientMessage::GetMany { id: 2, keys: vec![copy(b"a"), copy(&[0xff])] },
-            ClientMessage::Put { id: 3, key: copy(b"k"), value: copy(b"v") },
-            ClientMessage::Del { id: 4, key: copy(&[0]) },
-            ClientMessage::Batch {
-                id: 5,
-                ops: vec![BatchOp::Put { key: copy(b"a"), value: copy(b"") }, BatchOp::Del { key: copy(b"b") }],
-            },
-            ClientMessage::Clear { id: 6, range: KeyRange::all().gt([1]).lte([9]), reverse: true, limit: Some(3) },
-            ClientMessage::IterOpen { id: 7, options: IterOptions::default(), credit: 65536 },
-            ClientMessage::IterCredit { id: 7, bytes: 100 },
-            ClientMessage::IterSeek { id: 7, epoch: 1, range: KeyRange::all().gte(b"m"), limit: None, credit: 10 },
-            ClientMessage::IterClose { id: 7 },
-            ClientMessage::Stats { id: 8 },
-            ClientMessage::Auth { token: "0123456789abcdef".into() },
-        ]
-    }
-
     #[test]
     fn every_client_variant_round_trips_and_the_count_is_right() {
-        let samples = samples();
+        let samples = crate::sim::samples::client_messages();
         assert_eq!(samples.len() as u32, CLIENT_VARIANTS);
         for msg in samples {
             let mut out = BytesMut::new();
@@ -227,7 +196,7 @@ mod tests {
 
     #[test]
     fn decode_client_agrees_with_decode_on_valid_and_damaged_bodies() {
-        let mut samples = samples();
+        let mut samples = crate::sim::samples::client_messages();
         samples.push(ClientMessage::Get { id: u64::MAX, key: copy(&[0x80; 200]) });
         samples.push(ClientMessage::Put { id: 300, key: copy(&[0xff; 130]), value: copy(&[7; 300]) });
         for msg in samples {

@@ -4,6 +4,7 @@
 //! built on this crate can use it the same way.
 
 pub mod reference;
+pub mod samples;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
