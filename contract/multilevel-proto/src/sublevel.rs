@@ -108,12 +108,7 @@ impl SublevelPrefix {
             let mut i = 0;
             while i < bytes.len() {
                 if bytes[i] == b'%' {
-                    let byte = bytes
-                        .get(i + 1..i + 3)
-                        .and_then(|hex| std::str::from_utf8(hex).ok())
-                        .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-                        .filter(|_| bytes[i + 1].is_ascii_hexdigit() && bytes[i + 2].is_ascii_hexdigit())
-                        .ok_or(SublevelPathError::BadEscape { at: offset + i })?;
+                    let byte = escaped_byte(&bytes[i + 1..]).ok_or(SublevelPathError::BadEscape { at: offset + i })?;
                     name.push(byte);
                     i += 3;
                 } else {
@@ -284,16 +279,19 @@ impl SublevelPrefix {
     }
 }
 
+/// The byte that the two hex digits (any case) at the start of `hex` spell, if they do.
+fn escaped_byte(hex: &[u8]) -> Option<u8> {
+    let digit = |i: usize| hex.get(i).and_then(|&b| char::from(b).to_digit(16));
+    let (high, low) = (digit(0)?, digit(1)?);
+    u8::try_from(high * 16 + low).ok()
+}
+
 /// A name as [`SublevelPrefix::sublevel`] was given it, from its encoding.
 fn unescape_name(encoded: &[u8]) -> Vec<u8> {
     let mut name = Vec::with_capacity(encoded.len());
     let mut i = 0;
     while i < encoded.len() {
-        let escaped = (encoded[i] == ESCAPE)
-            .then(|| encoded.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| std::str::from_utf8(hex).ok())
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        let escaped = if encoded[i] == ESCAPE { escaped_byte(&encoded[i + 1..]) } else { None };
         match escaped {
             Some(byte) => {
                 name.push(byte);
