@@ -119,6 +119,33 @@ fn server_input_seeds() -> Vec<(&'static str, Vec<u8>)> {
         ClientMessage::IterOpen { id: 2, options: IterOptions::default(), credit: 100 },
         ClientMessage::IterClose { id: 2 },
     ]);
+    // A token scoped to the sublevel `a`: requests inside it, at its edges and outside.
+    let scoped = frames(&[
+        ClientMessage::Get { id: 1, key: b(b"!a!") },
+        ClientMessage::Put { id: 2, key: b(b"!a!k"), value: b(b"v") },
+        ClientMessage::Put { id: 3, key: b(b"!a"), value: b(b"v") },
+        ClientMessage::GetMany { id: 4, keys: vec![b(b"!a!k"), b(b"!a\"")] },
+        ClientMessage::Batch {
+            id: 5,
+            ops: vec![BatchOp::Put { key: b(b"!a!x"), value: b(b"1") }, BatchOp::Del { key: b(b"x") }],
+        },
+        ClientMessage::Clear { id: 6, range: KeyRange::all().gte(b"!a!"), reverse: false, limit: Some(2) },
+        ClientMessage::Clear { id: 7, range: KeyRange::all().gt(b"!a!").lt(b"!a\""), reverse: true, limit: None },
+        ClientMessage::IterOpen { id: 1, options: IterOptions::default(), credit: 100 },
+        ClientMessage::IterOpen {
+            id: 2,
+            options: IterOptions { range: KeyRange::all().gte(b"!a!").lte(b"!a!~"), ..IterOptions::default() },
+            credit: 1000,
+        },
+        ClientMessage::IterSeek { id: 2, epoch: 1, range: KeyRange::all().gte(b"!a!!"), limit: None, credit: 500 },
+        ClientMessage::IterOpen {
+            id: 3,
+            options: IterOptions { range: KeyRange::all().gte(b"!a!").lt(b"!a\""), ..IterOptions::default() },
+            credit: 1000,
+        },
+        ClientMessage::IterSeek { id: 3, epoch: 1, range: KeyRange::all().gte(b"!a!!"), limit: Some(1), credit: 500 },
+        ClientMessage::Stats { id: 8 },
+    ]);
     let mut second_hello = frames(&[ClientMessage::Ping { nonce: 1 }]);
     second_hello.extend(frames(&client_messages()[..1]));
     vec![
@@ -133,6 +160,8 @@ fn server_input_seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("token-ro", with_header(&[0x50, 0, 0, 0, 0, 0, 0, 0, 0, 0], &requests)),
         ("token-wrong", with_header(&[0x40, 0, 0, 0, 0, 0, 0, 0, 0, 0], &requests)),
         ("token-missing", with_header(&[0x30, 0, 0, 0, 0, 0, 0, 0, 0, 0], &requests)),
+        ("token-scoped", with_header(&[0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0], &scoped)),
+        ("token-scoped-deferred", with_header(&[0x25, 0, 0, 1, 0, 0, 0x1b, 3, 2, 0], &scoped)),
         ("id-not-increasing", with_header(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0], &errors)),
         ("client-goodbye", with_header(&[0, 0, 0, 0, 0, 0, 0x81, 0, 0, 0], &goodbye)),
         ("second-hello", with_header(&[0, 0, 0, 0, 0, 0, 0, 1, 0, 0], &second_hello)),

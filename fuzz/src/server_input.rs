@@ -14,7 +14,9 @@
 //! - at quiescence an open connection has nothing in flight, wants input, and has answered every
 //!   request it received;
 //! - the connection never holds more store snapshots than `max_iterators`, and holds none once
-//!   closed (after an error, a client goodbye, an idle timeout or `close`).
+//!   closed (after an error, a client goodbye, an idle timeout or `close`);
+//! - with a token scoped to a sublevel, no store request reaches a key or range outside it and
+//!   no iterator entry comes from outside it.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -25,7 +27,8 @@ use multilevel_proto::message::{ClientHello, MAGIC, decode, encode};
 use multilevel_proto::store::WriteRequest;
 use multilevel_proto::{
     ClientMessage, FrameDecoder, GoodbyeReason, MemorySnapshots, MemoryStore, OpId, Outcome, PROTOCOL_VERSION,
-    ServerConfig, ServerConnection, ServerError, ServerEvent, ServerMessage, StoreError, StoreRequest, Tokens, WriteOp,
+    ServerConfig, ServerConnection, ServerError, ServerEvent, ServerMessage, StoreError, StoreRequest, SublevelPrefix,
+    Tokens, WriteOp,
 };
 
 use crate::{Header, OutputReader, chunks};
@@ -111,6 +114,8 @@ fn decode_sent(stream: &[u8], max_frame: u32) -> Sent {
 pub const RW_TOKEN: &str = "rw-token-0123456789";
 /// See [`RW_TOKEN`].
 pub const RO_TOKEN: &str = "ro-token-0123456789";
+/// A read-write token scoped to the sublevel `a` (keys starting with `!a!`).
+pub const SCOPED_TOKEN: &str = "scoped-token-0123456789";
 
 /// The hello and the token the client sends first, as `Client` does; `decode_sent` skips them.
 pub fn hello_frames(max_frame: u32, token: &str) -> BytesMut {
@@ -121,10 +126,28 @@ pub fn hello_frames(max_frame: u32, token: &str) -> BytesMut {
     out
 }
 
+/// Whether every key and range of `request` lies in `scope`.
+fn within(scope: &SublevelPrefix, request: &StoreRequest) -> bool {
+    match request {
+        StoreRequest::Get { key } => scope.contains_key(key),
+        StoreRequest::GetMany { keys } => keys.iter().all(|key| scope.contains_key(key)),
+        StoreRequest::Write(write) => match &write.op {
+            WriteOp::Put { key, .. } | WriteOp::Del { key } => scope.contains_key(key),
+            WriteOp::Batch(ops) => ops.iter().all(|op| scope.contains_key(op.key())),
+            WriteOp::Clear { range, .. } => scope.contains_range(range),
+        },
+        StoreRequest::ReadBatch(read) => scope.contains_range(&read.range),
+        _ => true,
+    }
+}
+
 /// Keys in the store before the connection comes up (other than the client's writes).
 pub fn fill_keys() -> Vec<(&'static [u8], Vec<u8>)> {
     vec![
         (b"", b"empty".to_vec()),
+        (b"!a!", b"scoped".to_vec()),
+        (b"!a!!b!c", b"nested".to_vec()),
+        (b"!a\"", b"past the scope".to_vec()),
         (&[0], b"zero".to_vec()),
         (&[1], b"one".to_vec()),
         (&[1, 0], b"one-zero".to_vec()),
@@ -149,6 +172,8 @@ struct Harness {
     config: ServerConfig,
     /// Whether the connection refuses writes: the server is read-only or the token is.
     readonly: bool,
+    /// The sublevel the token is scoped to (the root when it is not).
+    scope: SublevelPrefix,
     policy: Policy,
     server: ServerConnection,
     store: MemoryStore,
@@ -183,6 +208,9 @@ impl Harness {
         let mut progress = false;
         while let Some(event) = self.server.poll_event() {
             progress = true;
+            if let ServerEvent::Store { request, .. } = &event {
+                assert!(within(&self.scope, request), "{request:?} reached the store outside {:?}", self.scope);
+            }
             match event {
                 ServerEvent::Store { op, request } if request.is_write() && self.policy.defer_writes => {
                     self.writes.push_back((op, request));
@@ -273,8 +301,12 @@ impl Harness {
                     assert!(self.pongs <= self.sent.pings, "more pongs than pings");
                     continue;
                 }
-                ServerMessage::IterData { id, entries, .. } => {
+                ServerMessage::IterData { id, entries, last_key, .. } => {
                     assert!(!entries.is_empty(), "empty IterData for {id}");
+                    assert!(self.scope.contains_key(last_key), "{last_key:?} read outside {:?}", self.scope);
+                    for key in entries.iter().filter_map(|entry| entry.key.as_ref()) {
+                        assert!(self.scope.contains_key(key), "{key:?} read outside {:?}", self.scope);
+                    }
                     assert!(self.sent.iterators.contains(id), "IterData for iterator {id}, never opened");
                     continue;
                 }
@@ -337,20 +369,23 @@ pub fn run(data: &[u8]) {
         idle_timeout: Duration::from_secs(60),
         ..ServerConfig::default()
     };
-    // Bits 4..7 of the first byte: 7 read-only server; 6, 5, 4, 3 a server requiring a token,
-    // given a read-write one, a read-only one, a wrong one, none; else no tokens.
+    // Bits 4..7 of the first byte: 7 read-only server; 6, 5, 4, 3, 2 a server requiring a
+    // token, given a read-write one, a read-only one, a wrong one, none, one scoped to the
+    // sublevel `a`; else no tokens.
     let (mut config, token) = (config, "");
     let token = match (batch >> 4) & 7 {
         6 => RW_TOKEN,
         5 => RO_TOKEN,
         4 => "wrong-token-0123456789",
+        2 => SCOPED_TOKEN,
         _ => token,
     };
-    if (3..=6).contains(&((batch >> 4) & 7)) {
-        let list = format!("rw {RW_TOKEN}\nro {RO_TOKEN}\n");
+    if (2..=6).contains(&((batch >> 4) & 7)) {
+        let list = format!("rw {RW_TOKEN}\nro {RO_TOKEN}\nrw {SCOPED_TOKEN} sublevel=a\n");
         config.tokens = Some(Arc::new(Tokens::parse(&list).expect("valid token list")));
     }
-    let refused = config.tokens.is_some() && token != RW_TOKEN && token != RO_TOKEN;
+    let scope = if token == SCOPED_TOKEN { SublevelPrefix::root().sublevel("a") } else { SublevelPrefix::root() };
+    let refused = config.tokens.is_some() && ![RW_TOKEN, RO_TOKEN, SCOPED_TOKEN].contains(&token);
     let readonly = config.readonly || token == RO_TOKEN;
     // The largest frame the client accepts, from its hello: the server must not send more.
     let client_max_frame = if batch & 0x80 != 0 { 200 } else { 1 << 20 };
@@ -381,6 +416,7 @@ pub fn run(data: &[u8]) {
         server: ServerConnection::new(config.clone(), now),
         config,
         readonly,
+        scope,
         policy,
         store,
         snapshots: MemorySnapshots::default(),

@@ -108,7 +108,7 @@ pub use bytes as __bytes;
 #[doc(hidden)]
 pub use serde as __serde;
 
-pub use auth::{Role, Tokens, TokensError};
+pub use auth::{Grant, Role, Tokens, TokensError};
 pub use backoff::Backoff;
 pub use client::{
     CallError, Client, ClientConfig, ClientEvent, ClientOptions, ConnectFailure, ConnectionError, ConnectionState,
@@ -129,4 +129,4 @@ pub use reconnect::Reconnect;
 pub use router::{ConnectionChange, IterHandle, Router, RouterHost};
 pub use server::{OpId, ServerConfig, ServerConnection, ServerError, ServerEvent};
 pub use store::{BatchRead, Outcome, StoreError, StoreRequest, WriteOp, WriteRequest};
-pub use sublevel::SublevelPrefix;
+pub use sublevel::{SublevelPathError, SublevelPrefix};

@@ -17,8 +17,20 @@
 //! - sublevels sort together, and by name.
 //!
 //! A [`SublevelPrefix`] rewrites requests and ranges into the parent's key space; clients
-//! strip the prefix from the keys their iterators return.
+//! strip the prefix from the keys their iterators return. A server checks with
+//! [`contains_key`](SublevelPrefix::contains_key) and
+//! [`contains_range`](SublevelPrefix::contains_range) that a connection whose token is scoped
+//! to a sublevel stays inside it.
+//!
+//! # Paths
+//!
+//! Where a sublevel is named in text (a token list's `sublevel=` option), it is written as a
+//! path: the names from the outermost in, separated by `/`, each byte `%XX` (two hex digits,
+//! any case) or a character standing for its UTF-8 bytes. `/` and `%` in a name must be
+//! escaped (`%2F`, `%25`), and so must whitespace; a name may not be empty. So `users/admins`
+//! is the sublevel `admins` inside `users`, and `a%2Fb` the single sublevel `a/b`.
 
+use std::fmt::Write as _;
 use std::ops::Bound;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -33,6 +45,21 @@ const SEPARATOR: u8 = b'!';
 const UPPER: u8 = SEPARATOR + 1;
 /// Escapes the bytes abstract-level does not allow in a name.
 const ESCAPE: u8 = b'%';
+
+/// Why a sublevel path (see [Paths](self#paths)) could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SublevelPathError {
+    /// A name is empty: the path is empty, starts or ends with `/`, or holds `//`.
+    #[error("a sublevel name is empty (the path is empty, or has `//` or a `/` at either end)")]
+    EmptyName,
+    /// A `%` is not followed by two hex digits.
+    #[error("`%` at byte {at} must be followed by two hex digits (write `%25` for `%` itself)")]
+    BadEscape {
+        /// The 0-based byte offset of the `%` in the path.
+        at: usize,
+    },
+}
 
 /// The key prefix of a sublevel, nested any depth; the empty prefix is the root.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -65,6 +92,102 @@ impl SublevelPrefix {
         }
         prefix.put_u8(SEPARATOR);
         Self { prefix: prefix.freeze() }
+    }
+
+    /// The sublevel a [path](self#paths) names, nested inside the root: `users/admins` is
+    /// `root().sublevel("users").sublevel("admins")`.
+    pub fn from_path(path: &str) -> Result<Self, SublevelPathError> {
+        let mut prefix = Self::root();
+        let mut offset = 0;
+        for part in path.split('/') {
+            if part.is_empty() {
+                return Err(SublevelPathError::EmptyName);
+            }
+            let mut name = Vec::with_capacity(part.len());
+            let bytes = part.as_bytes();
+            let mut i = 0;
+            while i < bytes.len() {
+                if bytes[i] == b'%' {
+                    let byte = escaped_byte(&bytes[i + 1..]).ok_or(SublevelPathError::BadEscape { at: offset + i })?;
+                    name.push(byte);
+                    i += 3;
+                } else {
+                    name.push(bytes[i]);
+                    i += 1;
+                }
+            }
+            prefix = prefix.sublevel(name);
+            offset += part.len() + 1;
+        }
+        Ok(prefix)
+    }
+
+    /// The names from the outermost in (none for the root).
+    pub fn names(&self) -> Vec<Vec<u8>> {
+        // `!a!!b!`: every encoded name is framed by separators and never holds one.
+        self.prefix
+            .split(|&b| b == SEPARATOR)
+            .collect::<Vec<_>>()
+            .chunks(2)
+            .filter_map(|pair| pair.get(1))
+            .map(|encoded| unescape_name(encoded))
+            .collect()
+    }
+
+    /// This sublevel as a [path](self#paths) that [`from_path`](Self::from_path) reads back:
+    /// printable ASCII as it is, every other byte, `/` and `%` as `%XX`. Empty for the root.
+    pub fn path(&self) -> String {
+        let mut path = String::new();
+        for (i, name) in self.names().iter().enumerate() {
+            if i > 0 {
+                path.push('/');
+            }
+            for &byte in name {
+                if byte.is_ascii_graphic() && byte != b'/' && byte != b'%' {
+                    path.push(char::from(byte));
+                } else {
+                    let _ = write!(path, "%{byte:02X}");
+                }
+            }
+        }
+        path
+    }
+
+    /// Whether the stored key `key` lies in this sublevel (or one nested in it): it starts
+    /// with the prefix. Every key lies in the root.
+    pub fn contains_key(&self, key: &[u8]) -> bool {
+        key.starts_with(&self.prefix)
+    }
+
+    /// Whether every stored key `range` holds lies in this sublevel, so that reading or
+    /// clearing it cannot touch a key outside. A range with no key at all lies in every
+    /// sublevel; every range lies in the root.
+    pub fn contains_range(&self, range: &KeyRange) -> bool {
+        if self.is_root() {
+            return true;
+        }
+        // The range's least key: what its lower bound lets in first.
+        let least: Vec<u8> = match &range.lower {
+            Bound::Unbounded => Vec::new(),
+            Bound::Included(key) => key.to_vec(),
+            Bound::Excluded(key) => [&key[..], &[0]].concat(),
+        };
+        let empty = match &range.upper {
+            Bound::Unbounded => false,
+            Bound::Included(high) => least.as_slice() > &high[..],
+            Bound::Excluded(high) => least.as_slice() >= &high[..],
+        };
+        if empty {
+            return true;
+        }
+        // Keys from the prefix (included) to `upper` (excluded) are exactly the sublevel's.
+        let upper = self.upper();
+        let below_upper = match &range.upper {
+            Bound::Unbounded => false,
+            Bound::Included(high) => high < &upper,
+            Bound::Excluded(high) => high <= &upper,
+        };
+        least.as_slice() >= &self.prefix[..] && below_upper
     }
 
     /// The prefix bytes (empty for the root).
@@ -156,6 +279,33 @@ impl SublevelPrefix {
     }
 }
 
+/// The byte that the two hex digits (any case) at the start of `hex` spell, if they do.
+fn escaped_byte(hex: &[u8]) -> Option<u8> {
+    let digit = |i: usize| hex.get(i).and_then(|&b| char::from(b).to_digit(16));
+    let (high, low) = (digit(0)?, digit(1)?);
+    u8::try_from(high * 16 + low).ok()
+}
+
+/// A name as [`SublevelPrefix::sublevel`] was given it, from its encoding.
+fn unescape_name(encoded: &[u8]) -> Vec<u8> {
+    let mut name = Vec::with_capacity(encoded.len());
+    let mut i = 0;
+    while i < encoded.len() {
+        let escaped = if encoded[i] == ESCAPE { escaped_byte(&encoded[i + 1..]) } else { None };
+        match escaped {
+            Some(byte) => {
+                name.push(byte);
+                i += 3;
+            }
+            None => {
+                name.push(encoded[i]);
+                i += 1;
+            }
+        }
+    }
+    name
+}
+
 impl KeyRange {
     /// The keys that start with `prefix`. A prefix of only `0xff` bytes (or the empty one)
     /// has no upper bound.
@@ -213,7 +363,109 @@ mod tests {
         proptest::collection::vec(prop_oneof![Just(0u8), Just(b'!'), Just(b'"'), Just(0xff), any::<u8>()], 0..5)
     }
 
+    #[test]
+    fn paths_name_nested_sublevels() {
+        let root = SublevelPrefix::root();
+        let admins = SublevelPrefix::from_path("users/admins").unwrap();
+        assert_eq!(admins, root.sublevel("users").sublevel("admins"));
+        assert_eq!(admins.path(), "users/admins");
+        assert_eq!(SublevelPrefix::from_path("a%2Fb").unwrap(), root.sublevel("a/b"));
+        assert_eq!(SublevelPrefix::from_path("%00%ff%C3%a9").unwrap(), root.sublevel([0, 0xff, 0xc3, 0xa9]));
+        assert_eq!(SublevelPrefix::from_path("caf\u{e9}").unwrap(), root.sublevel("caf\u{e9}"));
+        assert_eq!(root.sublevel("a b/%\u{e9}").path(), "a%20b%2F%25%C3%A9");
+        assert_eq!(root.path(), "");
+        for bad in ["", "a//b", "/a", "a/"] {
+            assert_eq!(SublevelPrefix::from_path(bad), Err(SublevelPathError::EmptyName), "{bad}");
+        }
+        assert_eq!(SublevelPrefix::from_path("ab/c%2"), Err(SublevelPathError::BadEscape { at: 4 }));
+        assert_eq!(SublevelPrefix::from_path("%zz"), Err(SublevelPathError::BadEscape { at: 0 }));
+        assert_eq!(SublevelPrefix::from_path("%+1"), Err(SublevelPathError::BadEscape { at: 0 }));
+    }
+
+    #[test]
+    fn scope_checks_at_the_edges() {
+        let users = SublevelPrefix::root().sublevel("users");
+        assert!(users.contains_key(b"!users!"));
+        assert!(users.contains_key(b"!users!!admins!x"));
+        assert!(!users.contains_key(b"!users"));
+        assert!(!users.contains_key(b"!usersx!"));
+        assert!(users.contains_range(&users.range(&KeyRange::all())));
+        assert!(!users.contains_range(&KeyRange::all()));
+        assert!(!users.contains_range(&KeyRange::all().gte("!users!")));
+        assert!(!users.contains_range(&KeyRange::all().lt("!users\"")));
+        assert!(users.contains_range(&KeyRange::all().gte("!users!").lt("!users\"")));
+        assert!(!users.contains_range(&KeyRange::all().gte("!users!").lte("!users\"")));
+        assert!(!users.contains_range(&KeyRange::all().gt("!users").lt("!users\"")));
+        assert!(users.contains_range(&KeyRange::all().gt("!users!").lt("!users!!")));
+        assert!(!users.contains_range(&KeyRange::all().gt("!users\0").lt("!users!!")));
+        assert!(!users.contains_range(&KeyRange::all().gte("!users!").lt([b'!', b'u', b's', b'e', b'r', b's', 0xff])));
+        // Ranges with no key leak nothing, wherever their bounds are.
+        assert!(users.contains_range(&KeyRange::all().gte("z").lt("a")));
+        assert!(users.contains_range(&KeyRange::all().lt("")));
+        assert!(SublevelPrefix::root().contains_range(&KeyRange::all()));
+    }
+
     proptest! {
+        #[test]
+        fn paths_round_trip(names in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..5), 0..3)) {
+            let sub = path(&names);
+            prop_assert_eq!(sub.names(), names.clone());
+            if !names.is_empty() {
+                prop_assert_eq!(SublevelPrefix::from_path(&sub.path()), Ok(sub));
+            }
+        }
+
+        #[test]
+        fn a_range_is_accepted_iff_it_lies_inside_the_scope(
+            names in proptest::collection::vec(name(), 0..3),
+            lower in (0u8..4, 0u8..4, key()), upper in (0u8..4, 0u8..4, key()),
+            samples in proptest::collection::vec((0u8..4, key()), 0..8),
+        ) {
+            let scope = path(&names);
+            let end = scope.upper();
+            // Keys near the scope's edges: as drawn, under the prefix, under its end, or under
+            // the prefix cut short by a byte.
+            let near = |(at, k): &(u8, Vec<u8>)| -> Vec<u8> {
+                let base: &[u8] = match at {
+                    0 => &[],
+                    1 => scope.as_bytes(),
+                    2 => &end,
+                    _ => &scope.as_bytes()[..scope.as_bytes().len().saturating_sub(1)],
+                };
+                [base, k].concat()
+            };
+            let bound = |(kind, at, k): &(u8, u8, Vec<u8>)| -> Bound<Bytes> {
+                let key = Bytes::from(near(&(*at, k.clone())));
+                match kind {
+                    0 => Bound::Unbounded,
+                    1 => Bound::Included(key),
+                    _ => Bound::Excluded(key),
+                }
+            };
+            let range = KeyRange { lower: bound(&lower), upper: bound(&upper) };
+            let accepted = scope.contains_range(&range);
+            let fine = |k: &[u8]| !range.contains(k) || scope.contains_key(k);
+            // Sound: an accepted range holds no key outside the scope.
+            if accepted {
+                for sample in &samples {
+                    prop_assert!(fine(&near(sample)), "{range:?} accepted in {scope:?}");
+                }
+                prop_assert!(fine(&end) && fine(b"") && fine(&[0xff; 8]));
+            } else {
+                // Complete: a refused range holds a key outside: its least key or the scope's end.
+                let least = match &range.lower {
+                    Bound::Unbounded => Vec::new(),
+                    Bound::Included(k) => k.to_vec(),
+                    Bound::Excluded(k) => [&k[..], &[0]].concat(),
+                };
+                prop_assert!(!fine(&least) || !fine(&end), "{range:?} refused in {scope:?}");
+            }
+            // What a client of the scope's sublevels sends is always accepted.
+            let user = KeyRange { lower: bound(&(lower.0, 0, lower.2.clone())), upper: bound(&(upper.0, 0, upper.2.clone())) };
+            prop_assert!(scope.contains_range(&scope.range(&user)));
+            prop_assert!(scope.contains_range(&scope.sublevel("x").range(&user)));
+        }
+
         #[test]
         fn keys_of_different_places_never_collide(
             a in proptest::collection::vec(name(), 1..3), ka in key(),

@@ -555,3 +555,17 @@ fn gte_and_lte_take_precedence_over_gt_and_lt_in_iterators_and_clear() {
     let left: Vec<_> = h.store.data().keys().map(|k| k.to_vec()).collect();
     assert_eq!(left, ["3", "4", "7", "8"].map(|k| k.as_bytes().to_vec()));
 }
+
+#[test]
+fn a_server_with_tokens_scoped_or_not_serves_no_many_level_guest() {
+    // many-level has no tokens: a guest could never show it is limited to a sublevel, so a
+    // server configured with tokens closes every many-level connection at once.
+    let tokens = multilevel_proto::Tokens::parse("rw 0123456789abcdef-users sublevel=users\n").unwrap();
+    let config = ServerConfig { tokens: Some(std::sync::Arc::new(tokens)), ..ServerConfig::default() };
+    let mut h = Harness::new(config);
+    assert!(h.server.is_closed());
+    assert!(matches!(h.server.error(), Some(ServerError::Unauthenticated(_))));
+    let put = GuestMessage::Put(Put { id: 1, key: b("a"), value: Some(b("outside")) });
+    assert_eq!(h.send_raw(&guest(&put)), Ok(vec![]), "nothing is answered");
+    assert!(h.store.data().is_empty(), "nothing is written");
+}

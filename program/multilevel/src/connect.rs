@@ -291,6 +291,11 @@ impl Connection {
             ErrorCode::TooLarge => format!("too large: {message}"),
             ErrorCode::Rejected => format!("write rejected by the server: {message}"),
             ErrorCode::StorageFull => format!("the database is full: {message}"),
+            // The server names the sublevel and the key or range; say how to stay inside it.
+            ErrorCode::OutOfScope => format!(
+                "refused: {message}; work inside that sublevel with --sublevel (once per nested name: `users/admins` \
+                 is --sublevel users --sublevel admins)"
+            ),
             code => format!("server error ({code:?}): {message}"),
         }
     }

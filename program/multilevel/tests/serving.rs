@@ -145,6 +145,52 @@ fn serve_with_tokens_and_tls() {
     assert!(!message.contains("cannot reach"), "something answered: {message}");
 }
 
+#[test]
+fn a_token_scoped_to_a_sublevel() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = "0123456789abcdef-admin";
+    let users = "0123456789abcdef-users";
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("rw {admin}\n# the users' service\nrw {users} sublevel=users\n")).unwrap();
+    let db = dir.path().join("db");
+    let mut command = program();
+    command.arg("serve").arg(&db).arg("--tokens-file").arg(&tokens).args(["--listen", "127.0.0.1:0"]);
+    let server = ServerProcess::start(command, &format!("multilevel: serving {} on ", db.display()));
+    let client = |token: &str, args: &[&str]| {
+        let mut command = program();
+        command.env("MULTILEVEL_TOKEN", token).args(args).args(["--addr", &server.addr, "--timeout", "5s"]);
+        run(command, None)
+    };
+    assert_eq!(stdout_of(client(users, &["put", "k", "v", "--sublevel", "users"]), &["put"]), "");
+    assert_eq!(stdout_of(client(users, &["get", "k", "--sublevel", "users"]), &["get"]), "v");
+    assert_eq!(stdout_of(client(admin, &["get", "!users!k"]), &["get"]), "v");
+    let refused = client(users, &["get", "k"]);
+    assert_eq!(refused.status.code(), Some(1), "a root read got through");
+    assert_eq!(
+        stderr(&refused),
+        "multilevel: refused: this connection's token is limited to the sublevel users (stored keys starting with \
+         \"!users!\"); the key \"k\" is outside it; work inside that sublevel with --sublevel (once per nested name: \
+         `users/admins` is --sublevel users --sublevel admins)\n"
+    );
+    let sibling = client(users, &["put", "k", "x", "--sublevel", "posts"]);
+    assert_eq!(sibling.status.code(), Some(1), "a sibling's write got through");
+    assert!(stderr(&sibling).contains("the key \"!posts!k\" is outside it"), "{}", stderr(&sibling));
+
+    // A bad line is refused with its number, before serving.
+    std::fs::write(&tokens, format!("rw {admin}\nrw {users} sublevel=a//b\n")).unwrap();
+    let mut command = program();
+    command.arg("serve").arg(dir.path().join("db2")).arg("--tokens-file").arg(&tokens);
+    command.args(["--listen", "127.0.0.1:0"]);
+    let output = run(command, None);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(
+        message.starts_with("multilevel: bad token list: line 2: bad sublevel path: a sublevel name is empty"),
+        "{message}"
+    );
+    assert!(!message.contains(users), "the token is never echoed: {message}");
+}
+
 #[cfg(unix)]
 #[test]
 fn the_unix_socket_is_owner_only() {

@@ -33,6 +33,7 @@ impl CallError {
                 ErrorCode::ReadOnly => ErrorKind::ReadOnly,
                 ErrorCode::Rejected => ErrorKind::Rejected,
                 ErrorCode::KeyTooLarge | ErrorCode::TooLarge => ErrorKind::TooLarge,
+                ErrorCode::OutOfScope => ErrorKind::OutOfScope,
                 _ => ErrorKind::Server,
             },
             CallError::Request(RequestError::ConnectionLost) => ErrorKind::ConnectionLost,
@@ -93,6 +94,10 @@ pub enum ErrorKind {
     ReadOnly,
     /// A server hook rejected the write; [`CallError::remote`] has its message.
     Rejected,
+    /// The connection's token is limited to a sublevel and the request (a key, a batch op, a
+    /// clear's or an iterator's range) reaches outside it; [`CallError::remote`] says which
+    /// sublevel. Work through that sublevel (`db.sublevel(..)`) instead.
+    OutOfScope,
     /// A key, value or request is over the server's limits.
     TooLarge,
     /// The client's queue is full (only from a non-waiting issue).

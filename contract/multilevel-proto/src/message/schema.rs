@@ -113,6 +113,10 @@ pub enum ErrorCode {
     InvalidRequest,
     /// The server failed internally; the message has details.
     Internal,
+    /// The connection's token is limited to a sublevel and the request reaches a key outside
+    /// it; the message names the sublevel and the key or range. Sent only on connections
+    /// whose token has a `sublevel=` scope.
+    OutOfScope,
 }
 
 /// An error carried over the wire.

@@ -65,10 +65,11 @@ impl ServerConnection {
         if token.is_empty() {
             return Err(ServerError::Unauthenticated("this server requires a token; none was given"));
         }
-        let role = self.config.tokens.as_ref().and_then(|tokens| tokens.check(token.as_bytes()));
-        match role {
-            Some(role) => {
-                self.readonly |= role == crate::auth::Role::ReadOnly;
+        let grant = self.config.tokens.as_ref().and_then(|tokens| tokens.check(token.as_bytes()));
+        match grant {
+            Some(grant) => {
+                self.readonly |= grant.role == crate::auth::Role::ReadOnly;
+                self.scope = grant.scope;
                 self.open(session);
                 Ok(())
             }

@@ -21,6 +21,7 @@ mod event;
 mod handshake;
 mod iter;
 pub(crate) mod scheduler;
+mod scope;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -39,6 +40,7 @@ use crate::message::{
     encode_within,
 };
 use crate::store::{Outcome, StoreError, StoreRequest, WriteOp, WriteRequest};
+use crate::sublevel::SublevelPrefix;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -79,6 +81,8 @@ pub struct ServerConnection {
     client_max_frame: u32,
     /// Writes are refused: the server is read-only or the client's token is.
     readonly: bool,
+    /// The sublevel the client's token is limited to (the root when it is not).
+    scope: SublevelPrefix,
     last_request_id: u64,
     iterators: BTreeMap<u64, ServerIterator>,
     last_input: Instant,
@@ -91,6 +95,7 @@ impl ServerConnection {
         Self {
             decoder: FrameDecoder::new(config.max_frame),
             readonly: config.readonly,
+            scope: SublevelPrefix::root(),
             config,
             phase: Phase::AwaitingHello,
             out: BytesMut::new(),
@@ -190,37 +195,41 @@ impl ServerConnection {
             ClientMessage::Pong { .. } => {}
             ClientMessage::Get { id, key } => {
                 self.check_id(id)?;
-                if self.check_keys(id, [&key]) {
+                if self.check_keys(id, [&key]) && self.check_scope_keys(id, [&key]) {
                     self.enqueue(Pending::Get { id }, StoreRequest::Get { key });
                 }
             }
             ClientMessage::GetMany { id, keys } => {
                 self.check_id(id)?;
-                if self.check_keys(id, &keys) {
+                if self.check_keys(id, &keys) && self.check_scope_keys(id, &keys) {
                     self.enqueue(Pending::GetMany { id }, StoreRequest::GetMany { keys });
                 }
             }
             ClientMessage::Put { id, key, value } => {
                 self.check_id(id)?;
-                if self.check_keys(id, [&key]) {
+                if self.check_keys(id, [&key]) && self.check_scope_keys(id, [&key]) {
                     self.enqueue_write(id, WriteOp::Put { key, value });
                 }
             }
             ClientMessage::Del { id, key } => {
                 self.check_id(id)?;
-                if self.check_keys(id, [&key]) {
+                if self.check_keys(id, [&key]) && self.check_scope_keys(id, [&key]) {
                     self.enqueue_write(id, WriteOp::Del { key });
                 }
             }
             ClientMessage::Batch { id, ops } => {
                 self.check_id(id)?;
-                if self.check_keys(id, ops.iter().map(|op| op.key())) {
+                if self.check_keys(id, ops.iter().map(|op| op.key()))
+                    && self.check_scope_keys(id, ops.iter().map(|op| op.key()))
+                {
                     self.enqueue_write(id, WriteOp::Batch(ops));
                 }
             }
             ClientMessage::Clear { id, range, reverse, limit } => {
                 self.check_id(id)?;
-                self.enqueue_write(id, WriteOp::Clear { range, reverse, limit });
+                if self.check_scope_range(id, &range, "clear") {
+                    self.enqueue_write(id, WriteOp::Clear { range, reverse, limit });
+                }
             }
             ClientMessage::IterOpen { id, options, credit } => {
                 if self.iterators.contains_key(&id) {
@@ -234,6 +243,10 @@ impl ServerConnection {
                     });
                     return Ok(());
                 }
+                if let Some(error) = self.out_of_scope_range(&options.range, "iterator") {
+                    self.send(&ServerMessage::IterError { id, error });
+                    return Ok(());
+                }
                 self.iterators.insert(id, ServerIterator::new(options, credit));
                 self.enqueue(Pending::OpenIterator { id }, StoreRequest::OpenIterator { iterator: id });
             }
@@ -244,11 +257,19 @@ impl ServerConnection {
                 }
             }
             ClientMessage::IterSeek { id, epoch, range, limit, credit } => {
-                if let Some(iter) = self.iterators.get_mut(&id) {
+                if !self.iterators.contains_key(&id) {
+                    // Closed already: nothing to answer.
+                } else if let Some(error) = self.out_of_scope_range(&range, "seek") {
+                    // The iterator is finished: it was told it may not go there.
+                    self.iterators.remove(&id);
+                    self.scheduler.close_iterator(id);
+                    self.send(&ServerMessage::IterError { id, error });
+                } else if let Some(iter) = self.iterators.get_mut(&id) {
                     iter.seek(epoch, range, limit, credit);
                     self.read_next_batch(id);
                 }
             }
+            // Whole-database figures, no key or value: allowed whatever the token's scope.
             ClientMessage::Stats { id } => {
                 self.check_id(id)?;
                 self.enqueue(Pending::Stats { id }, StoreRequest::Stats);

@@ -104,6 +104,10 @@ pub(crate) struct ServeOptions {
     pub(crate) map_size: Option<usize>,
     /// Let in only clients presenting a token from FILE: lines of `read-write TOKEN` or
     /// `read-only TOKEN` (also read from $MULTILEVEL_TOKENS)
+    ///
+    /// A line may end with `sublevel=PATH` to limit the token to that sublevel (nested:
+    /// `sublevel=users/admins`; `%XX` for `/`, `%`, spaces and other bytes in a name): its
+    /// requests outside are refused, so its clients work with --sublevel.
     #[arg(long, value_name = "FILE")]
     pub(crate) tokens_file: Option<PathBuf>,
     /// Serve TLS with this certificate chain (PEM); needs --tls-key
