@@ -70,6 +70,7 @@
 #[doc(hidden)]
 pub mod anchor;
 mod apply;
+mod connection;
 mod env;
 mod error;
 mod keys;
@@ -78,6 +79,7 @@ mod options;
 mod reads;
 mod record;
 mod snapshots;
+mod stats;
 mod writer;
 
 use std::path::Path;
@@ -85,8 +87,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Sender};
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
 
+pub use connection::{ConnectionStore, ReadScope};
 pub use error::OpenError;
 pub use multilevel_proto::backend::{Backend, BackendConnection, Completions, Execution, Executor};
 pub use multilevel_proto::{
@@ -94,65 +96,10 @@ pub use multilevel_proto::{
     WriteRequest,
 };
 pub use options::{BatchHook, DelHook, Hooks, PutHook, SizeError, StoreOptions, parse_size};
+pub use stats::Stats;
 
 use env::Shared;
-use snapshots::ConnectionSnapshots;
-use writer::{Done, Job};
-
-/// A snapshot of the store's counters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Stats {
-    /// User keys stored.
-    pub entries: u64,
-    /// Session records kept for at-most-once writes.
-    pub sessions: u64,
-    /// Current size of the memory map, in bytes.
-    pub map_size: usize,
-    /// The size the map may grow to, in bytes.
-    pub max_map_size: usize,
-    /// Size of the data file on disk, in bytes (sparse: can be less than the map).
-    pub disk_size: u64,
-    /// Iterator snapshots open now, across all connections.
-    pub open_snapshots: usize,
-    /// LMDB reader slots in use, by every process (snapshots and short reads).
-    pub readers: u32,
-    /// LMDB reader slots available in total.
-    pub max_readers: u32,
-    /// Id of the last committed LMDB transaction (counts commits by every process).
-    pub last_txn_id: usize,
-    /// Group commits made by this store's writer since it was opened.
-    pub commits: u64,
-    /// Writes answered by this store's writer since it was opened (applied, replayed or
-    /// refused). With group commit, `commits` is usually much smaller.
-    pub writes: u64,
-    /// Times the map was resized since the store was opened.
-    pub remaps: u64,
-}
-
-impl Stats {
-    /// The counters as `(name, value)` pairs, the form they travel in over the wire.
-    pub fn pairs(&self) -> Vec<(String, u64)> {
-        let as_u64 = |n: usize| n as u64;
-        [
-            ("entries", self.entries),
-            ("sessions", self.sessions),
-            ("map_size", as_u64(self.map_size)),
-            ("max_map_size", as_u64(self.max_map_size)),
-            ("disk_size", self.disk_size),
-            ("open_snapshots", as_u64(self.open_snapshots)),
-            ("readers", u64::from(self.readers)),
-            ("max_readers", u64::from(self.max_readers)),
-            ("last_txn_id", as_u64(self.last_txn_id)),
-            ("commits", self.commits),
-            ("writes", self.writes),
-            ("remaps", self.remaps),
-        ]
-        .into_iter()
-        .map(|(name, value)| (name.to_owned(), value))
-        .collect()
-    }
-}
+use writer::Job;
 
 /// Owns the writer thread; dropped with the last [`Store`] or [`ConnectionStore`].
 struct Inner {
@@ -242,7 +189,7 @@ impl Store {
 
     /// State for one client connection: its iterator snapshots.
     pub fn connection(&self) -> ConnectionStore {
-        ConnectionStore { inner: Arc::clone(&self.inner), snapshots: ConnectionSnapshots::default() }
+        ConnectionStore { inner: Arc::clone(&self.inner), snapshots: snapshots::ConnectionSnapshots::default() }
     }
 
     /// The store's counters.
@@ -301,167 +248,6 @@ impl Store {
     }
 }
 
-/// The store as one connection sees it: its iterator snapshots, and a way to run its requests.
-/// `Send`, so a connection's task or thread can own it. Dropping it closes its snapshots.
-pub struct ConnectionStore {
-    inner: Arc<Inner>,
-    snapshots: ConnectionSnapshots,
-}
-
-impl std::fmt::Debug for ConnectionStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConnectionStore").field("snapshots", &self.snapshots.len()).finish_non_exhaustive()
-    }
-}
-
-impl ConnectionStore {
-    /// Carries out one request.
-    ///
-    /// Reads (`Get`, `GetMany`, `OpenIterator`, `ReadBatch`) run inline on the caller's thread
-    /// and return [`Execution::Ready`]; `done` is dropped unused. Writes are handed to the writer
-    /// thread and return [`Execution::Queued`]; `done` is then called exactly once, on the writer
-    /// thread, after the group commit that made the write durable, or with its error. Keep
-    /// `done` short (e.g. send on a channel): it delays the writes of the next group.
-    pub fn execute(
-        &mut self,
-        request: StoreRequest,
-        done: impl FnOnce(Result<Outcome, StoreError>) + Send + 'static,
-    ) -> Execution {
-        let now = Instant::now();
-        let shared = &*self.inner.shared;
-        self.snapshots.close_idle(&shared.snapshots, now, shared.options.snapshot_idle_timeout);
-        let result = match request {
-            StoreRequest::Get { key } => shared.read_txn().and_then(|txn| reads::get(shared, &txn, &key)),
-            StoreRequest::GetMany { keys } => shared.read_txn().and_then(|txn| reads::get_many(shared, &txn, &keys)),
-            StoreRequest::OpenIterator { iterator } => {
-                // A reused id replaces its snapshot; release the old one first so it does not
-                // count against the cap.
-                self.snapshots.close(&shared.snapshots, iterator);
-                shared.take_snapshot(now).map(|slot| {
-                    self.snapshots.insert(&shared.snapshots, iterator, slot);
-                    Outcome::IteratorOpened
-                })
-            }
-            StoreRequest::ReadBatch(read) => match self.snapshots.get(read.iterator) {
-                None => Err(StoreError::UnknownIterator),
-                Some(slot) => {
-                    let result = slot.read(now, |txn| reads::read_batch(shared.data, txn, &read));
-                    if result == Err(StoreError::UnknownIterator) {
-                        self.snapshots.close(&shared.snapshots, read.iterator);
-                    }
-                    result
-                }
-            },
-            StoreRequest::Stats => self.store().stats().map(|stats| Outcome::Stats(stats.pairs())),
-            StoreRequest::Write(write) => {
-                let done: Done = Box::new(done);
-                return if self.inner.send(Job::Write(write, done)) {
-                    Execution::Queued
-                } else {
-                    Execution::Ready(Err(StoreError::Internal("the writer thread has stopped".into())))
-                };
-            }
-        };
-        Execution::Ready(result)
-    }
-
-    /// Runs `f` with a [`ReadScope`]: the point reads (`Get`, `GetMany`) executed through it
-    /// share one read transaction, begun at the first of them, instead of one each.
-    ///
-    /// Run in one scope only requests that arrived before it began, so that every read still
-    /// sees every write acknowledged before its request was sent. Any other request executed
-    /// through the scope ends the shared transaction first, so a read after it begins a new one.
-    pub fn read_scope<R>(&mut self, f: impl FnOnce(&mut ReadScope<'_>) -> R) -> R {
-        let shared = Arc::clone(&self.inner.shared);
-        self.snapshots.close_idle(&shared.snapshots, Instant::now(), shared.options.snapshot_idle_timeout);
-        let mut scope = ReadScope { conn: self, shared: &shared, txn: None };
-        f(&mut scope)
-    }
-
-    /// Releases an iterator's snapshot (`ServerEvent::CloseIterator`). Unknown ids are ignored.
-    pub fn close_iterator(&mut self, iterator: u64) {
-        let shared = &*self.inner.shared;
-        self.snapshots.close(&shared.snapshots, iterator);
-        self.snapshots.close_idle(&shared.snapshots, Instant::now(), shared.options.snapshot_idle_timeout);
-    }
-
-    /// Iterator snapshots this connection holds.
-    pub fn open_snapshots(&self) -> usize {
-        self.snapshots.len()
-    }
-
-    /// The store this connection belongs to.
-    pub fn store(&self) -> Store {
-        Store { inner: Arc::clone(&self.inner) }
-    }
-}
-
-/// A run of one connection's requests whose point reads share one read transaction; see
-/// [`ConnectionStore::read_scope`].
-pub struct ReadScope<'a> {
-    conn: &'a mut ConnectionStore,
-    shared: &'a Shared,
-    /// The shared transaction, once a point read began it.
-    txn: Option<env::ReadTxn<'a>>,
-}
-
-/// The requests a [`ReadScope`] runs in its shared transaction.
-enum PointRead {
-    One(bytes::Bytes),
-    Many(Vec<bytes::Bytes>),
-}
-
-impl std::fmt::Debug for ReadScope<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadScope").field("reading", &self.txn.is_some()).finish_non_exhaustive()
-    }
-}
-
-impl ReadScope<'_> {
-    /// Carries out one request as [`ConnectionStore::execute`] does, except that `Get` and
-    /// `GetMany` read from the scope's shared transaction. Any other request ends that
-    /// transaction before it runs.
-    pub fn execute(
-        &mut self,
-        request: StoreRequest,
-        done: impl FnOnce(Result<Outcome, StoreError>) + Send + 'static,
-    ) -> Execution {
-        let read = match request {
-            StoreRequest::Get { key } => PointRead::One(key),
-            StoreRequest::GetMany { keys } => PointRead::Many(keys),
-            other => {
-                // Writes, snapshots and stats take the gate themselves: never while holding it.
-                self.txn = None;
-                return self.conn.execute(other, done);
-            }
-        };
-        let txn = match self.txn.take() {
-            Some(txn) => txn,
-            None => match self.shared.read_txn() {
-                Ok(txn) => txn,
-                Err(err) => return Execution::Ready(Err(err)),
-            },
-        };
-        let txn = self.txn.insert(txn);
-        Execution::Ready(match read {
-            PointRead::One(key) => reads::get(self.shared, txn, &key),
-            PointRead::Many(keys) => reads::get_many(self.shared, txn, &keys),
-        })
-    }
-
-    /// The connection's store, for what the scope does not wrap (closing iterators).
-    pub fn connection(&mut self) -> &mut ConnectionStore {
-        self.txn = None;
-        self.conn
-    }
-}
-
-impl Drop for ConnectionStore {
-    fn drop(&mut self) {
-        self.snapshots.close_all(&self.inner.shared.snapshots);
-    }
-}
-
 impl Backend for Store {
     type Connection = ConnectionStore;
 
@@ -475,49 +261,6 @@ impl Backend for Store {
 
     fn flush(&self) -> Result<(), StoreError> {
         self.sync()
-    }
-}
-
-/// The `done` callback of `request`: sends its result to `completions` if it was queued. Only
-/// writes queue, so only they take a handle; the callback is boxed once, by the writer queue.
-fn done_for(
-    op: OpId,
-    request: &StoreRequest,
-    completions: &Arc<dyn Completions>,
-) -> impl FnOnce(Result<Outcome, StoreError>) + Send + 'static {
-    let completions = request.is_write().then(|| Arc::clone(completions));
-    move |result| {
-        if let Some(completions) = completions {
-            completions.complete(op, result);
-        }
-    }
-}
-
-impl Executor for ConnectionStore {
-    fn execute(&mut self, op: OpId, request: StoreRequest, completions: &Arc<dyn Completions>) -> Execution {
-        let done = done_for(op, &request, completions);
-        ConnectionStore::execute(self, request, done)
-    }
-
-    fn close_iterator(&mut self, iterator: u64) {
-        ConnectionStore::close_iterator(self, iterator);
-    }
-}
-
-impl BackendConnection for ConnectionStore {
-    fn read_scope(&mut self, run: &mut dyn FnMut(&mut dyn Executor)) {
-        ConnectionStore::read_scope(self, |scope| run(scope));
-    }
-}
-
-impl Executor for ReadScope<'_> {
-    fn execute(&mut self, op: OpId, request: StoreRequest, completions: &Arc<dyn Completions>) -> Execution {
-        let done = done_for(op, &request, completions);
-        ReadScope::execute(self, request, done)
-    }
-
-    fn close_iterator(&mut self, iterator: u64) {
-        self.connection().close_iterator(iterator);
     }
 }
 

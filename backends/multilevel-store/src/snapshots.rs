@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use heed::{MdbError, RoTxn, WithoutTls};
 use multilevel_proto::StoreError;
 
-use crate::env::Shared;
 use crate::error::internal;
 use crate::metrics::SnapshotGauge;
 
@@ -119,30 +118,40 @@ impl Registry {
     }
 }
 
-impl Shared {
-    /// Takes a snapshot for a new iterator, within the global cap.
-    pub(crate) fn take_snapshot(&self, now: Instant) -> Result<Arc<SnapshotSlot>, StoreError> {
-        let max = self.options.max_snapshots;
-        let registry = &self.snapshots;
-        if !registry.try_reserve(max) {
-            if let Some(deadline) = now.checked_sub(self.options.snapshot_idle_timeout) {
-                registry.close_idle(deadline);
+/// How a snapshot transaction is begun: the store's `Shared::open_snapshot`, which hands the
+/// new transaction to `register` while no remap can intervene.
+pub(crate) type OpenSnapshot<'a> =
+    &'a dyn Fn(&mut dyn FnMut(RoTxn<'static, WithoutTls>) -> Arc<SnapshotSlot>) -> heed::Result<Arc<SnapshotSlot>>;
+
+impl Registry {
+    /// Takes a snapshot for a new iterator through `open`, within the cap of `max` (closing
+    /// snapshots idle past `idle_timeout` to make room).
+    pub(crate) fn take(
+        &self,
+        max: usize,
+        idle_timeout: Duration,
+        now: Instant,
+        open: OpenSnapshot<'_>,
+    ) -> Result<Arc<SnapshotSlot>, StoreError> {
+        if !self.try_reserve(max) {
+            if let Some(deadline) = now.checked_sub(idle_timeout) {
+                self.close_idle(deadline);
             }
-            if !registry.try_reserve(max) {
+            if !self.try_reserve(max) {
                 return Err(StoreError::TooManySnapshots(max));
             }
         }
-        let id = registry.next_id.fetch_add(1, Ordering::Relaxed);
-        let opened = self.open_snapshot(|txn| {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let opened = open(&mut |txn| {
             let slot = Arc::new(SnapshotSlot { id, state: Mutex::new(Some(Snapshot { txn, last_used: now })) });
-            registry.slots().insert(id, Arc::clone(&slot));
+            self.slots().insert(id, Arc::clone(&slot));
             slot
         });
         if opened.is_ok() {
-            registry.gauge.0.increment(1.0);
+            self.gauge.0.increment(1.0);
         }
         opened.map_err(|e| {
-            registry.open.fetch_sub(1, Ordering::AcqRel);
+            self.open.fetch_sub(1, Ordering::AcqRel);
             match e {
                 heed::Error::Mdb(MdbError::ReadersFull) => StoreError::TooManySnapshots(max),
                 e => internal("taking an iterator snapshot", &e),
