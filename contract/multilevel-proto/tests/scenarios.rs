@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use multilevel_proto::message::{ClientHello, Goodbye, MAGIC, encode};
+use multilevel_proto::message::{Goodbye, MAGIC, encode};
 use multilevel_proto::sim::{Sim, issue};
 use multilevel_proto::{
     ClientConfig, ClientEvent, ClientMessage, ConnectFailure, ConnectionError, ErrorCode, GoodbyeReason, IssueError,
@@ -11,67 +11,12 @@ use multilevel_proto::{
     ServerError, ServerEvent, ServerMessage,
 };
 
-/// `Sim::new` starting now (the proto crate itself never reads the clock).
-trait NewNow {
-    fn new_now(client: ClientConfig, server: ServerConfig) -> Sim;
-}
+mod common;
 
-impl NewNow for Sim {
-    fn new_now(client: ClientConfig, server: ServerConfig) -> Sim {
-        Sim::new(client, server, std::time::Instant::now())
-    }
-}
-
-fn b(data: &[u8]) -> Bytes {
-    Bytes::copy_from_slice(data)
-}
-
-fn put(key: &[u8], value: &[u8]) -> Request {
-    Request::Put { key: b(key), value: b(value) }
-}
+use common::{NewNow, answer, b, drain, hello, put, transmitted};
 
 fn sim(retry: bool) -> Sim {
     Sim::new_now(ClientConfig::new(1).with_retry(retry), ServerConfig::default())
-}
-
-fn answer(sim: &Sim, id: u64) -> Result<Response, RequestError> {
-    sim.answers.get(&id).unwrap_or_else(|| panic!("request {id} unanswered")).result.clone()
-}
-
-fn drain(sim: &mut Sim, id: u64) -> (Vec<Bytes>, IterPoll) {
-    let mut keys = Vec::new();
-    loop {
-        match sim.iterator_next(id) {
-            IterPoll::Entry(entry) => keys.push(entry.key.unwrap_or_default()),
-            other => return (keys, other),
-        }
-    }
-}
-
-/// Decodes every server message in `bytes`.
-fn server_messages(bytes: &[u8]) -> Vec<ServerMessage> {
-    let mut dec = multilevel_proto::FrameDecoder::new(1 << 24);
-    dec.push(bytes);
-    let mut out = Vec::new();
-    while let Some(frame) = dec.next_frame().unwrap() {
-        out.push(multilevel_proto::message::decode(&frame).unwrap());
-    }
-    out
-}
-
-fn transmitted(server: &mut ServerConnection) -> Vec<ServerMessage> {
-    let mut bytes = Vec::new();
-    while let Some(chunk) = server.poll_transmit() {
-        bytes.extend_from_slice(&chunk);
-    }
-    server_messages(&bytes)
-}
-
-fn hello(version: u16, magic: [u8; 4]) -> BytesMut {
-    let mut out = BytesMut::new();
-    let hello = ClientHello { magic, version, features: 0, session: 9, max_frame: 1 << 20 };
-    encode(&ClientMessage::Hello(hello), &mut out);
-    out
 }
 
 #[test]
@@ -450,45 +395,6 @@ fn ids_are_never_reused() {
     assert!(ids.windows(2).all(|w| w[0] < w[1]));
 }
 
-fn with_tokens(token: Option<&str>) -> Sim {
-    let tokens = multilevel_proto::Tokens::parse("rw 0123456789abcdef-writer\nro 0123456789abcdef-reader\n").unwrap();
-    let server = ServerConfig { tokens: Some(std::sync::Arc::new(tokens)), ..ServerConfig::default() };
-    let mut client = ClientConfig::new(1).with_retry(true);
-    client.token = token.map(str::to_owned);
-    Sim::new_now(client, server)
-}
-
-#[test]
-fn a_server_with_tokens_lets_in_only_a_valid_one() {
-    let mut sim = with_tokens(Some("0123456789abcdef-writer"));
-    let id = issue(&mut sim, put(b"k", b"v"));
-    sim.settle();
-    assert_eq!(answer(&sim, id), Ok(Response::Done));
-
-    for token in [None, Some("0123456789abcdef-wrong!")] {
-        let mut sim = with_tokens(token);
-        let id = issue(&mut sim, put(b"k", b"v"));
-        sim.settle();
-        let Err(RequestError::Unauthenticated(message)) = answer(&sim, id) else { panic!("{token:?} got in") };
-        assert!(message.contains("token"), "{message}");
-        assert!(!message.contains("wrong"), "the token is never echoed: {message}");
-        assert!(sim.store.data().is_empty());
-        assert_eq!(sim.client.pending(), 0, "refused requests fail at once, even with retry on");
-    }
-}
-
-#[test]
-fn a_read_only_token_cannot_write() {
-    let mut sim = with_tokens(Some("0123456789abcdef-reader"));
-    let write = issue(&mut sim, put(b"k", b"v"));
-    let read = issue(&mut sim, Request::Get { key: b(b"k") });
-    sim.settle();
-    let Err(RequestError::Remote(err)) = answer(&sim, write) else { panic!("a reader wrote") };
-    assert_eq!(err.code, ErrorCode::ReadOnly);
-    assert_eq!(answer(&sim, read), Ok(Response::Value(None)));
-    assert!(sim.client.server().unwrap().readonly, "the handshake says the connection is read-only");
-}
-
 #[test]
 fn a_seek_too_large_for_the_server_fails_the_iterator_not_the_connection() {
     // Reported by the fuzz work: such a seek would be refused by the server's decoder, and with
@@ -597,120 +503,4 @@ fn a_server_cut_mid_handshake_is_a_lost_transport_not_an_impostor() {
         let (_, lost) = events(&mut client);
         assert_eq!(lost, vec![ConnectionError::TransportClosed], "cut at {cut}");
     }
-}
-
-fn with_scoped_token() -> Sim {
-    let list = "rw 0123456789abcdef-admin\nrw 0123456789abcdef-users sublevel=users\n";
-    let tokens = multilevel_proto::Tokens::parse(list).unwrap();
-    let server = ServerConfig { tokens: Some(std::sync::Arc::new(tokens)), ..ServerConfig::default() };
-    let mut client = ClientConfig::new(1).with_retry(true);
-    client.token = Some("0123456789abcdef-users".to_owned());
-    Sim::new_now(client, server)
-}
-
-fn out_of_scope(result: Result<Response, RequestError>) -> String {
-    let Err(RequestError::Remote(err)) = result else { panic!("not refused: {result:?}") };
-    assert_eq!(err.code, ErrorCode::OutOfScope, "{}", err.message);
-    assert!(err.message.contains("limited to the sublevel users"), "{}", err.message);
-    err.message
-}
-
-#[test]
-fn a_scoped_token_works_inside_its_sublevel_and_is_refused_outside() {
-    use multilevel_proto::{BatchOp, SublevelPrefix};
-    let users = SublevelPrefix::root().sublevel("users");
-    let mut sim = with_scoped_token();
-    // Inside: answered normally, nested sublevels included.
-    let inside = [
-        users.request(put(b"a", b"1")),
-        users.sublevel("admins").request(put(b"b", b"2")),
-        users.request(Request::Get { key: b(b"a") }),
-        users.request(Request::Clear { range: KeyRange::all().gte("z"), reverse: false, limit: None }),
-        Request::Stats,
-    ];
-    let ids: Vec<u64> = inside.into_iter().map(|request| issue(&mut sim, request)).collect();
-    sim.settle();
-    for id in &ids {
-        assert!(answer(&sim, *id).is_ok(), "{:?}", answer(&sim, *id));
-    }
-    assert_eq!(answer(&sim, ids[2]), Ok(Response::Value(Some(b(b"1")))));
-    let iter = sim.client.open_iterator(users.iter_options(IterOptions::default())).unwrap();
-    assert_eq!(drain(&mut sim, iter), (vec![b(b"!users!!admins!b"), b(b"!users!a")], IterPoll::End));
-
-    // Outside: refused, each with the key or range named, and nothing written.
-    let before = sim.store.data().clone();
-    let sibling = SublevelPrefix::root().sublevel("usersx");
-    let outside = [
-        put(b"a", b"x"),
-        Request::Get { key: b(b"!users") },
-        Request::Del { key: b(b"!users\"") },
-        sibling.request(Request::Get { key: b(b"a") }),
-        Request::GetMany { keys: vec![users.key("a"), b(b"a")] },
-        Request::Batch {
-            ops: vec![BatchOp::Put { key: users.key("c"), value: b(b"3") }, BatchOp::Del { key: b(b"a") }],
-        },
-        Request::Clear { range: KeyRange::all(), reverse: false, limit: None },
-        Request::Clear { range: KeyRange::all().gte("!users!"), reverse: true, limit: Some(1) },
-    ];
-    let ids: Vec<u64> = outside.into_iter().map(|request| issue(&mut sim, request)).collect();
-    sim.settle();
-    let messages: Vec<String> = ids.iter().map(|id| out_of_scope(answer(&sim, *id))).collect();
-    assert!(messages[0].contains("the key \"a\" is outside it"), "{}", messages[0]);
-    assert!(messages[5].contains("the key \"a\""), "the batch names the op outside: {}", messages[5]);
-    assert!(messages[6].contains("clear's range (start..end) reaches outside it"), "{}", messages[6]);
-    assert_eq!(sim.store.data(), &before, "no refused write was applied, not even a batch's op inside");
-
-    let iter = sim.client.open_iterator(IterOptions::default()).unwrap();
-    sim.settle();
-    let IterPoll::Error(err) = sim.iterator_next(iter) else { panic!("an iterator over everything opened") };
-    out_of_scope(Err(err));
-    let reverse = IterOptions { reverse: true, range: KeyRange::all().lte("!users!z"), ..IterOptions::default() };
-    let iter = sim.client.open_iterator(reverse).unwrap();
-    sim.settle();
-    let IterPoll::Error(err) = sim.iterator_next(iter) else { panic!("an iterator from the start opened") };
-    out_of_scope(Err(err));
-    // The connection lives on.
-    let id = issue(&mut sim, users.request(Request::Get { key: b(b"a") }));
-    sim.settle();
-    assert_eq!(answer(&sim, id), Ok(Response::Value(Some(b(b"1")))));
-}
-
-#[test]
-fn a_seek_outside_the_scope_fails_the_iterator_and_reads_nothing() {
-    use multilevel_proto::SublevelPrefix;
-    let users = SublevelPrefix::root().sublevel("users");
-    let now = std::time::Instant::now();
-    let tokens = multilevel_proto::Tokens::parse("ro 0123456789abcdef-users sublevel=users\n").unwrap();
-    let config = ServerConfig { tokens: Some(std::sync::Arc::new(tokens)), ..ServerConfig::default() };
-    let mut server = ServerConnection::new(config, now);
-    let mut out = hello(PROTOCOL_VERSION, MAGIC);
-    encode(&ClientMessage::Auth { token: "0123456789abcdef-users".to_owned() }, &mut out);
-    let options = users.iter_options(IterOptions::default());
-    encode(&ClientMessage::IterOpen { id: 1, options, credit: 1 << 16 }, &mut out);
-    // A hand-made seek: a client clips seeks to its iterator's range, a hostile one may not.
-    let range = KeyRange::all().gte("!users");
-    encode(&ClientMessage::IterSeek { id: 1, epoch: 1, range, limit: None, credit: 1 << 16 }, &mut out);
-    server.handle_input(&out, now).unwrap();
-    let events: Vec<ServerEvent> = std::iter::from_fn(|| server.poll_event()).collect();
-    assert!(
-        matches!(events[..], [ServerEvent::Store { .. }, ServerEvent::CloseIterator { iterator: 1 }]),
-        "{events:?}"
-    );
-    let ServerEvent::Store { op, .. } = events[0].clone() else { unreachable!() };
-    server.handle_outcome(op, Ok(multilevel_proto::Outcome::IteratorOpened), now).unwrap();
-    let events: Vec<ServerEvent> = std::iter::from_fn(|| server.poll_event()).collect();
-    assert!(
-        events.iter().all(|event| !matches!(
-            event,
-            ServerEvent::Store { request: multilevel_proto::StoreRequest::ReadBatch(_), .. }
-        )),
-        "nothing is read for a refused seek: {events:?}"
-    );
-    let messages = transmitted(&mut server);
-    let [ServerMessage::Hello(_), ServerMessage::IterError { id: 1, error }] = &messages[..] else {
-        panic!("{messages:?}")
-    };
-    assert_eq!(error.code, ErrorCode::OutOfScope);
-    assert!(error.message.contains("seek's range [\"!users\"..end) reaches outside it"), "{}", error.message);
-    assert!(!server.is_closed());
 }
