@@ -41,7 +41,9 @@ mod unix;
 mod views;
 
 pub use client::{Client, Entry, Error};
-pub use multilevel_proto::table::{Json, Postcard, TableError, TableIter};
+#[cfg(feature = "json")]
+pub use multilevel_proto::table::Json;
+pub use multilevel_proto::table::{Postcard, TableError, TableIter};
 pub use multilevel_proto::{
     BatchOp, ClientOptions, ConnectFailure, ConnectionError, ConnectionState, ErrorCode, ErrorKind, IssueError,
     IterOptions, KeyRange, RemoteError, RequestError,

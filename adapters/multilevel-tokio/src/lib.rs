@@ -42,7 +42,9 @@ pub mod tls;
 mod transport;
 
 pub use client::{Client, Entry, Iter};
-pub use multilevel_proto::table::{Json, Postcard, TableError, TableIter};
+#[cfg(feature = "json")]
+pub use multilevel_proto::table::Json;
+pub use multilevel_proto::table::{Postcard, TableError, TableIter};
 pub use multilevel_proto::{
     BatchOp, CallError as Error, ClientOptions, ConnectFailure, ConnectionError, ConnectionState, ErrorCode, ErrorKind,
     IssueError, IterOptions, KeyRange, RemoteError, RequestError,

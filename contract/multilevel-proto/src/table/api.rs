@@ -11,7 +11,7 @@ macro_rules! table_api {
     ($client:ty, $sublevel:ty, $iter:ty $(, $async:ident $($await:tt)+)?) => {
         /// A typed view of a sublevel: keys of type `K` in `K`'s order, values of type `V` stored
         /// with the codec `C` ([`Postcard`](multilevel_proto::table::Postcard) unless another is
-        /// named, e.g. [`Json`](multilevel_proto::table::Json)). Made by `Client::table` or
+        /// named, e.g. `Json` with the `json` feature). Made by `Client::table` or
         /// `Sublevel::table`, or [`Table::new`] for another codec. Cheap to clone. See
         /// [`multilevel_proto::table`] for the supported key types and the encodings.
         pub struct Table<K, V, C = $crate::table::Postcard> {

@@ -27,7 +27,7 @@
 //!
 //! # Values: serde, postcard by default
 //! Values go through a [`ValueCodec`]: [`Postcard`] (the default: compact, the encoding the wire
-//! protocol already uses) or [`Json`] (so programs in other languages can read them, e.g. a Node
+//! protocol already uses) or `Json` (cargo feature `json`; so programs in other languages can read them, e.g. a Node
 //! program over many-level with `valueEncoding: 'json'` on the same sublevel). Any `V:
 //! Serialize + DeserializeOwned` works; postcard is not self-describing, so changing `V`'s shape
 //! later needs a migration, as with any schema.
@@ -47,7 +47,7 @@ use crate::{CallError, KeyRange, WireEntry};
 pub use iter::{SeekStored, TableIter};
 pub use storekey;
 
-/// How a table stores its values. Implemented by [`Postcard`] and [`Json`].
+/// How a table stores its values. Implemented by [`Postcard`] and `Json`.
 pub trait ValueCodec {
     /// A name for error messages.
     const NAME: &'static str;
@@ -71,10 +71,12 @@ impl ValueCodec for Postcard {
     }
 }
 
-/// Values as JSON text, readable from any language.
+/// Values as JSON text, readable from any language (cargo feature `json`).
+#[cfg(feature = "json")]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json;
 
+#[cfg(feature = "json")]
 impl ValueCodec for Json {
     const NAME: &'static str = "JSON";
     fn encode<V: Serialize>(value: &V) -> Result<Vec<u8>, String> {
