@@ -77,6 +77,7 @@ pub mod backend;
 pub mod backoff;
 pub mod client;
 pub mod client_api;
+pub mod condition;
 pub mod endpoints;
 pub mod frame;
 pub mod hooks;
@@ -109,6 +110,7 @@ pub use client::{
     CallError, Client, ClientConfig, ClientEvent, ClientOptions, ConnectFailure, ConnectionError, ConnectionState,
     ErrorKind, IssueError, IterPoll, Request, RequestError, Response,
 };
+pub use condition::{Condition, ConditionFailed, FEATURE_CONDITIONS, WriteAnswer};
 pub use endpoints::Endpoints;
 pub use frame::{FrameDecoder, FrameError};
 pub use machine::{Protocol, ServerMachine};
