@@ -27,6 +27,7 @@ pub struct MemoryStore {
     data: Arc<Map>,
     sessions: HashMap<SessionId, SessionRecord>,
     applied: Vec<(SessionId, u64)>,
+    handled: Vec<(SessionId, u64)>,
     readonly: bool,
     hooks: Hooks,
 }
@@ -135,6 +136,13 @@ impl MemoryStore {
         &self.applied
     }
 
+    /// Every `(session, request)` evaluated against the data so far, in order: the applied
+    /// writes, and the conditional writes and increments answered with a failed condition or
+    /// a value that is not a number. Writes refused before (read-only, hooks) are not in it.
+    pub fn handled(&self) -> &[(SessionId, u64)] {
+        &self.handled
+    }
+
     /// Carries out one request, with `snapshots` being those of the requesting connection.
     pub fn execute(&mut self, snapshots: &mut MemorySnapshots, request: StoreRequest) -> Result<Outcome, StoreError> {
         match request {
@@ -166,7 +174,10 @@ impl MemoryStore {
             }
         }
         let verdict = if self.readonly { Err(StoreError::ReadOnly) } else { self.hooks.check(&write.op) };
-        let outcome = verdict.and_then(|()| evaluate(&self.data, write.op));
+        let outcome = verdict.and_then(|()| {
+            self.handled.push((write.session, write.request));
+            evaluate(&self.data, write.op)
+        });
         if let Ok(Some(op)) = outcome.as_ref().map(|(_, op)| op) {
             apply(Arc::make_mut(&mut self.data), op.clone());
             self.applied.push((write.session, write.request));
