@@ -257,10 +257,10 @@ async fn write_unrecorded(shared: &Shared, op: &WriteOp) -> Result<WriteAnswer, 
         if response.succeeded() {
             return Ok(answer);
         }
-        if let WriteOp::Conditional { conditions, .. } = op {
-            if let Some(failed) = first_failed_unrecorded(conditions, &response) {
-                return Ok(WriteAnswer::Failed(failed));
-            }
+        if let WriteOp::Conditional { conditions, .. } = op
+            && let Some(failed) = first_failed_unrecorded(conditions, &response)
+        {
+            return Ok(WriteAnswer::Failed(failed));
         }
     }
     Err(EtcdError::Contended(MAX_ATTEMPTS).into())
