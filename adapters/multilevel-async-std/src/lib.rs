@@ -48,8 +48,8 @@ mod transport;
 pub use client::{Client, Entry, Iter};
 pub use multilevel_proto::table::{Json, Postcard, TableError, TableIter};
 pub use multilevel_proto::{
-    BatchOp, CallError as Error, ClientOptions, ConnectFailure, ConnectionError, ConnectionState, ErrorCode, ErrorKind,
-    IssueError, IterOptions, KeyRange, RemoteError, RequestError,
+    BatchOp, CallError as Error, ClientOptions, Condition, ConditionFailed, ConnectFailure, ConnectionError,
+    ConnectionState, ErrorCode, ErrorKind, IssueError, IterOptions, KeyRange, RemoteError, RequestError,
 };
 pub use multilevel_store::{Store, StoreOptions};
 pub use server::Server;

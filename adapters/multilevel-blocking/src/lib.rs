@@ -40,8 +40,8 @@ mod unix;
 pub use client::{Batch, Client, Entry, Error, Iter, Sublevel};
 pub use multilevel_proto::table::{Json, Postcard, TableError, TableIter};
 pub use multilevel_proto::{
-    BatchOp, ClientOptions, ConnectFailure, ConnectionError, ConnectionState, ErrorCode, ErrorKind, IssueError,
-    IterOptions, KeyRange, RemoteError, RequestError,
+    BatchOp, ClientOptions, Condition, ConditionFailed, ConnectFailure, ConnectionError, ConnectionState, ErrorCode,
+    ErrorKind, IssueError, IterOptions, KeyRange, RemoteError, RequestError,
 };
 pub use multilevel_store::{Store, StoreOptions};
 pub use server::{Server, ShutdownHandle};
