@@ -1,18 +1,25 @@
 //! Conditional writes and increments (issue 16) on every client, over LMDB and over a real etcd
 //! cluster: compare-and-swap success and failure with the current value, put-if-absent,
 //! increments and what is not a number, conditional batches, sublevels; and writers racing
-//! through a connection-cutting proxy with retry on: every acknowledged increment counted
-//! exactly once and every name claimed exactly once.
+//! through connection-cutting proxies to two servers, one stopped halfway, with retry on:
+//! every acknowledged increment counted exactly once and every name claimed exactly once.
+//! `MULTILEVEL_CONDITIONS_ROUNDS` (LMDB) and `MULTILEVEL_CONDITIONS_ETCD_ROUNDS` set the rounds
+//! per writer.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
+use std::time::Duration;
 
 use bytes::Bytes;
 use multilevel_etcd::testing::EtcdCluster;
 use multilevel_etcd::{EtcdBackend, EtcdOptions};
 use multilevel_proto::{BatchOp, ClientOptions, Condition, ConditionFailed, ErrorKind};
-use multilevel_store::StoreOptions;
+use multilevel_store::{Store, StoreOptions};
 use multilevel_tests::adapters::{ALL, Adapter, AnyClient, BackendServer, TestServer, runtime};
+use multilevel_tests::knob;
 use multilevel_tests::proxy::CuttingProxy;
 
 fn b(text: &str) -> Bytes {
@@ -118,32 +125,59 @@ fn conditional_writes_on_every_client_over_etcd() {
     }
 }
 
-/// Writers on every client race through a proxy that cuts connections every few KiB, with
-/// retry on, incrementing shared counters and claiming names: each counter ends at the number
-/// of acknowledged increments (and the values they returned are exactly 1..=n, each once),
-/// and every name is claimed by exactly one writer, whose value it holds.
-fn race(server_addr: std::net::SocketAddr, what: &str, rounds: usize) {
+/// A retrying client of `adapter` given several addresses.
+fn client(adapter: Adapter, addrs: Vec<SocketAddr>) -> AnyClient {
+    let options = ClientOptions::default().retry(true);
+    match adapter {
+        Adapter::Blocking => AnyClient::Blocking(multilevel_blocking::Client::tcp_any(addrs, options)),
+        Adapter::Tokio => {
+            let _guard = runtime().enter();
+            AnyClient::Tokio(multilevel_tokio::Client::tcp_any(addrs, options))
+        }
+        Adapter::Smol => {
+            AnyClient::Smol(multilevel_async_std::Client::tcp_any(addrs, options, |task| smol::spawn(task).detach()))
+        }
+    }
+}
+
+/// Two servers of one backend, each behind a proxy that cuts connections every few hundred
+/// bytes to a few KiB; writers on every client, with retry on and both addresses, increment
+/// shared counters and claim names while the first server is stopped halfway. Each counter
+/// ends at the number of acknowledged increments (and the values they returned are exactly
+/// 1..=n, each once), and every name is claimed by exactly one writer, whose value it holds.
+fn race(first: BackendServer, second: &BackendServer, what: &str, rounds: usize) {
     const COUNTERS: usize = 3;
     const NAMES: usize = 40;
-    let proxy = CuttingProxy::start(server_addr, 0x5eed, 9.0, 13.0);
+    const WRITERS: usize = 6;
+    let proxies = [first.addr, second.addr].map(|addr| CuttingProxy::start(addr, 0x5eed, 9.0, 13.0));
+    let addrs: Vec<SocketAddr> = proxies.iter().map(|p| p.addr).collect();
+    let progress = Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::new();
-    for (n, adapter) in ALL.into_iter().cycle().take(6).enumerate() {
-        let addr = proxy.addr;
+    for (n, adapter) in ALL.into_iter().cycle().take(WRITERS).enumerate() {
+        let (addrs, progress) = (addrs.clone(), Arc::clone(&progress));
         workers.push(thread::spawn(move || {
-            let db = AnyClient::connect(adapter, addr, ClientOptions::default().retry(true));
+            let db = client(adapter, addrs);
             let mut returned: Vec<Vec<i64>> = vec![Vec::new(); COUNTERS];
             let mut claimed = Vec::new();
             for round in 0..rounds {
                 let counter = (n + round) % COUNTERS;
-                returned[counter].push(db.increment(format!("race/counter/{counter}"), 1).unwrap());
+                let value = db.increment(format!("race/counter/{counter}"), 1);
+                returned[counter].push(value.unwrap_or_else(|e| panic!("{adapter:?}: increment: {e}")));
                 let name = (n * 7 + round) % NAMES;
-                if db.put_if_absent(format!("race/name/{name:02}"), format!("writer {n}")).unwrap().is_ok() {
+                let claim = db.put_if_absent(format!("race/name/{name:02}"), format!("writer {n}"));
+                if claim.unwrap_or_else(|e| panic!("{adapter:?}: put_if_absent: {e}")).is_ok() {
                     claimed.push(name);
                 }
+                progress.fetch_add(1, Ordering::Relaxed);
             }
             (n, returned, claimed)
         }));
     }
+    // The first server goes away halfway; its proxy then drops every connection.
+    while progress.load(Ordering::Relaxed) < WRITERS * rounds / 2 && !workers.iter().all(|w| w.is_finished()) {
+        thread::sleep(Duration::from_millis(5));
+    }
+    drop(first);
     let mut returned: Vec<Vec<i64>> = vec![Vec::new(); COUNTERS];
     let mut owners: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for worker in workers {
@@ -155,7 +189,7 @@ fn race(server_addr: std::net::SocketAddr, what: &str, rounds: usize) {
             owners.entry(name).or_default().push(n);
         }
     }
-    let direct = AnyClient::connect(Adapter::Blocking, server_addr, ClientOptions::default());
+    let direct = AnyClient::connect(Adapter::Blocking, second.addr, ClientOptions::default());
     for (counter, mut values) in returned.into_iter().enumerate() {
         let stored = direct.get(format!("race/counter/{counter}")).unwrap();
         assert_eq!(stored, Some(Bytes::from(values.len().to_string())), "{what}: counter {counter}");
@@ -173,20 +207,28 @@ fn race(server_addr: std::net::SocketAddr, what: &str, rounds: usize) {
             None => assert_eq!(stored, None, "{what}: name {name} stored but never acknowledged"),
         }
     }
-    assert!(proxy.cuts() > 0, "{what}: the proxy cut no connection");
+    let cuts: u64 = proxies.iter().map(CuttingProxy::cuts).sum();
+    println!("{what}: {WRITERS} writers x {rounds} rounds, {cuts} cuts, one server stopped halfway");
+    assert!(cuts > 0, "{what}: the proxies cut no connection");
 }
 
 #[test]
-fn racing_writers_through_cuts_count_and_claim_exactly_once_on_lmdb() {
-    let server = TestServer::start(Adapter::Tokio, StoreOptions::default().no_sync(true));
-    race(server.addr, "LMDB", 600);
+fn racing_writers_through_cuts_and_a_stopped_server_count_and_claim_exactly_once_on_lmdb() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let store = Store::open(dir.path(), StoreOptions::default().no_sync(true)).expect("the store opens");
+    let first = BackendServer::start(Adapter::Tokio, store.clone());
+    let second = BackendServer::start(Adapter::Blocking, store);
+    race(first, &second, "LMDB", knob("MULTILEVEL_CONDITIONS_ROUNDS", 1000) as usize);
 }
 
 #[test]
-fn racing_writers_through_cuts_count_and_claim_exactly_once_on_etcd() {
+fn racing_writers_through_cuts_and_a_stopped_server_count_and_claim_exactly_once_on_etcd() {
     let Some(cluster) = EtcdCluster::start() else { return };
-    let options = EtcdOptions { namespace: b"race".to_vec(), ..EtcdOptions::default() };
-    let backend = EtcdBackend::connect(&cluster.endpoints(), options).expect("connect to the test cluster");
-    let server = BackendServer::start(Adapter::Tokio, backend);
-    race(server.addr, "etcd", 40);
+    let servers = [Adapter::Smol, Adapter::Tokio].map(|adapter| {
+        let options = EtcdOptions { namespace: b"race".to_vec(), ..EtcdOptions::default() };
+        let backend = EtcdBackend::connect(&cluster.endpoints(), options).expect("connect to the test cluster");
+        BackendServer::start(adapter, backend)
+    });
+    let [first, second] = servers;
+    race(first, &second, "etcd", knob("MULTILEVEL_CONDITIONS_ETCD_ROUNDS", 120) as usize);
 }
