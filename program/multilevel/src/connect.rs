@@ -126,6 +126,10 @@ impl Scope {
         scoped!(self, db => db.del(key).await)
     }
 
+    pub(crate) async fn increment(&self, key: &[u8], by: i64) -> Result<i64, Error> {
+        scoped!(self, db => db.increment(key, by).await)
+    }
+
     pub(crate) async fn clear_with(&self, range: KeyRange, reverse: bool, limit: Option<u64>) -> Result<(), Error> {
         scoped!(self, db => db.clear_with(range, reverse, limit).await)
     }
@@ -310,6 +314,7 @@ impl Connection {
             ErrorCode::TooLarge => format!("too large: {message}"),
             ErrorCode::Rejected => format!("write rejected by the server: {message}"),
             ErrorCode::StorageFull => format!("the database is full: {message}"),
+            ErrorCode::NotANumber => message.clone(),
             code => format!("server error ({code:?}): {message}"),
         }
     }
