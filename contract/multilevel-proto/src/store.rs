@@ -277,8 +277,15 @@ pub struct SessionRecord {
     /// When the session last wrote, in the store's own clock (e.g. seconds since the epoch).
     pub last_seen: u64,
     /// `(request, answer)` of the successful writes within the window whose answer is not a
-    /// plain [`WriteAnswer::Done`], oldest first. Stored from version 2 on.
+    /// plain [`WriteAnswer::Done`], oldest first: at most [`MAX_ANSWERS`](Self::MAX_ANSWERS) of
+    /// them, holding at most [`MAX_ANSWER_BYTES`](Self::MAX_ANSWER_BYTES) of values (the newest
+    /// is always kept). Stored from version 2 on.
     pub answers: VecDeque<(u64, WriteAnswer)>,
+    /// The highest request whose answer was dropped from `answers` to keep the record small: a
+    /// replay of a write up to it that has no outcome kept answers
+    /// [`ReplayCheck::Expired`], never a wrong "done". 0 when none was dropped within the window.
+    /// Stored from version 2 on.
+    pub answers_floor: u64,
 }
 
 /// The layout of version 1 of the stored record, written while `answers` is empty so records
@@ -298,6 +305,12 @@ struct LoadedV1 {
 }
 
 impl SessionRecord {
+    /// Most answers a record keeps. A client replays only what is pending in its bounded queue
+    /// (1024 requests by default), all issued after any answer older than these.
+    pub const MAX_ANSWERS: usize = 2048;
+    /// Most bytes of values (failed conditions' current values) the answers keep.
+    pub const MAX_ANSWER_BYTES: usize = 64 << 10;
+
     /// The newest layout of a stored record: version 1 (`high_water`, `failures`,
     /// `last_seen`) followed by `answers`. A record with no answers is stored as version 1.
     pub const STORED_VERSION: u8 = 2;
@@ -306,7 +319,7 @@ impl SessionRecord {
     /// encoding. Every backend stores these same bytes.
     pub fn to_stored(&self) -> Vec<u8> {
         // Encoding a record into a growable buffer cannot fail.
-        if self.answers.is_empty() {
+        if self.answers.is_empty() && self.answers_floor == 0 {
             let v1 = StoredV1 { high_water: self.high_water, failures: &self.failures, last_seen: self.last_seen };
             let mut out = vec![1];
             out.extend_from_slice(&postcard::to_allocvec(&v1).unwrap_or_default());
@@ -328,6 +341,7 @@ impl SessionRecord {
                     failures: v1.failures,
                     last_seen: v1.last_seen,
                     answers: VecDeque::new(),
+                    answers_floor: 0,
                 }),
                 _ => None,
             },
@@ -352,6 +366,8 @@ impl SessionRecord {
         }
         match self.answers.iter().find(|(id, _)| *id == request) {
             Some((_, answer)) => ReplayCheck::Replay(Ok(answer.clone())),
+            // Its answer may have been dropped: do not guess.
+            None if request <= self.answers_floor => ReplayCheck::Expired,
             None => ReplayCheck::Replay(Ok(WriteAnswer::Done)),
         }
     }
@@ -368,6 +384,19 @@ impl SessionRecord {
         let high_water = self.high_water;
         self.failures.retain(|(id, _)| id.saturating_add(window) > high_water);
         self.answers.retain(|(id, _)| id.saturating_add(window) > high_water);
+        let bytes = |answer: &WriteAnswer| match answer {
+            WriteAnswer::Failed(failed) => failed.current.as_ref().map_or(0, Bytes::len),
+            _ => 0,
+        };
+        let mut total: usize = self.answers.iter().map(|(_, answer)| bytes(answer)).sum();
+        while self.answers.len() > 1 && (self.answers.len() > Self::MAX_ANSWERS || total > Self::MAX_ANSWER_BYTES) {
+            let Some((id, answer)) = self.answers.pop_front() else { break };
+            total -= bytes(&answer);
+            self.answers_floor = self.answers_floor.max(id);
+        }
+        if self.answers_floor.saturating_add(window) <= high_water {
+            self.answers_floor = 0; // everything up to it is expired anyway
+        }
         self.last_seen = now;
     }
 }
@@ -436,6 +465,36 @@ mod tests {
         // Answers leave with the window, and the record goes back to the first layout.
         record.record(20, Ok(WriteAnswer::Done), 10, 46);
         assert!(record.answers.is_empty());
+        assert_eq!(record.to_stored()[0], 1);
+    }
+
+    #[test]
+    fn answers_are_bounded_and_a_dropped_one_expires_rather_than_guessing() {
+        let window = 1 << 20;
+        let mut record = SessionRecord::default();
+        let count = SessionRecord::MAX_ANSWERS as u64 + 10;
+        for request in 1..=count {
+            record.record(request, Ok(WriteAnswer::Counter(request as i64)), window, 0);
+        }
+        assert_eq!(record.answers.len(), SessionRecord::MAX_ANSWERS);
+        assert_eq!(record.answers_floor, 10);
+        assert_eq!(record.check(10, window), ReplayCheck::Expired);
+        assert_eq!(record.check(11, window), ReplayCheck::Replay(Ok(WriteAnswer::Counter(11))));
+        let stored = record.to_stored();
+        assert_eq!(SessionRecord::from_stored(&stored), Some(record.clone()));
+
+        // Large current values: bounded by bytes, the newest always kept.
+        let big = Bytes::from(vec![7u8; SessionRecord::MAX_ANSWER_BYTES / 2 + 1]);
+        let failed =
+            |current: &Bytes| Ok(WriteAnswer::Failed(ConditionFailed { index: 0, current: Some(current.clone()) }));
+        record.record(count + 1, failed(&big), window, 0);
+        record.record(count + 2, failed(&big), window, 0);
+        assert_eq!(record.answers.len(), 1);
+        assert_eq!(record.check(count + 2, window), ReplayCheck::Replay(failed(&big)));
+        assert_eq!(record.check(count + 1, window), ReplayCheck::Expired);
+        // Past the window the floor is forgotten with everything else.
+        record.record(count + 2 + window, Ok(WriteAnswer::Done), window, 0);
+        assert_eq!((record.answers.len(), record.answers_floor), (0, 0));
         assert_eq!(record.to_stored()[0], 1);
     }
 
