@@ -138,4 +138,20 @@ mod tests {
         let clear = WriteOp::Clear { range: crate::KeyRange::all(), reverse: false, limit: None };
         assert_eq!(verdict(&clear, 10, &hooks), Ok(()));
     }
+
+    #[test]
+    fn conditional_writes_run_prebatch_and_increments_preput_with_their_delta() {
+        let hooks = Hooks::new()
+            .preput(|key, value| if value == b"-3" { Err(format!("{key:?} may not go down")) } else { Ok(()) })
+            .prebatch(|ops| if ops.is_empty() { Err("empty".into()) } else { Ok(()) });
+        let conditional = |ops| WriteOp::Conditional { conditions: vec![crate::Condition::absent("c")], ops };
+        assert_eq!(verdict(&conditional(vec![]), 10, &hooks), Err(StoreError::Rejected("empty".into())));
+        assert_eq!(verdict(&conditional(vec![BatchOp::Del { key: "k".into() }]), 10, &hooks), Ok(()));
+        let down = WriteOp::Increment { key: "n".into(), by: -3 };
+        assert_eq!(verdict(&down, 10, &hooks), Err(StoreError::Rejected("[110] may not go down".into())));
+        assert_eq!(verdict(&WriteOp::Increment { key: "n".into(), by: 3 }, 10, &hooks), Ok(()));
+        // Condition keys count against the key limit too.
+        let long = WriteOp::Conditional { conditions: vec![crate::Condition::absent([0; 11])], ops: vec![] };
+        assert_eq!(verdict(&long, 10, &hooks), Err(StoreError::KeyTooLarge { len: 11, max: 10 }));
+    }
 }
