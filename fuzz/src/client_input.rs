@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use multilevel_proto::message::{MAGIC, encode, encoded_len};
 use multilevel_proto::{
-    BatchOp, Client, ClientConfig, ClientEvent, ClientMessage, IterOptions, IterPoll, KeyRange, PROTOCOL_VERSION,
-    Request, ServerHello, ServerMessage,
+    BatchOp, Client, ClientConfig, ClientEvent, ClientMessage, Condition, IterOptions, IterPoll, KeyRange,
+    PROTOCOL_VERSION, Request, ServerHello, ServerMessage,
 };
 
 use crate::{Header, OutputReader, chunks};
@@ -40,7 +40,8 @@ fn b(bytes: &[u8]) -> Bytes {
     Bytes::copy_from_slice(bytes)
 }
 
-/// The requests bits 0..7 of a control byte select, in issue order.
+/// The requests bits 0..7 of a control byte select, in issue order; bit 7 selects a
+/// conditional write and an increment.
 pub fn requests(mask: u8) -> Vec<Request> {
     let all = [
         Request::Get { key: b(b"k") },
@@ -51,6 +52,16 @@ pub fn requests(mask: u8) -> Vec<Request> {
         Request::Clear { range: KeyRange::all().gte(b"a").lt(b"m"), reverse: true, limit: Some(2) },
         Request::Stats,
     ];
+    let mut all: Vec<Request> = all.into();
+    all.push(Request::Conditional {
+        conditions: vec![Condition::absent(b"k"), Condition::equals([0xff], b"v")],
+        ops: vec![BatchOp::Put { key: b(b"k"), value: b(b"1") }],
+    });
+    // Bit 7 issues the conditional write and an increment.
+    if mask & 0x80 != 0 {
+        all.push(Request::Increment { key: b(b"n"), by: -1 });
+        return all.into_iter().enumerate().filter(|(i, _)| *i >= 7 || mask & (1 << i) != 0).map(|(_, r)| r).collect();
+    }
     all.into_iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, r)| r).collect()
 }
 
@@ -59,7 +70,7 @@ pub fn hello(max_frame: u32, max_key_size: u32) -> ServerHello {
     ServerHello {
         magic: MAGIC,
         version: PROTOCOL_VERSION,
-        features: 0,
+        features: multilevel_proto::FEATURE_CONDITIONS,
         max_frame,
         max_key_size,
         max_in_flight: 4,
@@ -168,18 +179,28 @@ impl Harness {
                 | ClientMessage::Del { id, .. }
                 | ClientMessage::Batch { id, .. }
                 | ClientMessage::Clear { id, .. }
+                | ClientMessage::Conditional { id, .. }
+                | ClientMessage::Increment { id, .. }
                 | ClientMessage::Stats { id } => Some(*id),
             };
             let Some(id) = request_id else { continue };
             let server = self.server.as_ref().expect("a request sent before the server's hello");
+            if matches!(msg, ClientMessage::Conditional { .. } | ClientMessage::Increment { .. }) {
+                let features = server.features & multilevel_proto::FEATURE_CONDITIONS;
+                assert_ne!(features, 0, "{msg:?} sent to a server that did not announce conditions");
+            }
             assert!(self.issued.contains(&id), "{msg:?} was not issued");
             assert!(id > self.last_request, "request id {id} after {}: the server would hang up", self.last_request);
             self.last_request = id;
             let len = encoded_len(msg);
             assert!(len <= server.max_frame as usize, "{msg:?} is {len} bytes, over the server's max_frame");
             let keys: Vec<&Bytes> = match msg {
-                ClientMessage::Get { key, .. } | ClientMessage::Put { key, .. } | ClientMessage::Del { key, .. } => {
-                    vec![key]
+                ClientMessage::Get { key, .. }
+                | ClientMessage::Put { key, .. }
+                | ClientMessage::Del { key, .. }
+                | ClientMessage::Increment { key, .. } => vec![key],
+                ClientMessage::Conditional { conditions, ops, .. } => {
+                    conditions.iter().map(|c| c.key()).chain(ops.iter().map(BatchOp::key)).collect()
                 }
                 ClientMessage::GetMany { keys, .. } => keys.iter().collect(),
                 ClientMessage::Batch { ops, .. } => ops.iter().map(BatchOp::key).collect(),
@@ -213,7 +234,7 @@ impl Harness {
 /// Runs one input.
 pub fn run(data: &[u8]) {
     let (mut h, stream) = Header::split(data, HEADER_LEN);
-    let server_hello = hello(h.pick(&MAX_FRAMES), h.pick(&MAX_KEYS));
+    let mut server_hello = hello(h.pick(&MAX_FRAMES), h.pick(&MAX_KEYS));
     let mask = h.byte();
     let shape = h.byte();
     let window = h.pick(&WINDOWS);
@@ -223,6 +244,10 @@ pub fn run(data: &[u8]) {
     let reads = usize::from(between & 0x0f);
     let advance = between & 0x10 != 0;
     let issue_later = between & 0x20 != 0;
+    if between & 0x80 != 0 {
+        // A server that does not offer conditions: those requests fail, none goes out.
+        server_hello.features = 0;
+    }
     let seek_later = shape & 0x40 != 0;
     let close_later = shape & 0x80 != 0;
     let (keys, values) = [(true, true), (true, false), (false, true), (true, true)][usize::from((shape >> 3) & 3)];

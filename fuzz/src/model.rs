@@ -24,10 +24,10 @@ use std::time::Duration;
 use arbitrary::{Arbitrary, Unstructured};
 use bytes::Bytes;
 use multilevel_proto::{
-    BatchOp, ClientConfig, IterOptions, IterPoll, KeyRange, Request, Response, ServerConfig, WireEntry,
+    BatchOp, ClientConfig, Condition, IterOptions, IterPoll, KeyRange, Request, RequestError, ServerConfig, WireEntry,
 };
 
-use multilevel_proto::sim::reference::{Model, ModelIter, apply_write, read};
+use multilevel_proto::sim::reference::{Model, ModelIter, apply_write, read, write_answer};
 use multilevel_proto::sim::samples::{EDGE_KEYS as EDGE, KEY_ALPHABET as ALPHABET};
 use multilevel_proto::sim::{self, Sim};
 
@@ -164,6 +164,11 @@ pub enum Op {
     Settle,
     /// Lets `s % 40` seconds pass (keepalive pings; a silent connection is given up).
     Advance(u8),
+    /// A conditional batch: `(true, k, v)` is "k holds v" (a small value when `v` is short, so
+    /// conditions sometimes hold), `(false, k, _)` "k is absent"; then the writes as in `Batch`.
+    Conditional(Vec<(bool, Key, Value)>, Vec<(bool, Key, Value)>),
+    /// Adds `by` to the counter at the key.
+    Increment(Key, i8),
 }
 
 /// A whole test case: the setup, then operations until the data runs out (at most
@@ -409,6 +414,28 @@ impl Sut {
             Op::Connect => self.sim.connect(),
             Op::Settle => self.sim.settle(),
             Op::Advance(s) => self.sim.advance(Duration::from_secs(u64::from(s % 40))),
+            Op::Conditional(conditions, ops) => {
+                let conditions = conditions
+                    .into_iter()
+                    .take(3)
+                    .map(|(equals, k, v)| {
+                        // Short values become counters and empty ones, which puts and increments make.
+                        let value = if v.0.len() <= 1 { Bytes::from(v.0.len().to_string()) } else { v.0 };
+                        if equals { Condition::Equals { key: k.0, value } } else { Condition::Absent { key: k.0 } }
+                    })
+                    .collect();
+                let ops = ops
+                    .into_iter()
+                    .take(3)
+                    .map(
+                        |(put, k, v)| {
+                            if put { BatchOp::Put { key: k.0, value: v.0 } } else { BatchOp::Del { key: k.0 } }
+                        },
+                    )
+                    .collect();
+                self.issue(Request::Conditional { conditions, ops });
+            }
+            Op::Increment(k, by) => self.issue(Request::Increment { key: k.0, by: i64::from(by) }),
         }
     }
 
@@ -433,23 +460,28 @@ impl Sut {
 
         assert_eq!(self.sim.client.pending(), 0, "requests left unanswered");
         assert_eq!(self.sim.answers.len(), self.writes.len() + self.reads.len(), "every request gets one answer");
-        for id in self.writes.keys() {
+        let handled: Vec<u64> = self.sim.store.handled().iter().map(|(_, id)| *id).collect();
+        let ids: Vec<u64> = self.writes.keys().copied().collect();
+        assert_eq!(handled, ids, "with retry on, every write is evaluated exactly once, in id order");
+        // Each answers what the model answers at its place: a replay got the original outcome.
+        let mut model = Model::new();
+        for id in &ids {
+            let want = write_answer(&mut model, &self.writes[id]);
             match &self.sim.answers[id].result {
-                Ok(Response::Done) => {}
+                Ok(response) => assert_eq!(Ok(response.clone()), want, "write {id} {:?}", self.writes[id]),
+                Err(RequestError::Remote(error)) => assert_eq!(Err(error.code), want, "write {id}"),
                 other => panic!("write {id} {:?} answered {other:?}", self.writes[id]),
             }
         }
-        let applied = self.applied();
-        let ids: Vec<u64> = self.writes.keys().copied().collect();
-        assert_eq!(applied, ids, "with retry on, every write applies exactly once, in id order");
         let all = self.model_of_all_writes();
         assert_eq!(&all, self.sim.store.data(), "the store differs from the model of all writes");
 
-        // states[k]: the model after the first k writes.
+        // states[k]: the model after the first k applied writes (failed conditions change nothing).
+        let applied = self.applied();
         let mut states = vec![Model::new()];
-        for request in self.writes.values() {
+        for id in &applied {
             let mut next = states.last().expect("non-empty").clone();
-            apply_write(&mut next, request);
+            apply_write(&mut next, &self.writes[id]);
             states.push(next);
         }
         for (id, request) in &self.reads {
@@ -458,7 +490,7 @@ impl Sut {
                 Ok(response) => response,
                 Err(err) => panic!("read {id} {request:?} failed with retry on: {err}"),
             };
-            let earliest = ids.iter().take_while(|w| *w < id).count();
+            let earliest = applied.iter().take_while(|w| *w < id).count();
             let latest = answer.applied_at_answer;
             assert!(earliest <= latest, "read {id} answered before {earliest} earlier writes applied");
             assert!(

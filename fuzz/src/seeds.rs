@@ -4,7 +4,8 @@
 use bytes::{Bytes, BytesMut};
 use multilevel_proto::message::{Goodbye, encode};
 use multilevel_proto::{
-    BatchOp, ClientMessage, ErrorCode, GoodbyeReason, IterOptions, KeyRange, RemoteError, ServerMessage, WireEntry,
+    BatchOp, ClientMessage, Condition, ErrorCode, GoodbyeReason, IterOptions, KeyRange, RemoteError, ServerMessage,
+    WireEntry,
 };
 
 use crate::{client_input, frame_decoder, server_input};
@@ -48,6 +49,8 @@ pub fn server_messages() -> Vec<ServerMessage> {
         ServerMessage::IterEnd { id: 7, epoch: 0 },
         ServerMessage::IterError { id: 8, error: RemoteError::new(ErrorCode::TooManyIterators, "no") },
         ServerMessage::Stats { id: 9, stats: vec![("entries".into(), 3)] },
+        ServerMessage::ConditionFailed { id: 10, index: 1, current: Some(b(b"seen")) },
+        ServerMessage::Counter { id: 11, value: -5 },
         ServerMessage::Goodbye(Goodbye { reason: GoodbyeReason::Shutdown, message: "bye".into() }),
     ]
 }
@@ -146,6 +149,22 @@ fn server_input_seeds() -> Vec<(&'static str, Vec<u8>)> {
         ClientMessage::IterSeek { id: 3, epoch: 1, range: KeyRange::all().gte(b"!a!!"), limit: Some(1), credit: 500 },
         ClientMessage::Stats { id: 8 },
     ]);
+    let conditions = frames(&[
+        ClientMessage::Conditional {
+            id: 1,
+            conditions: vec![Condition::absent(b"k"), Condition::equals([1], b"one")],
+            ops: vec![BatchOp::Put { key: b(b"k"), value: b(b"1") }],
+        },
+        ClientMessage::Conditional { id: 2, conditions: vec![Condition::absent(b"k")], ops: vec![] },
+        ClientMessage::Increment { id: 3, key: b(b"k"), by: 41 },
+        ClientMessage::Increment { id: 4, key: b(&[1]), by: 1 },
+        ClientMessage::Get { id: 5, key: b(b"k") },
+        ClientMessage::Conditional {
+            id: 6,
+            conditions: vec![Condition::absent(b"much too long a key")],
+            ops: vec![BatchOp::Del { key: b(b"k") }],
+        },
+    ]);
     let mut second_hello = frames(&[ClientMessage::Ping { nonce: 1 }]);
     second_hello.extend(frames(&client_messages()[..1]));
     vec![
@@ -167,6 +186,9 @@ fn server_input_seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("second-hello", with_header(&[0, 0, 0, 0, 0, 0, 0, 1, 0, 0], &second_hello)),
         ("too-large", with_header(&[0, 1, 0, 0, 0, 0, 0, 0, 0, 0], &[0x80, 0x08, 0])),
         ("regression-snapshot-leak", with_header(&[0; 10], &snapshot_leak)),
+        ("conditions", with_header(&[0; 10], &conditions)),
+        ("conditions-small-limits", with_header(&[0x05, 3, 3, 1, 2, 1, 0x05, 0, 0, 0], &conditions)),
+        ("conditions-readonly", with_header(&[0x70, 0, 0, 0, 0, 0, 0x40, 0, 0, 0], &conditions)),
         // The client's hello accepts frames of 200 bytes; the answer holds two 100-byte values.
         (
             "regression-client-max-frame",
@@ -213,6 +235,13 @@ fn client_input_seeds() -> Vec<(&'static str, Vec<u8>)> {
         ServerMessage::IterError { id: 3, error: RemoteError::new(ErrorCode::UnknownIterator, "gone") },
         ServerMessage::Goodbye(Goodbye { reason: GoodbyeReason::Shutdown, message: "bye".into() }),
     ]);
+    // Mask 0xff: requests 1..=7, the conditional write 8, the increment 9; the iterator is 10.
+    let conditions = frames(&[
+        ServerMessage::ConditionFailed { id: 8, index: 0, current: Some(b(b"taken")) },
+        ServerMessage::Counter { id: 9, value: 42 },
+        ServerMessage::Done { id: 3 },
+        ServerMessage::IterEnd { id: 10, epoch: 0 },
+    ]);
     let hostile = frames(&[
         ServerMessage::Done { id: 99 },
         ServerMessage::IterData { id: 8, epoch: 0, entries: vec![entry(b"a", b"1")], last_key: b(b"zz") },
@@ -229,6 +258,8 @@ fn client_input_seeds() -> Vec<(&'static str, Vec<u8>)> {
             with_header(&[1, 2, 0x7f, 0x20, 0, 0x01, 0, 0, 0], &frames(&[ServerMessage::Pong { nonce: 0 }])),
         ),
         ("hostile", with_header(&[0, 0, 0x7f, 0x80, 0, 0x01, 0, 0, 0], &hostile)),
+        ("conditions", with_header(&[0, 0, 0xff, 0, 0, 0x02, 0, 0, 0], &conditions)),
+        ("conditions-unsupported", with_header(&[0, 0, 0xff, 0, 0, 0x82, 0, 0, 0], &conditions)),
     ]
 }
 

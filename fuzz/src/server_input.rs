@@ -63,6 +63,8 @@ enum Kind {
     GetMany(usize),
     Write,
     Stats,
+    Conditional,
+    Increment,
 }
 
 fn decode_sent(stream: &[u8], max_frame: u32) -> Sent {
@@ -99,6 +101,8 @@ fn decode_sent(stream: &[u8], max_frame: u32) -> Sent {
             | ClientMessage::Del { id, .. }
             | ClientMessage::Batch { id, .. }
             | ClientMessage::Clear { id, .. } => (id, Kind::Write),
+            ClientMessage::Conditional { id, .. } => (id, Kind::Conditional),
+            ClientMessage::Increment { id, .. } => (id, Kind::Increment),
             ClientMessage::Stats { id } => (id, Kind::Stats),
         };
         if id <= last_id {
@@ -120,7 +124,8 @@ pub const SCOPED_TOKEN: &str = "scoped-token-0123456789";
 /// The hello and the token the client sends first, as `Client` does; `decode_sent` skips them.
 pub fn hello_frames(max_frame: u32, token: &str) -> BytesMut {
     let mut out = BytesMut::new();
-    let hello = ClientHello { magic: MAGIC, version: PROTOCOL_VERSION, features: 0, session: SESSION, max_frame };
+    let features = multilevel_proto::FEATURE_CONDITIONS;
+    let hello = ClientHello { magic: MAGIC, version: PROTOCOL_VERSION, features, session: SESSION, max_frame };
     encode(&ClientMessage::Hello(hello), &mut out);
     encode(&ClientMessage::Auth { token: token.to_owned() }, &mut out);
     out
@@ -135,6 +140,11 @@ fn within(scope: &SublevelPrefix, request: &StoreRequest) -> bool {
             WriteOp::Put { key, .. } | WriteOp::Del { key } => scope.contains_key(key),
             WriteOp::Batch(ops) => ops.iter().all(|op| scope.contains_key(op.key())),
             WriteOp::Clear { range, .. } => scope.contains_range(range),
+            WriteOp::Conditional { conditions, ops } => {
+                conditions.iter().all(|c| scope.contains_key(c.key()))
+                    && ops.iter().all(|op| scope.contains_key(op.key()))
+            }
+            WriteOp::Increment { key, .. } => scope.contains_key(key),
         },
         StoreRequest::ReadBatch(read) => scope.contains_range(&read.range),
         _ => true,
@@ -321,7 +331,9 @@ impl Harness {
                     assert_eq!(kind, Some(Kind::GetMany(n)), "{msg:?} answers {kind:?}");
                     (id, |_: Kind| true)
                 }
-                ServerMessage::Done { id } => (id, |k: Kind| k == Kind::Write),
+                ServerMessage::Done { id } => (id, |k: Kind| matches!(k, Kind::Write | Kind::Conditional)),
+                ServerMessage::ConditionFailed { id, .. } => (id, |k: Kind| k == Kind::Conditional),
+                ServerMessage::Counter { id, .. } => (id, |k: Kind| k == Kind::Increment),
                 ServerMessage::Stats { id, .. } => (id, |k: Kind| k == Kind::Stats),
                 ServerMessage::Error { id, .. } => (id, |_: Kind| true),
             };

@@ -220,6 +220,55 @@ impl AnyClient {
         }
     }
 
+    /// Sets `key` to `new` if its value is `old` (`None`: absent / delete).
+    pub fn compare_and_swap(
+        &self,
+        key: impl AsRef<[u8]>,
+        old: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<Result<(), Option<Bytes>>, CallError> {
+        match self {
+            AnyClient::Blocking(c) => c.compare_and_swap(key, old, new),
+            AnyClient::Tokio(c) => runtime().block_on(c.compare_and_swap(key, old, new)),
+            AnyClient::Smol(c) => smol::block_on(c.compare_and_swap(key, old, new)),
+        }
+    }
+
+    /// Sets `key` to `value` if it is absent.
+    pub fn put_if_absent(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> Result<Result<(), Bytes>, CallError> {
+        match self {
+            AnyClient::Blocking(c) => c.put_if_absent(key, value),
+            AnyClient::Tokio(c) => runtime().block_on(c.put_if_absent(key, value)),
+            AnyClient::Smol(c) => smol::block_on(c.put_if_absent(key, value)),
+        }
+    }
+
+    /// Adds `by` to the counter at `key`.
+    pub fn increment(&self, key: impl AsRef<[u8]>, by: i64) -> Result<i64, CallError> {
+        match self {
+            AnyClient::Blocking(c) => c.increment(key, by),
+            AnyClient::Tokio(c) => runtime().block_on(c.increment(key, by)),
+            AnyClient::Smol(c) => smol::block_on(c.increment(key, by)),
+        }
+    }
+
+    /// Applies `ops` atomically if every condition holds.
+    pub fn batch_if(
+        &self,
+        conditions: Vec<multilevel_proto::Condition>,
+        ops: Vec<multilevel_proto::BatchOp>,
+    ) -> Result<Result<(), multilevel_proto::ConditionFailed>, CallError> {
+        match self {
+            AnyClient::Blocking(c) => c.batch_if(conditions, ops),
+            AnyClient::Tokio(c) => runtime().block_on(c.batch_if(conditions, ops)),
+            AnyClient::Smol(c) => smol::block_on(c.batch_if(conditions, ops)),
+        }
+    }
+
     /// Removes at most `limit` keys of `range`.
     pub fn clear_with(&self, range: KeyRange, reverse: bool, limit: Option<u64>) -> Result<(), CallError> {
         match self {

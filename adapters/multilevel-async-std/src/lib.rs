@@ -51,8 +51,8 @@ pub use client::{Client, Entry, Iter};
 pub use multilevel_proto::table::Json;
 pub use multilevel_proto::table::{Postcard, TableError, TableIter};
 pub use multilevel_proto::{
-    BatchOp, CallError as Error, ClientOptions, ConnectFailure, ConnectionError, ConnectionState, ErrorCode, ErrorKind,
-    IssueError, IterOptions, KeyRange, RemoteError, RequestError,
+    BatchOp, CallError as Error, ClientOptions, Condition, ConditionFailed, ConnectFailure, ConnectionError,
+    ConnectionState, ErrorCode, ErrorKind, IssueError, IterOptions, KeyRange, RemoteError, RequestError,
 };
 pub use multilevel_store::{Store, StoreOptions};
 pub use server::Server;

@@ -45,8 +45,8 @@ pub use client::{Client, Entry, Error};
 pub use multilevel_proto::table::Json;
 pub use multilevel_proto::table::{Postcard, TableError, TableIter};
 pub use multilevel_proto::{
-    BatchOp, ClientOptions, ConnectFailure, ConnectionError, ConnectionState, ErrorCode, ErrorKind, IssueError,
-    IterOptions, KeyRange, RemoteError, RequestError,
+    BatchOp, ClientOptions, Condition, ConditionFailed, ConnectFailure, ConnectionError, ConnectionState, ErrorCode,
+    ErrorKind, IssueError, IterOptions, KeyRange, RemoteError, RequestError,
 };
 pub use multilevel_store::{Store, StoreOptions};
 pub use server::{Server, ShutdownHandle};

@@ -445,7 +445,7 @@ impl EtcdConnection {
                             write::write_group(&shared, &mut records, &requests).await
                         };
                         for (job, result) in group.into_iter().zip(results) {
-                            job.completions.complete(job.op, result.map(|()| Outcome::Written));
+                            job.completions.complete(job.op, result.map(Outcome::from));
                         }
                     }
                 }

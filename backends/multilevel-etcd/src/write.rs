@@ -5,14 +5,23 @@
 //! record; on failure it reads the record, so the next attempt knows whether the write is a
 //! replay (answered from the record, not applied again) or new (tried again against the
 //! record read). Two servers seeing the same session therefore never both apply a write.
+//!
+//! Conditional writes put their conditions next to the record's compare: a value equality is
+//! `value == v`, an absence `create_revision == 0`. The failure branch also reads the
+//! conditions' keys, all at the transaction's revision. If the record held, a condition
+//! failed at that revision: the next transaction, guarded by the record alone, records that
+//! failure (which condition, the value read) and applies nothing, so a replay answers it
+//! again. An increment reads its counter, then writes the new value guarded by the counter's
+//! `mod_revision` (or its absence) next to the record; a lost race reads and tries again.
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use etcd_client::{Compare, CompareOp, DeleteOptions, GetOptions, SortOrder, SortTarget, Txn, TxnOp, TxnOpResponse};
+use multilevel_proto::condition::{ConditionFailed, WriteAnswer, encode_counter, increment};
 use multilevel_proto::hooks::{verdict, verdict as verdict_of};
 use multilevel_proto::store::{ReplayCheck, SessionRecord};
-use multilevel_proto::{BatchOp, NO_REPLAY_SESSION, SessionId, StoreError, WriteOp, WriteRequest};
+use multilevel_proto::{BatchOp, Condition, NO_REPLAY_SESSION, SessionId, StoreError, WriteOp, WriteRequest};
 
 use crate::call::{Retry, Shared};
 use crate::error::EtcdError;
@@ -39,6 +48,10 @@ struct Plan {
     compares: Vec<Compare>,
     ops: Vec<TxnOp>,
     bytes: usize,
+    /// What the write answers if the transaction succeeds; `None`: plain `Done`.
+    answer: Option<Result<WriteAnswer, StoreError>>,
+    /// Keys the failure branch reads (a conditional write's condition keys), in order.
+    reads: Vec<Vec<u8>>,
 }
 
 impl Plan {
@@ -74,7 +87,11 @@ fn is_refusal(error: &EtcdError) -> bool {
 }
 
 /// Applies one write at most once; see the module docs.
-pub(crate) async fn write_one(shared: &Shared, cache: &mut RecordCache, write: WriteRequest) -> Result<(), StoreError> {
+pub(crate) async fn write_one(
+    shared: &Shared,
+    cache: &mut RecordCache,
+    write: WriteRequest,
+) -> Result<WriteAnswer, StoreError> {
     if write.session == NO_REPLAY_SESSION {
         return write_unrecorded(shared, &write.op).await;
     }
@@ -82,6 +99,8 @@ pub(crate) async fn write_one(shared: &Shared, cache: &mut RecordCache, write: W
     let record_key = shared.layout.record_key(write.session);
     let mut checked: Option<Result<(), StoreError>> = None;
     let mut refused: Option<EtcdError> = None;
+    // A condition seen failing with the record unchanged: record that, apply nothing.
+    let mut failed: Option<ConditionFailed> = None;
     for _ in 0..MAX_ATTEMPTS {
         let known = cache.get(&write.session).cloned().unwrap_or_default();
         match known.record.check(write.request, options.replay_window) {
@@ -91,14 +110,19 @@ pub(crate) async fn write_one(shared: &Shared, cache: &mut RecordCache, write: W
         }
         let verdict = checked.get_or_insert_with(|| verdict(&write.op, options.max_key_size, &options.hooks)).clone();
         let mut plan = Plan::default();
-        let outcome = match (verdict, &refused) {
-            (Err(error), _) => Err(error),
-            (Ok(()), Some(error)) => Err(error.clone().into()),
-            (Ok(()), None) => match plan_op(shared, &write.op).await {
-                Ok(p) => match check_limits(shared, &p, true) {
+        let outcome = match (verdict, &refused, &failed) {
+            (Err(error), _, _) => Err(error),
+            (Ok(()), Some(error), _) => Err(error.clone().into()),
+            (Ok(()), None, Some(failed)) => Ok(WriteAnswer::Failed(failed.clone())),
+            (Ok(()), None, None) => match plan_op(shared, &write.op).await {
+                Ok(mut p) => match check_limits(shared, &p, true) {
                     Ok(()) => {
+                        let answer = p.answer.take().unwrap_or(Ok(WriteAnswer::Done));
+                        if answer.is_err() {
+                            p = Plan::default(); // a counter that is not a number: apply nothing
+                        }
                         plan = p;
-                        Ok(())
+                        answer
                     }
                     Err(error) => Err(error.into()),
                 },
@@ -117,7 +141,9 @@ pub(crate) async fn write_one(shared: &Shared, cache: &mut RecordCache, write: W
         compares.append(&mut plan.compares);
         let mut ops = std::mem::take(&mut plan.ops);
         ops.push(TxnOp::put(record_key.clone(), record.to_stored(), None));
-        let txn = Txn::new().when(compares).and_then(ops).or_else(vec![TxnOp::get(record_key.clone(), None)]);
+        let mut otherwise = vec![TxnOp::get(record_key.clone(), None)];
+        otherwise.extend(plan.reads.iter().map(|key| TxnOp::get(key.clone(), None)));
+        let txn = Txn::new().when(compares).and_then(ops).or_else(otherwise);
         let response = match shared
             .call(Retry::Idempotent, None, |mut kv| {
                 let txn = txn.clone();
@@ -139,13 +165,57 @@ pub(crate) async fn write_one(shared: &Shared, cache: &mut RecordCache, write: W
             return outcome;
         }
         let current = read_record(&response);
+        failed = None;
         if current.mod_revision == known.mod_revision {
-            // The record held; a clear's range changed under it: plan again.
-            tracing::debug!(session = write.session, request = write.request, "clear raced a writer; retrying");
+            if let WriteOp::Conditional { conditions, .. } = &write.op {
+                // The record held, so a condition failed at this revision (unless a clear's
+                // compare did): record the first that failed, with the value read.
+                failed = first_failed(conditions, &response);
+            }
+            // Otherwise a clear's range or a counter changed under it: plan again.
+            tracing::debug!(session = write.session, request = write.request, "a compare failed; planning again");
         }
         cache.insert(write.session, current);
     }
     Err(EtcdError::Contended(MAX_ATTEMPTS).into())
+}
+
+/// The first of `conditions` that fails against the values the failure branch read after the
+/// record (one get per condition, in order).
+fn first_failed(conditions: &[Condition], response: &etcd_client::TxnResponse) -> Option<ConditionFailed> {
+    let values: Vec<Option<Vec<u8>>> = response
+        .op_responses()
+        .into_iter()
+        .filter_map(|op| match op {
+            TxnOpResponse::Get(get) => Some(get.kvs().first().map(|kv| kv.value().to_vec())),
+            _ => None,
+        })
+        .skip(1)
+        .collect();
+    failure_among(conditions, &values)
+}
+
+/// [`first_failed`] for a transaction whose failure branch reads only the condition keys.
+fn first_failed_unrecorded(conditions: &[Condition], response: &etcd_client::TxnResponse) -> Option<ConditionFailed> {
+    let values: Vec<Option<Vec<u8>>> = response
+        .op_responses()
+        .into_iter()
+        .filter_map(|op| match op {
+            TxnOpResponse::Get(get) => Some(get.kvs().first().map(|kv| kv.value().to_vec())),
+            _ => None,
+        })
+        .collect();
+    failure_among(conditions, &values)
+}
+
+/// The first of `conditions` that fails given its key's value in `values`.
+fn failure_among(conditions: &[Condition], values: &[Option<Vec<u8>>]) -> Option<ConditionFailed> {
+    conditions.iter().zip(values).enumerate().find_map(|(index, (condition, value))| {
+        (!condition.holds(value.as_deref())).then(|| ConditionFailed {
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+            current: value.clone().map(Into::into),
+        })
+    })
 }
 
 /// The record the failure branch of a write's transaction read.
@@ -167,15 +237,17 @@ fn read_record(response: &etcd_client::TxnResponse) -> KnownRecord {
 }
 
 /// A write of a client that never replays: no record to check or keep.
-async fn write_unrecorded(shared: &Shared, op: &WriteOp) -> Result<(), StoreError> {
+async fn write_unrecorded(shared: &Shared, op: &WriteOp) -> Result<WriteAnswer, StoreError> {
     verdict(op, shared.options.max_key_size, &shared.options.hooks)?;
     for _ in 0..MAX_ATTEMPTS {
-        let plan = plan_op(shared, op).await?;
+        let mut plan = plan_op(shared, op).await?;
         check_limits(shared, &plan, false)?;
+        let answer = plan.answer.take().unwrap_or(Ok(WriteAnswer::Done))?;
         if plan.ops.is_empty() {
-            return Ok(());
+            return Ok(answer);
         }
-        let txn = Txn::new().when(plan.compares).and_then(plan.ops);
+        let otherwise: Vec<TxnOp> = plan.reads.iter().map(|key| TxnOp::get(key.clone(), None)).collect();
+        let txn = Txn::new().when(plan.compares).and_then(plan.ops).or_else(otherwise);
         let response = shared
             .call(Retry::NotSentOnly, None, |mut kv| {
                 let txn = txn.clone();
@@ -183,7 +255,12 @@ async fn write_unrecorded(shared: &Shared, op: &WriteOp) -> Result<(), StoreErro
             })
             .await?;
         if response.succeeded() {
-            return Ok(());
+            return Ok(answer);
+        }
+        if let WriteOp::Conditional { conditions, .. } = op
+            && let Some(failed) = first_failed_unrecorded(conditions, &response)
+        {
+            return Ok(WriteAnswer::Failed(failed));
         }
     }
     Err(EtcdError::Contended(MAX_ATTEMPTS).into())
@@ -214,21 +291,43 @@ async fn plan_op(shared: &Shared, op: &WriteOp) -> Result<Plan, EtcdError> {
     match op {
         WriteOp::Put { key, value } => plan.put(layout.data_key(key), value),
         WriteOp::Del { key } => plan.del(layout.data_key(key)),
-        WriteOp::Batch(ops) => {
-            // etcd refuses a key twice in one transaction: keep the last operation per key,
-            // which leaves the same state as applying them all in order.
-            let mut last: HashMap<&[u8], usize> = HashMap::with_capacity(ops.len());
-            for (i, op) in ops.iter().enumerate() {
-                last.insert(&op.key()[..], i);
+        WriteOp::Batch(ops) => plan_batch(shared, &mut plan, ops),
+        WriteOp::Conditional { conditions, ops } => {
+            for condition in conditions {
+                let key = layout.data_key(condition.key());
+                let len = key.len();
+                match condition {
+                    Condition::Absent { .. } => {
+                        plan.compare(Compare::create_revision(key.clone(), CompareOp::Equal, 0), len)
+                    }
+                    Condition::Equals { value, .. } => {
+                        plan.compare(Compare::value(key.clone(), CompareOp::Equal, value.to_vec()), len + value.len());
+                    }
+                }
+                plan.reads.push(key);
             }
-            for (i, op) in ops.iter().enumerate() {
-                if last.get(&op.key()[..]) != Some(&i) {
-                    continue;
+            plan_batch(shared, &mut plan, ops);
+        }
+        WriteOp::Increment { key, by } => {
+            let data_key = layout.data_key(key);
+            let mut response = shared
+                .call(Retry::Idempotent, None, |mut kv| {
+                    let data_key = data_key.clone();
+                    async move { kv.get(data_key, None).await }
+                })
+                .await?;
+            let current = response.take_kvs().into_iter().next();
+            match increment(key, current.as_ref().map(|kv| kv.value()), *by) {
+                Ok(value) => {
+                    let guard = match &current {
+                        Some(kv) => Compare::mod_revision(data_key.clone(), CompareOp::Equal, kv.mod_revision()),
+                        None => Compare::create_revision(data_key.clone(), CompareOp::Equal, 0),
+                    };
+                    plan.compare(guard, data_key.len());
+                    plan.put(data_key, &encode_counter(value));
+                    plan.answer = Some(Ok(WriteAnswer::Counter(value)));
                 }
-                match op {
-                    BatchOp::Put { key, value } => plan.put(layout.data_key(key), value),
-                    BatchOp::Del { key } => plan.del(layout.data_key(key)),
-                }
+                Err(error) => plan.answer = Some(Err(error)),
             }
         }
         WriteOp::Clear { range, reverse, limit } => {
@@ -242,6 +341,25 @@ async fn plan_op(shared: &Shared, op: &WriteOp) -> Result<Plan, EtcdError> {
         }
     }
     Ok(plan)
+}
+
+/// The operations of a batch. etcd refuses a key twice in one transaction: keep the last
+/// operation per key, which leaves the same state as applying them all in order.
+fn plan_batch(shared: &Shared, plan: &mut Plan, ops: &[BatchOp]) {
+    let layout = &shared.layout;
+    let mut last: HashMap<&[u8], usize> = HashMap::with_capacity(ops.len());
+    for (i, op) in ops.iter().enumerate() {
+        last.insert(&op.key()[..], i);
+    }
+    for (i, op) in ops.iter().enumerate() {
+        if last.get(&op.key()[..]) != Some(&i) {
+            continue;
+        }
+        match op {
+            BatchOp::Put { key, value } => plan.put(layout.data_key(key), value),
+            BatchOp::Del { key } => plan.del(layout.data_key(key)),
+        }
+    }
 }
 
 /// A clear of at most `limit` keys: read the first (or last) keys at revision R, then delete
@@ -322,7 +440,8 @@ pub(crate) fn op_bytes(op: &WriteOp) -> usize {
     match op {
         WriteOp::Put { key, value } => key.len() + value.len() + OP_OVERHEAD,
         WriteOp::Del { key } => key.len() + OP_OVERHEAD,
-        WriteOp::Batch(ops) => ops
+        WriteOp::Increment { key, .. } => key.len() + 20 + OP_OVERHEAD,
+        WriteOp::Batch(ops) | WriteOp::Conditional { ops, .. } => ops
             .iter()
             .map(|op| match op {
                 BatchOp::Put { key, value } => key.len() + value.len() + OP_OVERHEAD,
@@ -340,7 +459,7 @@ pub(crate) async fn write_group<'a>(
     shared: &Shared,
     cache: &mut RecordCache,
     writes: &'a [WriteRequest],
-) -> Vec<Result<(), StoreError>> {
+) -> Vec<Result<WriteAnswer, StoreError>> {
     let options = &shared.options;
     let session = writes[0].session;
     debug_assert!(writes.iter().all(|w| w.session == session && groupable(w)));
@@ -386,9 +505,12 @@ pub(crate) async fn write_group<'a>(
                             }
                         }
                     }
-                    WriteOp::Clear { .. } => unreachable!("clears are not grouped"),
+                    WriteOp::Clear { .. } | WriteOp::Conditional { .. } | WriteOp::Increment { .. } => {
+                        unreachable!("clears, conditional writes and increments are not grouped")
+                    }
                 }
             }
+            let outcome = outcome.map(|()| WriteAnswer::Done);
             record.record(write.request, outcome.clone(), options.replay_window, now_secs());
             results.push(outcome);
         }

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use heed::MdbError;
 use metrics::Histogram;
+use multilevel_proto::condition::WriteAnswer;
 use multilevel_proto::store::{ReplayCheck, SessionRecord};
 use multilevel_proto::{BatchOp, NO_REPLAY_SESSION, Outcome, SessionId, StoreError, WriteOp, WriteRequest};
 
@@ -73,7 +74,7 @@ fn write_bytes(op: &WriteOp) -> usize {
     match op {
         WriteOp::Put { key, value } => key.len() + value.len(),
         WriteOp::Del { key } => key.len(),
-        WriteOp::Batch(ops) => ops
+        WriteOp::Batch(ops) | WriteOp::Conditional { ops, .. } => ops
             .iter()
             .map(|op| match op {
                 BatchOp::Put { key, value } => key.len() + value.len(),
@@ -81,6 +82,7 @@ fn write_bytes(op: &WriteOp) -> usize {
             })
             .sum(),
         WriteOp::Clear { range, .. } => range.key_bytes(),
+        WriteOp::Increment { key, .. } => key.len() + 20,
     }
 }
 
@@ -90,7 +92,7 @@ struct Pending {
     /// The key check and hook verdict, kept so a redone group does not run the hook twice.
     verdict: Option<Result<(), StoreError>>,
     /// The final result, once known.
-    result: Option<Result<(), StoreError>>,
+    result: Option<Result<WriteAnswer, StoreError>>,
 }
 
 /// Why a group's transaction failed.
@@ -179,7 +181,7 @@ impl Writer {
         for (write, done) in writes.into_iter().zip(dones) {
             let result =
                 write.result.unwrap_or_else(|| Err(StoreError::Internal("the write was not processed".into())));
-            if catch_unwind(AssertUnwindSafe(move || done(result.map(|()| Outcome::Written)))).is_err() {
+            if catch_unwind(AssertUnwindSafe(move || done(result.map(Outcome::from)))).is_err() {
                 tracing::error!("a write completion callback panicked");
             }
         }
@@ -238,7 +240,11 @@ impl Writer {
     }
 
     /// One attempt at committing the writes at `indices` in one transaction.
-    fn try_commit(&self, indices: &[usize], writes: &mut [Pending]) -> Result<Vec<Result<(), StoreError>>, Failure> {
+    fn try_commit(
+        &self,
+        indices: &[usize],
+        writes: &mut [Pending],
+    ) -> Result<Vec<Result<WriteAnswer, StoreError>>, Failure> {
         let shared = &*self.shared;
         let mut txn = shared.write_txn().map_err(Failure::of_txn("beginning a write transaction"))?;
         let mut records: HashMap<SessionId, (SessionRecord, bool)> = HashMap::new();
@@ -275,14 +281,19 @@ impl Writer {
                     multilevel_proto::hooks::verdict(&write.request.op, shared.max_key_size, &shared.options.hooks)
                 })
                 .clone();
-            if verdict.is_ok() {
-                apply::apply(shared.data, &mut txn.txn, &write.request.op).map_err(Failure::of_write(i))?;
-            }
+            // A failed condition or a counter that is not a number applies nothing and is
+            // recorded like a refusal: the rest of the group goes on.
+            let outcome = match verdict {
+                Ok(()) => {
+                    apply::apply_answered(shared.data, &mut txn.txn, &write.request.op).map_err(Failure::of_write(i))?
+                }
+                Err(error) => Err(error),
+            };
             if let Some((record, dirty)) = record {
-                record.record(request, verdict.clone(), shared.options.replay_window, now);
+                record.record(request, outcome.clone(), shared.options.replay_window, now);
                 *dirty = true;
             }
-            results.push(verdict);
+            results.push(outcome);
         }
         for (session, (record, dirty)) in &records {
             if *dirty {

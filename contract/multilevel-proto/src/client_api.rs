@@ -5,7 +5,8 @@
 //! inside its `impl` block: `client_api!();` for a blocking client, `client_api!(async .await);`
 //! for an async one.
 
-/// Generates `get`, `get_many`, `put`, `del`, `clear`, `clear_with` and `stats` on top of the
+/// Generates `get`, `get_many`, `put`, `del`, `clear`, `clear_with`, `stats` and the conditional
+/// writes (`batch_if`, `compare_and_swap`, `put_if_absent`, `increment`) on top of the
 /// adapter's `call`. See the [module docs](mod@crate::client_api).
 #[macro_export]
 macro_rules! client_api {
@@ -46,6 +47,60 @@ macro_rules! client_api {
             limit: Option<u64>,
         ) -> Result<(), $crate::CallError> {
             self.call($crate::Request::Clear { range, reverse, limit }) $($($await)+)? ?.into_done()
+        }
+
+        /// Applies `ops` atomically if every one of `conditions` holds, checked on the server in
+        /// the same transaction as the writes. `Ok(Err(failed))`: a condition failed (the first
+        /// one, with its key's value then) and nothing was applied. A replay after a reconnect
+        /// gets the original answer; it is never checked again. See
+        /// [`multilevel_proto::condition`](mod@$crate::condition).
+        pub $($async)? fn batch_if(
+            &self,
+            conditions: Vec<$crate::Condition>,
+            ops: Vec<$crate::BatchOp>,
+        ) -> Result<Result<(), $crate::ConditionFailed>, $crate::CallError> {
+            self.call($crate::Request::Conditional { conditions, ops }) $($($await)+)? ?.into_conditional()
+        }
+
+        /// Sets `key` to `new` (`None` deletes it) if its value is `old` (`None`: absent),
+        /// atomically on the server. `Ok(Err(current))`: the value was not `old` but `current`,
+        /// and nothing changed.
+        pub $($async)? fn compare_and_swap(
+            &self,
+            key: impl AsRef<[u8]>,
+            old: Option<&[u8]>,
+            new: Option<&[u8]>,
+        ) -> Result<Result<(), Option<$crate::__bytes::Bytes>>, $crate::CallError> {
+            let key = key.as_ref();
+            let op = match new {
+                Some(value) => $crate::BatchOp::Put { key: $crate::message::copy(key), value: $crate::message::copy(value) },
+                None => $crate::BatchOp::Del { key: $crate::message::copy(key) },
+            };
+            let conditions = vec![$crate::Condition::is(key, old)];
+            Ok(self.batch_if(conditions, vec![op]) $($($await)+)? ?.map_err(|failed| failed.current))
+        }
+
+        /// Sets `key` to `value` if it is absent, atomically on the server. `Ok(Err(existing))`:
+        /// the key was already there with `existing`, and nothing changed; `.is_ok()` says
+        /// whether this call claimed it.
+        pub $($async)? fn put_if_absent(
+            &self,
+            key: impl AsRef<[u8]>,
+            value: impl AsRef<[u8]>,
+        ) -> Result<Result<(), $crate::__bytes::Bytes>, $crate::CallError> {
+            let key = key.as_ref();
+            let op = $crate::BatchOp::Put { key: $crate::message::copy(key), value: $crate::message::copy(value.as_ref()) };
+            let answer = self.batch_if(vec![$crate::Condition::absent(key)], vec![op]) $($($await)+)??;
+            Ok(answer.map_err(|failed| failed.current.unwrap_or_default()))
+        }
+
+        /// Adds `by` (may be negative) to the counter at `key` on the server, in one
+        /// transaction, and returns its new value; an absent key counts as 0. Counters are
+        /// stored as decimal ASCII text (`"42"`); a value that is not one fails with
+        /// [`ErrorKind::NotANumber`]($crate::ErrorKind::NotANumber) and changes nothing. Applied
+        /// at most once: a replay after a reconnect returns the original value.
+        pub $($async)? fn increment(&self, key: impl AsRef<[u8]>, by: i64) -> Result<i64, $crate::CallError> {
+            self.call($crate::Request::increment(key, by)) $($($await)+)? ?.into_counter()
         }
 
         /// The server's counters (entries, map size, open connections...), as `(name, value)`.

@@ -22,7 +22,9 @@ pub type BatchHook = Arc<dyn Fn(&[BatchOp]) -> Result<(), String> + Send + Sync>
 /// [`StoreError::Rejected`] with the message verbatim, nothing is written, and a replay of the
 /// same write gets the same rejection without running the hook again. A hook that panics
 /// rejects the write with a message saying so. `Clear` runs no hook, and no hook runs on a
-/// read-only store.
+/// read-only store. A conditional batch runs `prebatch` on its writes (before its conditions
+/// are checked); an increment runs `preput` with its key and its delta in decimal text (the
+/// new value is only known inside the transaction).
 ///
 /// Hooks run where the backend applies writes (the LMDB store: on its writer thread, inside
 /// the group's write transaction), so they should be quick and should not call back into the
@@ -68,7 +70,14 @@ impl Hooks {
                 self.preput.as_ref().map(|hook| catch_unwind(AssertUnwindSafe(|| hook(key, value))))
             }
             WriteOp::Del { key } => self.predel.as_ref().map(|hook| catch_unwind(AssertUnwindSafe(|| hook(key)))),
-            WriteOp::Batch(ops) => self.prebatch.as_ref().map(|hook| catch_unwind(AssertUnwindSafe(|| hook(ops)))),
+            WriteOp::Batch(ops) | WriteOp::Conditional { ops, .. } => {
+                self.prebatch.as_ref().map(|hook| catch_unwind(AssertUnwindSafe(|| hook(ops))))
+            }
+            // The new value is only known inside the transaction: the hook sees the delta.
+            WriteOp::Increment { key, by } => {
+                let by = by.to_string();
+                self.preput.as_ref().map(|hook| catch_unwind(AssertUnwindSafe(|| hook(key, by.as_bytes()))))
+            }
             WriteOp::Clear { .. } => None,
         };
         match verdict {
@@ -97,8 +106,13 @@ fn check_key(key: &[u8], max: usize) -> Result<(), StoreError> {
 /// bounds of any length.
 pub fn check_keys(op: &WriteOp, max: usize) -> Result<(), StoreError> {
     match op {
-        WriteOp::Put { key, .. } | WriteOp::Del { key } => check_key(key, max),
+        WriteOp::Put { key, .. } | WriteOp::Del { key } | WriteOp::Increment { key, .. } => check_key(key, max),
         WriteOp::Batch(ops) => ops.iter().try_for_each(|op| check_key(op.key(), max)),
+        WriteOp::Conditional { conditions, ops } => conditions
+            .iter()
+            .map(crate::condition::Condition::key)
+            .chain(ops.iter().map(BatchOp::key))
+            .try_for_each(|key| check_key(key, max)),
         WriteOp::Clear { .. } => Ok(()),
     }
 }
@@ -123,5 +137,21 @@ mod tests {
         assert_eq!(verdict(&del, 10, &hooks), Err(StoreError::Rejected("no [107]".into())));
         let clear = WriteOp::Clear { range: crate::KeyRange::all(), reverse: false, limit: None };
         assert_eq!(verdict(&clear, 10, &hooks), Ok(()));
+    }
+
+    #[test]
+    fn conditional_writes_run_prebatch_and_increments_preput_with_their_delta() {
+        let hooks = Hooks::new()
+            .preput(|key, value| if value == b"-3" { Err(format!("{key:?} may not go down")) } else { Ok(()) })
+            .prebatch(|ops| if ops.is_empty() { Err("empty".into()) } else { Ok(()) });
+        let conditional = |ops| WriteOp::Conditional { conditions: vec![crate::Condition::absent("c")], ops };
+        assert_eq!(verdict(&conditional(vec![]), 10, &hooks), Err(StoreError::Rejected("empty".into())));
+        assert_eq!(verdict(&conditional(vec![BatchOp::Del { key: "k".into() }]), 10, &hooks), Ok(()));
+        let down = WriteOp::Increment { key: "n".into(), by: -3 };
+        assert_eq!(verdict(&down, 10, &hooks), Err(StoreError::Rejected("[110] may not go down".into())));
+        assert_eq!(verdict(&WriteOp::Increment { key: "n".into(), by: 3 }, 10, &hooks), Ok(()));
+        // Condition keys count against the key limit too.
+        let long = WriteOp::Conditional { conditions: vec![crate::Condition::absent([0; 11])], ops: vec![] };
+        assert_eq!(verdict(&long, 10, &hooks), Err(StoreError::KeyTooLarge { len: 11, max: 10 }));
     }
 }

@@ -81,6 +81,7 @@ pub mod backend;
 pub mod backoff;
 pub mod client;
 pub mod client_api;
+pub mod condition;
 pub mod driver;
 pub mod endpoints;
 pub mod frame;
@@ -114,6 +115,7 @@ pub use client::{
     CallError, Client, ClientConfig, ClientEvent, ClientOptions, ConnectFailure, ConnectionError, ConnectionState,
     ErrorKind, IssueError, IterPoll, Request, RequestError, Response,
 };
+pub use condition::{Condition, ConditionFailed, FEATURE_CONDITIONS, WriteAnswer};
 pub use driver::{ClientDriver, Connector, DriverTask, Runtime};
 pub use endpoints::Endpoints;
 pub use frame::{FrameDecoder, FrameError};

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 
 use crate::backend::{Backend, BackendConnection, Completions, Execution, Executor};
+use crate::condition::{WriteAnswer, encode_counter, first_failure, increment};
 use crate::hooks::Hooks;
 use crate::message::{BatchOp, NO_REPLAY_SESSION, SessionId};
 use crate::range::KeyRange;
@@ -26,6 +27,7 @@ pub struct MemoryStore {
     data: Arc<Map>,
     sessions: HashMap<SessionId, SessionRecord>,
     applied: Vec<(SessionId, u64)>,
+    handled: Vec<(SessionId, u64)>,
     readonly: bool,
     hooks: Hooks,
 }
@@ -134,6 +136,13 @@ impl MemoryStore {
         &self.applied
     }
 
+    /// Every `(session, request)` evaluated against the data so far, in order: the applied
+    /// writes, and the conditional writes and increments answered with a failed condition or
+    /// a value that is not a number. Writes refused before (read-only, hooks) are not in it.
+    pub fn handled(&self) -> &[(SessionId, u64)] {
+        &self.handled
+    }
+
     /// Carries out one request, with `snapshots` being those of the requesting connection.
     pub fn execute(&mut self, snapshots: &mut MemorySnapshots, request: StoreRequest) -> Result<Outcome, StoreError> {
         match request {
@@ -141,7 +150,7 @@ impl MemoryStore {
             StoreRequest::GetMany { keys } => {
                 Ok(Outcome::Values(keys.iter().map(|k| self.data.get(k).cloned()).collect()))
             }
-            StoreRequest::Write(write) => self.write(write).map(|()| Outcome::Written),
+            StoreRequest::Write(write) => self.write(write).map(Outcome::from),
             StoreRequest::OpenIterator { iterator } => {
                 snapshots.open.insert(iterator, Arc::clone(&self.data));
                 Ok(Outcome::IteratorOpened)
@@ -154,7 +163,7 @@ impl MemoryStore {
         }
     }
 
-    fn write(&mut self, write: WriteRequest) -> Result<(), StoreError> {
+    fn write(&mut self, write: WriteRequest) -> Result<WriteAnswer, StoreError> {
         // A client that never replays gets no record.
         let record = (write.session != NO_REPLAY_SESSION).then(|| self.sessions.entry(write.session).or_default());
         if let Some(record) = &record {
@@ -164,15 +173,39 @@ impl MemoryStore {
                 ReplayCheck::New => {}
             }
         }
-        let outcome = if self.readonly { Err(StoreError::ReadOnly) } else { self.hooks.check(&write.op) };
-        if outcome.is_ok() {
-            apply(Arc::make_mut(&mut self.data), write.op);
+        let verdict = if self.readonly { Err(StoreError::ReadOnly) } else { self.hooks.check(&write.op) };
+        let outcome = verdict.and_then(|()| {
+            self.handled.push((write.session, write.request));
+            evaluate(&self.data, write.op)
+        });
+        if let Ok(Some(op)) = outcome.as_ref().map(|(_, op)| op) {
+            apply(Arc::make_mut(&mut self.data), op.clone());
             self.applied.push((write.session, write.request));
         }
+        let outcome = outcome.map(|(answer, _)| answer);
         if let Some(record) = record {
             record.record(write.request, outcome.clone(), DEFAULT_REPLAY_WINDOW, 0);
         }
         outcome
+    }
+}
+
+/// What a write answers and the plain write it comes down to (`None`: apply nothing), its
+/// conditions checked and its counter computed against `data`.
+fn evaluate(data: &Map, op: WriteOp) -> Result<(WriteAnswer, Option<WriteOp>), StoreError> {
+    match op {
+        WriteOp::Conditional { conditions, ops } => {
+            let failed = first_failure::<()>(&conditions, |key| Ok(data.get(key).cloned())).unwrap_or(None);
+            Ok(match failed {
+                Some(failed) => (WriteAnswer::Failed(failed), None),
+                None => (WriteAnswer::Done, Some(WriteOp::Batch(ops))),
+            })
+        }
+        WriteOp::Increment { key, by } => {
+            let value = increment(&key, data.get(&key).map(|v| &v[..]), by)?;
+            Ok((WriteAnswer::Counter(value), Some(WriteOp::Put { key, value: encode_counter(value) })))
+        }
+        op => Ok((WriteAnswer::Done, Some(op))),
     }
 }
 
@@ -210,6 +243,8 @@ fn apply(data: &mut Map, op: WriteOp) {
                 data.remove(&key);
             }
         }
+        // `evaluate` turns these into the plain writes above.
+        WriteOp::Conditional { .. } | WriteOp::Increment { .. } => {}
     }
 }
 

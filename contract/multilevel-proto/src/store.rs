@@ -17,6 +17,7 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::condition::{Condition, ConditionFailed, WriteAnswer};
 use crate::message::{BatchOp, ErrorCode, RemoteError, SessionId};
 use crate::range::KeyRange;
 
@@ -58,6 +59,35 @@ pub enum WriteOp {
         /// Remove at most this many keys.
         limit: Option<u64>,
     },
+    /// Apply the operations atomically, in order, if every condition holds when checked in
+    /// the same transaction; otherwise apply nothing and answer [`Outcome::ConditionFailed`]
+    /// with the first condition that failed. See [`condition`](crate::condition).
+    Conditional {
+        /// The conditions.
+        conditions: Vec<Condition>,
+        /// The writes.
+        ops: Vec<BatchOp>,
+    },
+    /// Add `by` to the counter at `key` (absent counts as 0) and answer [`Outcome::Counter`];
+    /// a value that is not a counter fails with [`StoreError::NotANumber`], applying nothing.
+    /// See [`condition`](crate::condition) for the stored format.
+    Increment {
+        /// The counter's key.
+        key: Bytes,
+        /// What to add.
+        by: i64,
+    },
+}
+
+impl WriteOp {
+    /// The keys this write sets or removes (not those it only checks); a `Clear` has none.
+    pub fn written_keys(&self) -> Vec<&Bytes> {
+        match self {
+            WriteOp::Put { key, .. } | WriteOp::Del { key } | WriteOp::Increment { key, .. } => vec![key],
+            WriteOp::Batch(ops) | WriteOp::Conditional { ops, .. } => ops.iter().map(BatchOp::key).collect(),
+            WriteOp::Clear { .. } => Vec::new(),
+        }
+    }
 }
 
 /// One batch of an open iterator to read from its snapshot.
@@ -130,6 +160,20 @@ pub enum Outcome {
     },
     /// Answer to `Stats`: `(name, value)` pairs.
     Stats(Vec<(String, u64)>),
+    /// Answer to an `Increment` write: the counter's new value.
+    Counter(i64),
+    /// Answer to a `Conditional` write whose condition failed: nothing was applied.
+    ConditionFailed(ConditionFailed),
+}
+
+impl From<WriteAnswer> for Outcome {
+    fn from(answer: WriteAnswer) -> Self {
+        match answer {
+            WriteAnswer::Done => Outcome::Written,
+            WriteAnswer::Counter(value) => Outcome::Counter(value),
+            WriteAnswer::Failed(failed) => Outcome::ConditionFailed(failed),
+        }
+    }
 }
 
 /// Why a store could not carry out a request. Each maps to an [`ErrorCode`] for the client.
@@ -168,6 +212,10 @@ pub enum StoreError {
     /// Anything else; the message has details.
     #[error("internal store error: {0}")]
     Internal(String),
+    /// An increment found a value that is not a counter, or would overflow; nothing was
+    /// applied.
+    #[error("not a number: {0}")]
+    NotANumber(String),
 }
 
 impl StoreError {
@@ -182,6 +230,7 @@ impl StoreError {
             StoreError::UnknownIterator => ErrorCode::UnknownIterator,
             StoreError::ReplayExpired { .. } => ErrorCode::ReplayExpired,
             StoreError::Internal(_) => ErrorCode::Internal,
+            StoreError::NotANumber(_) => ErrorCode::NotANumber,
         }
     }
 
@@ -201,7 +250,7 @@ pub enum ReplayCheck {
     /// The write was never applied: apply it and [`record`](SessionRecord::record) the outcome.
     New,
     /// The write was handled before with this outcome: return it, do not apply again.
-    Replay(Result<(), StoreError>),
+    Replay(Result<WriteAnswer, StoreError>),
     /// The write was handled before, but its outcome is no longer remembered.
     Expired,
 }
@@ -214,8 +263,11 @@ pub enum ReplayCheck {
 /// `window` of `high_water`: a client allocates ids one per request and iterator, so a window
 /// of a million ids covers any write still pending in its bounded queue.
 ///
+/// Writes whose success carries something (an increment's counter value, a conditional
+/// write's failed condition) keep that answer in `answers`, within the same window.
+///
 /// The serialized layout is part of the store contract: durable stores persist it, so fields
-/// are only ever appended in a new versioned type.
+/// are only ever appended under a new version byte, and every version stays readable.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRecord {
     /// The highest request id handled.
@@ -224,30 +276,79 @@ pub struct SessionRecord {
     pub failures: VecDeque<(u64, StoreError)>,
     /// When the session last wrote, in the store's own clock (e.g. seconds since the epoch).
     pub last_seen: u64,
+    /// `(request, answer)` of the successful writes within the window whose answer is not a
+    /// plain [`WriteAnswer::Done`], oldest first: at most [`MAX_ANSWERS`](Self::MAX_ANSWERS) of
+    /// them, holding at most [`MAX_ANSWER_BYTES`](Self::MAX_ANSWER_BYTES) of values (the newest
+    /// is always kept). Stored from version 2 on.
+    pub answers: VecDeque<(u64, WriteAnswer)>,
+    /// The highest request whose answer was dropped from `answers` to keep the record small: a
+    /// replay of a write up to it that has no outcome kept answers
+    /// [`ReplayCheck::Expired`], never a wrong "done". 0 when none was dropped within the window.
+    /// Stored from version 2 on.
+    pub answers_floor: u64,
+}
+
+/// The layout of version 1 of the stored record, written while `answers` is empty so records
+/// of sessions that never used conditions stay readable by older servers.
+#[derive(Serialize)]
+struct StoredV1<'a> {
+    high_water: u64,
+    failures: &'a VecDeque<(u64, StoreError)>,
+    last_seen: u64,
+}
+
+#[derive(Deserialize)]
+struct LoadedV1 {
+    high_water: u64,
+    failures: VecDeque<(u64, StoreError)>,
+    last_seen: u64,
 }
 
 impl SessionRecord {
-    /// The layout of a stored record; bumped if `SessionRecord` ever changes shape.
-    pub const STORED_VERSION: u8 = 1;
+    /// Most answers a record keeps. A client replays only what is pending in its bounded queue
+    /// (1024 requests by default), all issued after any answer older than these.
+    pub const MAX_ANSWERS: usize = 2048;
+    /// Most bytes of values (failed conditions' current values) the answers keep.
+    pub const MAX_ANSWER_BYTES: usize = 64 << 10;
+
+    /// The newest layout of a stored record: version 1 (`high_water`, `failures`,
+    /// `last_seen`) followed by `answers`. A record with no answers is stored as version 1.
+    pub const STORED_VERSION: u8 = 2;
 
     /// The bytes a durable backend stores for this record: a version byte, then the postcard
     /// encoding. Every backend stores these same bytes.
     pub fn to_stored(&self) -> Vec<u8> {
-        let mut out = vec![Self::STORED_VERSION];
         // Encoding a record into a growable buffer cannot fail.
+        if self.answers.is_empty() && self.answers_floor == 0 {
+            let v1 = StoredV1 { high_water: self.high_water, failures: &self.failures, last_seen: self.last_seen };
+            let mut out = vec![1];
+            out.extend_from_slice(&postcard::to_allocvec(&v1).unwrap_or_default());
+            return out;
+        }
+        let mut out = vec![Self::STORED_VERSION];
         out.extend_from_slice(&postcard::to_allocvec(self).unwrap_or_default());
         out
     }
 
-    /// The record stored as `stored`, or `None` if those bytes are not a record of this
+    /// The record stored as `stored`, or `None` if those bytes are not a record of a known
     /// layout (another version, trailing bytes, garbage).
     pub fn from_stored(stored: &[u8]) -> Option<Self> {
         let (&version, body) = stored.split_first()?;
-        if version != Self::STORED_VERSION {
-            return None;
-        }
-        match postcard::take_from_bytes::<Self>(body) {
-            Ok((record, [])) => Some(record),
+        match version {
+            1 => match postcard::take_from_bytes::<LoadedV1>(body) {
+                Ok((v1, [])) => Some(Self {
+                    high_water: v1.high_water,
+                    failures: v1.failures,
+                    last_seen: v1.last_seen,
+                    answers: VecDeque::new(),
+                    answers_floor: 0,
+                }),
+                _ => None,
+            },
+            Self::STORED_VERSION => match postcard::take_from_bytes::<Self>(body) {
+                Ok((record, [])) => Some(record),
+                _ => None,
+            },
             _ => None,
         }
     }
@@ -260,21 +361,42 @@ impl SessionRecord {
         if request.saturating_add(window) <= self.high_water {
             return ReplayCheck::Expired;
         }
-        match self.failures.iter().find(|(id, _)| *id == request) {
-            Some((_, error)) => ReplayCheck::Replay(Err(error.clone())),
-            None => ReplayCheck::Replay(Ok(())),
+        if let Some((_, error)) = self.failures.iter().find(|(id, _)| *id == request) {
+            return ReplayCheck::Replay(Err(error.clone()));
+        }
+        match self.answers.iter().find(|(id, _)| *id == request) {
+            Some((_, answer)) => ReplayCheck::Replay(Ok(answer.clone())),
+            // Its answer may have been dropped: do not guess.
+            None if request <= self.answers_floor => ReplayCheck::Expired,
+            None => ReplayCheck::Replay(Ok(WriteAnswer::Done)),
         }
     }
 
-    /// Remembers the outcome of a newly handled write, forgetting failures that fell out of
+    /// Remembers the outcome of a newly handled write, forgetting outcomes that fell out of
     /// the id `window`.
-    pub fn record(&mut self, request: u64, outcome: Result<(), StoreError>, window: u64, now: u64) {
+    pub fn record(&mut self, request: u64, outcome: Result<WriteAnswer, StoreError>, window: u64, now: u64) {
         self.high_water = self.high_water.max(request);
-        if let Err(error) = outcome {
-            self.failures.push_back((request, error));
+        match outcome {
+            Err(error) => self.failures.push_back((request, error)),
+            Ok(WriteAnswer::Done) => {}
+            Ok(answer) => self.answers.push_back((request, answer)),
         }
         let high_water = self.high_water;
         self.failures.retain(|(id, _)| id.saturating_add(window) > high_water);
+        self.answers.retain(|(id, _)| id.saturating_add(window) > high_water);
+        let bytes = |answer: &WriteAnswer| match answer {
+            WriteAnswer::Failed(failed) => failed.current.as_ref().map_or(0, Bytes::len),
+            _ => 0,
+        };
+        let mut total: usize = self.answers.iter().map(|(_, answer)| bytes(answer)).sum();
+        while self.answers.len() > 1 && (self.answers.len() > Self::MAX_ANSWERS || total > Self::MAX_ANSWER_BYTES) {
+            let Some((id, answer)) = self.answers.pop_front() else { break };
+            total -= bytes(&answer);
+            self.answers_floor = self.answers_floor.max(id);
+        }
+        if self.answers_floor.saturating_add(window) <= high_water {
+            self.answers_floor = 0; // everything up to it is expired anyway
+        }
         self.last_seen = now;
     }
 }
@@ -288,15 +410,15 @@ mod tests {
         let window = 3;
         let mut rec = SessionRecord::default();
         assert_eq!(rec.check(1, window), ReplayCheck::New);
-        rec.record(1, Ok(()), window, 0);
+        rec.record(1, Ok(WriteAnswer::Done), window, 0);
         rec.record(3, Err(StoreError::Rejected("no".into())), window, 0);
         assert_eq!(rec.check(3, window), ReplayCheck::Replay(Err(StoreError::Rejected("no".into()))));
-        assert_eq!(rec.check(1, window), ReplayCheck::Replay(Ok(())));
+        assert_eq!(rec.check(1, window), ReplayCheck::Replay(Ok(WriteAnswer::Done)));
         assert_eq!(rec.check(4, window), ReplayCheck::New);
-        rec.record(4, Ok(()), window, 0);
+        rec.record(4, Ok(WriteAnswer::Done), window, 0);
         assert_eq!(rec.check(1, window), ReplayCheck::Expired);
         assert_eq!(rec.check(3, window), ReplayCheck::Replay(Err(StoreError::Rejected("no".into()))));
-        rec.record(6, Ok(()), window, 0);
+        rec.record(6, Ok(WriteAnswer::Done), window, 0);
         assert_eq!(rec.check(3, window), ReplayCheck::Expired);
         assert!(rec.failures.is_empty(), "failures outside the window are dropped");
     }
@@ -305,16 +427,75 @@ mod tests {
     fn stored_records_round_trip_and_reject_other_versions() {
         let mut record = SessionRecord::default();
         record.record(3, Err(StoreError::Rejected("no".into())), 10, 42);
-        record.record(4, Ok(()), 10, 43);
+        record.record(4, Ok(WriteAnswer::Done), 10, 43);
         let stored = record.to_stored();
+        assert_eq!(stored[0], 1, "a record without answers keeps the first layout");
         assert_eq!(SessionRecord::from_stored(&stored), Some(record));
         let mut other = stored.clone();
-        other[0] = 2;
+        other[0] = 3;
         assert_eq!(SessionRecord::from_stored(&other), None);
         let mut trailing = stored;
         trailing.push(0);
         assert_eq!(SessionRecord::from_stored(&trailing), None);
         assert_eq!(SessionRecord::from_stored(&[]), None);
+    }
+
+    #[test]
+    fn answers_replay_and_records_of_the_first_layout_stay_readable() {
+        // The bytes a version-1 server stored: high_water 4, one failure, last_seen 43.
+        let mut old = vec![1, 4, 1, 3];
+        old.extend_from_slice(&postcard::to_allocvec(&StoreError::Rejected("no".into())).unwrap());
+        old.push(43);
+        let mut record = SessionRecord::from_stored(&old).expect("version 1 is readable");
+        assert_eq!(record.high_water, 4);
+        assert_eq!(record.check(3, 10), ReplayCheck::Replay(Err(StoreError::Rejected("no".into()))));
+        assert_eq!(record.to_stored(), old, "unchanged records are stored as they were");
+
+        let failed = ConditionFailed { index: 1, current: Some(Bytes::from_static(b"seen")) };
+        record.record(5, Ok(WriteAnswer::Counter(-7)), 10, 44);
+        record.record(6, Ok(WriteAnswer::Failed(failed.clone())), 10, 45);
+        let stored = record.to_stored();
+        assert_eq!(stored[0], SessionRecord::STORED_VERSION);
+        let loaded = SessionRecord::from_stored(&stored).unwrap();
+        assert_eq!(loaded, record);
+        assert_eq!(loaded.check(5, 10), ReplayCheck::Replay(Ok(WriteAnswer::Counter(-7))));
+        assert_eq!(loaded.check(6, 10), ReplayCheck::Replay(Ok(WriteAnswer::Failed(failed))));
+        assert_eq!(loaded.check(4, 10), ReplayCheck::Replay(Ok(WriteAnswer::Done)));
+
+        // Answers leave with the window, and the record goes back to the first layout.
+        record.record(20, Ok(WriteAnswer::Done), 10, 46);
+        assert!(record.answers.is_empty());
+        assert_eq!(record.to_stored()[0], 1);
+    }
+
+    #[test]
+    fn answers_are_bounded_and_a_dropped_one_expires_rather_than_guessing() {
+        let window = 1 << 20;
+        let mut record = SessionRecord::default();
+        let count = SessionRecord::MAX_ANSWERS as u64 + 10;
+        for request in 1..=count {
+            record.record(request, Ok(WriteAnswer::Counter(request as i64)), window, 0);
+        }
+        assert_eq!(record.answers.len(), SessionRecord::MAX_ANSWERS);
+        assert_eq!(record.answers_floor, 10);
+        assert_eq!(record.check(10, window), ReplayCheck::Expired);
+        assert_eq!(record.check(11, window), ReplayCheck::Replay(Ok(WriteAnswer::Counter(11))));
+        let stored = record.to_stored();
+        assert_eq!(SessionRecord::from_stored(&stored), Some(record.clone()));
+
+        // Large current values: bounded by bytes, the newest always kept.
+        let big = Bytes::from(vec![7u8; SessionRecord::MAX_ANSWER_BYTES / 2 + 1]);
+        let failed =
+            |current: &Bytes| Ok(WriteAnswer::Failed(ConditionFailed { index: 0, current: Some(current.clone()) }));
+        record.record(count + 1, failed(&big), window, 0);
+        record.record(count + 2, failed(&big), window, 0);
+        assert_eq!(record.answers.len(), 1);
+        assert_eq!(record.check(count + 2, window), ReplayCheck::Replay(failed(&big)));
+        assert_eq!(record.check(count + 1, window), ReplayCheck::Expired);
+        // Past the window the floor is forgotten with everything else.
+        record.record(count + 2 + window, Ok(WriteAnswer::Done), window, 0);
+        assert_eq!((record.answers.len(), record.answers_floor), (0, 0));
+        assert_eq!(record.to_stored()[0], 1);
     }
 
     #[test]

@@ -36,6 +36,7 @@ use std::ops::Bound;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::client::Request;
+use crate::condition::Condition;
 use crate::message::{BatchOp, IterOptions};
 use crate::range::KeyRange;
 
@@ -261,6 +262,12 @@ impl SublevelPrefix {
         }
     }
 
+    /// `condition` with its key in the stored key space.
+    pub fn condition(&self, condition: Condition) -> Condition {
+        let key = self.key(condition.key());
+        condition.with_key(key)
+    }
+
     /// `request` with its keys and ranges in the stored key space. `Stats` is the server's
     /// and stays as it is.
     pub fn request(&self, request: Request) -> Request {
@@ -275,6 +282,11 @@ impl SublevelPrefix {
             Request::Batch { ops } => Request::Batch { ops: ops.into_iter().map(|op| self.batch_op(op)).collect() },
             Request::Clear { range, reverse, limit } => Request::Clear { range: self.range(&range), reverse, limit },
             Request::Stats => Request::Stats,
+            Request::Conditional { conditions, ops } => Request::Conditional {
+                conditions: conditions.into_iter().map(|c| self.condition(c)).collect(),
+                ops: ops.into_iter().map(|op| self.batch_op(op)).collect(),
+            },
+            Request::Increment { key, by } => Request::Increment { key: self.key(&key), by },
         }
     }
 }

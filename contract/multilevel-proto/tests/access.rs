@@ -7,8 +7,8 @@ use common::{NewNow, answer, b, drain, hello, put, transmitted};
 use multilevel_proto::message::{MAGIC, encode};
 use multilevel_proto::sim::{Sim, issue};
 use multilevel_proto::{
-    ClientConfig, ClientMessage, ErrorCode, IterOptions, IterPoll, KeyRange, PROTOCOL_VERSION, Request, RequestError,
-    Response, ServerConfig, ServerConnection, ServerEvent, ServerMessage,
+    ClientConfig, ClientMessage, Condition, ErrorCode, IterOptions, IterPoll, KeyRange, PROTOCOL_VERSION, Request,
+    RequestError, Response, ServerConfig, ServerConnection, ServerEvent, ServerMessage,
 };
 
 fn with_tokens(token: Option<&str>) -> Sim {
@@ -78,6 +78,11 @@ fn a_scoped_token_works_inside_its_sublevel_and_is_refused_outside() {
         users.request(Request::Get { key: b(b"a") }),
         users.request(Request::Clear { range: KeyRange::all().gte("z"), reverse: false, limit: None }),
         Request::Stats,
+        users.request(Request::Increment { key: b(b"n"), by: 2 }),
+        users.request(Request::Conditional {
+            conditions: vec![Condition::absent("m")],
+            ops: vec![BatchOp::Put { key: b(b"m"), value: b(b"4") }],
+        }),
     ];
     let ids: Vec<u64> = inside.into_iter().map(|request| issue(&mut sim, request)).collect();
     sim.settle();
@@ -86,7 +91,8 @@ fn a_scoped_token_works_inside_its_sublevel_and_is_refused_outside() {
     }
     assert_eq!(answer(&sim, ids[2]), Ok(Response::Value(Some(b(b"1")))));
     let iter = sim.client.open_iterator(users.iter_options(IterOptions::default())).unwrap();
-    assert_eq!(drain(&mut sim, iter), (vec![b(b"!users!!admins!b"), b(b"!users!a")], IterPoll::End));
+    let keys = vec![b(b"!users!!admins!b"), b(b"!users!a"), b(b"!users!m"), b(b"!users!n")];
+    assert_eq!(drain(&mut sim, iter), (keys, IterPoll::End));
 
     // Outside: refused, each with the key or range named, and nothing written.
     let before = sim.store.data().clone();
@@ -102,6 +108,17 @@ fn a_scoped_token_works_inside_its_sublevel_and_is_refused_outside() {
         },
         Request::Clear { range: KeyRange::all(), reverse: false, limit: None },
         Request::Clear { range: KeyRange::all().gte("!users!"), reverse: true, limit: Some(1) },
+        Request::Increment { key: b(b"n"), by: 1 },
+        // A condition reads its key (and a failed one would answer its value), even with every
+        // op inside.
+        Request::Conditional {
+            conditions: vec![Condition::equals("secret", "guess")],
+            ops: vec![BatchOp::Put { key: users.key("c"), value: b(b"3") }],
+        },
+        Request::Conditional {
+            conditions: vec![Condition::absent(users.key("c"))],
+            ops: vec![BatchOp::Put { key: b(b"c"), value: b(b"3") }],
+        },
     ];
     let ids: Vec<u64> = outside.into_iter().map(|request| issue(&mut sim, request)).collect();
     sim.settle();
@@ -109,6 +126,7 @@ fn a_scoped_token_works_inside_its_sublevel_and_is_refused_outside() {
     assert!(messages[0].contains("the key \"a\" is outside it"), "{}", messages[0]);
     assert!(messages[5].contains("the key \"a\""), "the batch names the op outside: {}", messages[5]);
     assert!(messages[6].contains("clear's range (start..end) reaches outside it"), "{}", messages[6]);
+    assert!(messages[9].contains("the key \"secret\""), "{}", messages[9]);
     assert_eq!(sim.store.data(), &before, "no refused write was applied, not even a batch's op inside");
 
     let iter = sim.client.open_iterator(IterOptions::default()).unwrap();

@@ -15,7 +15,7 @@ use std::ops::Bound;
 
 use bytes::Bytes;
 use multilevel_proto::{
-    BatchOp, ClientConfig, IterOptions, IterPoll, KeyRange, Request, RequestError, Response, ServerConfig,
+    BatchOp, ClientConfig, Condition, IterOptions, IterPoll, KeyRange, Request, RequestError, Response, ServerConfig,
 };
 use proptest::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use proptest::test_runner::{Config, TestRunner};
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
 
-use multilevel_proto::sim::reference::{Model, ModelIter, apply_write, read};
+use multilevel_proto::sim::reference::{Model, ModelIter, apply_write, read, write_answer};
 use multilevel_proto::sim::{self, Sim};
 
 /// `Sim::new` starting now (the proto crate itself never reads the clock).
@@ -98,8 +98,24 @@ fn batch_op() -> impl Strategy<Value = BatchOp> {
     ]
 }
 
+/// Values that conditions and counters can meet: a few short ones and counters.
+fn small_value() -> impl Strategy<Value = Bytes> {
+    proptest::sample::select(vec![&b""[..], b"1", b"2", b"-1", b"x"]).prop_map(Bytes::from_static)
+}
+
+fn condition() -> impl Strategy<Value = Condition> {
+    prop_oneof![
+        key().prop_map(|key| Condition::Absent { key }),
+        (key(), small_value()).prop_map(|(key, value)| Condition::Equals { key, value }),
+    ]
+}
+
 fn request() -> impl Strategy<Value = Request> {
     prop_oneof![
+        2 => (key(), small_value()).prop_map(|(key, value)| Request::Put { key, value }),
+        2 => (proptest::collection::vec(condition(), 0..3), proptest::collection::vec(batch_op(), 0..3))
+            .prop_map(|(conditions, ops)| Request::Conditional { conditions, ops }),
+        2 => (key(), -3i64..4).prop_map(|(key, by)| Request::Increment { key, by }),
         5 => (key(), value()).prop_map(|(key, value)| Request::Put { key, value }),
         2 => key().prop_map(|key| Request::Del { key }),
         2 => proptest::collection::vec(batch_op(), 0..5).prop_map(|ops| Request::Batch { ops }),
@@ -317,12 +333,25 @@ impl StateMachineTest for Sut {
         let issued = sut.writes.len() + sut.reads.len();
         assert_eq!(sut.sim.answers.len(), issued, "every request gets exactly one answer");
 
-        let applied: BTreeSet<u64> = sut.applied().into_iter().collect();
-        for id in sut.writes.keys() {
+        // Every write the store evaluated, replayed on the model in the store's order, answers
+        // what the store answered: a replay got the original outcome (the same counter, the
+        // same failed condition), never one evaluated again against a newer state.
+        let handled: Vec<u64> = sut.sim.store.handled().iter().map(|(_, id)| *id).collect();
+        let mut model = Model::new();
+        for id in &handled {
+            let want = write_answer(&mut model, &sut.writes[id]);
             match &sut.sim.answers[id].result {
-                Ok(Response::Done) => assert!(applied.contains(id), "acknowledged write {id} is missing"),
+                Ok(response) => assert_eq!(Ok(response.clone()), want, "write {id} {:?}", sut.writes[id]),
+                Err(RequestError::Remote(error)) => assert_eq!(Err(error.code), want, "write {id}"),
                 Err(RequestError::ConnectionLost) if !sut.retry => {}
                 other => panic!("write {id} answered {other:?}"),
+            }
+        }
+        let handled: BTreeSet<u64> = handled.into_iter().collect();
+        for id in sut.writes.keys().filter(|id| !handled.contains(id)) {
+            match &sut.sim.answers[id].result {
+                Err(RequestError::ConnectionLost) if !sut.retry => {}
+                other => panic!("write {id} was never evaluated, yet answered {other:?}"),
             }
         }
         let states = sut.states();
@@ -348,7 +377,7 @@ impl StateMachineTest for Sut {
             // with connection-lost may still be applied later, from a dead connection's queue.)
             let earliest = applied
                 .iter()
-                .rposition(|w| w < id && matches!(sut.sim.answers[w].result, Ok(Response::Done)))
+                .rposition(|w| w < id && matches!(sut.sim.answers[w].result, Ok(Response::Done | Response::Counter(_))))
                 .map_or(0, |i| i + 1);
             let latest = answer.applied_at_answer;
             assert!(

@@ -38,6 +38,8 @@ pub(crate) enum Prepared<'a> {
     Put { key: Vec<u8>, value: Vec<u8> },
     /// `del`.
     Del { key: Vec<u8> },
+    /// `incr`.
+    Incr { key: Vec<u8>, by: i64 },
     /// `scan`.
     Scan { options: IterOptions, format: Format },
     /// `count`.
@@ -92,6 +94,7 @@ impl<'a> Prepared<'a> {
                 Prepared::Put { key, value }
             }
             Command::Del(args) => Prepared::Del { key: arg(&args.key, args.shared.hex, "KEY")? },
+            Command::Incr(args) => Prepared::Incr { key: arg(&args.key, args.shared.hex, "KEY")?, by: args.by },
             Command::Scan(args) => Prepared::Scan {
                 options: iter_options(&args.shared.range, args.shared.hex.hex, !args.values_only, !args.keys_only)?,
                 format: args.format,
@@ -128,6 +131,11 @@ impl<'a> Prepared<'a> {
             Prepared::Mget { keys, format, hex } => mget(db, &keys, format, hex).await,
             Prepared::Put { key, value } => put(db, key, value).await,
             Prepared::Del { key } => db.run(db.db.del(&key)).await,
+            Prepared::Incr { key, by } => {
+                let value = db.run(db.db.increment(&key, by)).await?;
+                println!("{value}");
+                Ok(())
+            }
             Prepared::Scan { options, format } => scan(db, options, format).await,
             Prepared::Count { options } => count(db, options).await,
             Prepared::Clear { range, reverse, limit } => db.run(db.db.clear_with(range, reverse, limit)).await,

@@ -107,6 +107,10 @@ impl Scope {
         scoped!(self, db => db.del(key).await)
     }
 
+    pub(crate) async fn increment(&self, key: &[u8], by: i64) -> Result<i64, Error> {
+        scoped!(self, db => db.increment(key, by).await)
+    }
+
     pub(crate) async fn clear_with(&self, range: KeyRange, reverse: bool, limit: Option<u64>) -> Result<(), Error> {
         scoped!(self, db => db.clear_with(range, reverse, limit).await)
     }
@@ -296,6 +300,7 @@ impl Connection {
                 "refused: {message}; work inside that sublevel with --sublevel (once per nested name: `users/admins` \
                  is --sublevel users --sublevel admins)"
             ),
+            ErrorCode::NotANumber => message.clone(),
             code => format!("server error ({code:?}): {message}"),
         }
     }

@@ -186,3 +186,20 @@ fn stats_shows_counters() {
     assert_eq!(object["entries"], 2);
     assert!(object["connections"].as_u64().unwrap() >= 1);
 }
+
+#[test]
+fn incr_counts_on_the_server_in_decimal_text() {
+    let server = ServerProcess::tcp();
+    assert_eq!(server.ok(&["incr", "hits"]), "1\n");
+    assert_eq!(server.ok(&["incr", "hits", "41"]), "42\n");
+    assert_eq!(server.ok(&["incr", "hits", "-50"]), "-8\n");
+    assert_eq!(server.ok(&["get", "hits"]), "-8", "stored as decimal text");
+    assert_eq!(server.ok(&["incr", "--sublevel", "stats", "n", "2"]), "2\n");
+    assert_eq!(server.ok(&["get", "!stats!n"]), "2");
+    server.ok(&["put", "word", "seven"]);
+    let refused = server.run(&["incr", "word"]);
+    assert!(!refused.status.success());
+    let message = stderr(&refused);
+    assert!(message.contains("not a decimal integer"), "{message}");
+    assert_eq!(server.ok(&["get", "word"]), "seven", "nothing applied");
+}

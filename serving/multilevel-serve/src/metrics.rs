@@ -67,19 +67,23 @@ pub(crate) enum Kind {
     Del,
     Batch,
     Clear,
+    Conditional,
+    Increment,
     IteratorOpen,
     IteratorNext,
     Stats,
 }
 
 impl Kind {
-    const ALL: [Kind; 9] = [
+    const ALL: [Kind; 11] = [
         Kind::Get,
         Kind::GetMany,
         Kind::Put,
         Kind::Del,
         Kind::Batch,
         Kind::Clear,
+        Kind::Conditional,
+        Kind::Increment,
         Kind::IteratorOpen,
         Kind::IteratorNext,
         Kind::Stats,
@@ -94,6 +98,8 @@ impl Kind {
                 WriteOp::Del { .. } => Kind::Del,
                 WriteOp::Batch(_) => Kind::Batch,
                 WriteOp::Clear { .. } => Kind::Clear,
+                WriteOp::Conditional { .. } => Kind::Conditional,
+                WriteOp::Increment { .. } => Kind::Increment,
             },
             StoreRequest::OpenIterator { .. } => Kind::IteratorOpen,
             StoreRequest::ReadBatch(_) => Kind::IteratorNext,
@@ -108,6 +114,8 @@ impl Kind {
             Kind::Put => "put",
             Kind::Del => "del",
             Kind::Batch => "batch",
+            Kind::Conditional => "conditional",
+            Kind::Increment => "increment",
             Kind::Clear => "clear",
             Kind::IteratorOpen => "iterator_open",
             Kind::IteratorNext => "iterator_next",

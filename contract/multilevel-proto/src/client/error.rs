@@ -29,11 +29,14 @@ impl CallError {
             CallError::Issue(IssueError::QueueFull) => ErrorKind::QueueFull,
             CallError::Issue(IssueError::KeyTooLarge { .. } | IssueError::TooLarge { .. }) => ErrorKind::TooLarge,
             CallError::Issue(IssueError::Closed) | CallError::Request(RequestError::Closed) => ErrorKind::Closed,
+            CallError::Issue(IssueError::Unsupported(_)) => ErrorKind::Unsupported,
             CallError::Request(RequestError::Remote(remote)) => match remote.code {
                 ErrorCode::ReadOnly => ErrorKind::ReadOnly,
                 ErrorCode::Rejected => ErrorKind::Rejected,
                 ErrorCode::KeyTooLarge | ErrorCode::TooLarge => ErrorKind::TooLarge,
                 ErrorCode::OutOfScope => ErrorKind::OutOfScope,
+                ErrorCode::NotANumber => ErrorKind::NotANumber,
+                ErrorCode::Unsupported => ErrorKind::Unsupported,
                 _ => ErrorKind::Server,
             },
             CallError::Request(RequestError::ConnectionLost) => ErrorKind::ConnectionLost,
@@ -108,6 +111,12 @@ pub enum ErrorKind {
     Server,
     /// The server answered with something that does not fit the request.
     Protocol,
+    /// An increment found a value that is not a decimal integer, or would overflow; nothing
+    /// was applied.
+    NotANumber,
+    /// The server does not offer what the request needs (conditional writes with an older
+    /// server).
+    Unsupported,
 }
 
 /// Why a request or iterator failed.
@@ -202,6 +211,10 @@ pub enum IssueError {
     /// The client was closed.
     #[error("client closed")]
     Closed,
+    /// The connected server does not offer what the request needs (it did not announce the
+    /// feature in its hello).
+    #[error("{0}")]
+    Unsupported(&'static str),
 }
 
 /// Why a connection was given up. The adapter must close the transport and, with retry on,

@@ -43,7 +43,12 @@ pub use options::ClientOptions;
 pub use request::{Request, Response};
 use request::{from_message, into_message, request_message};
 
+use crate::condition::{ConditionFailed, FEATURE_CONDITIONS, SUPPORTED_FEATURES};
 use crate::frame::FrameDecoder;
+
+/// Why a conditional write or an increment fails against a server that does not offer them.
+const UNSUPPORTED_CONDITIONS: &str =
+    "the server does not support conditional writes and increments (it did not announce them in its hello)";
 use crate::message::{
     ClientHello, ClientMessage, ErrorCode, Goodbye, GoodbyeReason, IdMap, MAGIC, NO_REPLAY_SESSION, PROTOCOL_VERSION,
     RemoteError, ServerHello, ServerMessage, decode_server, encode_within, encoded_len,
@@ -173,6 +178,9 @@ impl Client {
             self.queue_full = true;
             return Err(IssueError::QueueFull);
         }
+        if request.needs_conditions() && !self.server_has(FEATURE_CONDITIONS) {
+            return Err(IssueError::Unsupported(UNSUPPORTED_CONDITIONS));
+        }
         let id = self.next_id;
         // The request moves into its message and back: no copy of its keys and values.
         let msg = into_message(id, request);
@@ -192,6 +200,12 @@ impl Client {
         Ok(id)
     }
 
+    /// Whether the server of the current connection announced `feature`; true while there is
+    /// no connection yet (the replay checks again once there is).
+    fn server_has(&self, feature: u64) -> bool {
+        self.server.as_ref().is_none_or(|server| server.features & feature == feature)
+    }
+
     /// Records that an issue found the queue full, so that [`ClientEvent::QueueAvailable`]
     /// follows when it has room.
     pub(crate) fn note_queue_full(&mut self) {
@@ -209,6 +223,10 @@ impl Client {
             }
             ClientMessage::GetMany { keys, .. } => keys.iter().find_map(over),
             ClientMessage::Batch { ops, .. } => ops.iter().find_map(|op| over(op.key())),
+            ClientMessage::Increment { key, .. } => over(key),
+            ClientMessage::Conditional { conditions, ops, .. } => {
+                conditions.iter().find_map(|c| over(c.key())).or_else(|| ops.iter().find_map(|op| over(op.key())))
+            }
             _ => None,
         };
         match len {
@@ -258,7 +276,7 @@ impl Client {
         let hello = ClientHello {
             magic: MAGIC,
             version: PROTOCOL_VERSION,
-            features: 0,
+            features: SUPPORTED_FEATURES,
             // A client that never replays needs no record of its writes on the server.
             session: if self.config.retry { self.config.session } else { NO_REPLAY_SESSION },
             max_frame: self.config.max_frame,
@@ -357,6 +375,10 @@ impl Client {
             ServerMessage::Done { id } => self.finish(id, Ok(Response::Done)),
             ServerMessage::Stats { id, stats } => self.finish(id, Ok(Response::Stats(stats))),
             ServerMessage::Error { id, error } => self.finish(id, Err(RequestError::Remote(error))),
+            ServerMessage::Counter { id, value } => self.finish(id, Ok(Response::Counter(value))),
+            ServerMessage::ConditionFailed { id, index, current } => {
+                self.finish(id, Ok(Response::ConditionFailed(ConditionFailed { index, current })));
+            }
             ServerMessage::IterData { id, epoch, entries, last_key } => {
                 if let Some(iter) = self.iterators.get_mut(&id) {
                     iter.handle_data(epoch, entries, last_key).map_err(ConnectionError::Protocol)?;
@@ -406,6 +428,11 @@ impl Client {
         ids.sort_unstable();
         for id in ids {
             if let Some(pending) = self.requests.get(&id) {
+                if pending.request.needs_conditions() && !self.server_has(FEATURE_CONDITIONS) {
+                    let error = RemoteError::new(ErrorCode::Unsupported, UNSUPPORTED_CONDITIONS);
+                    self.finish(id, Err(RequestError::Remote(error)));
+                    continue;
+                }
                 let msg = request_message(id, &pending.request);
                 match self.check_limits(pending.request.keys().into_iter(), &msg) {
                     Ok(()) => self.send(&msg),

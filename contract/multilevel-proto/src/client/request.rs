@@ -3,6 +3,7 @@
 use bytes::Bytes;
 
 use super::error::CallError;
+use crate::condition::{Condition, ConditionFailed};
 use crate::message::{BatchOp, ClientMessage};
 use crate::range::KeyRange;
 
@@ -47,6 +48,23 @@ pub enum Request {
         /// Remove at most this many.
         limit: Option<u64>,
     },
+    /// Apply writes atomically if every condition holds, checked in the same transaction on
+    /// the server; answered with [`Response::Done`] or [`Response::ConditionFailed`]. Needs a
+    /// server that announced [`FEATURE_CONDITIONS`](crate::FEATURE_CONDITIONS).
+    Conditional {
+        /// The conditions.
+        conditions: Vec<Condition>,
+        /// The writes, in order.
+        ops: Vec<BatchOp>,
+    },
+    /// Add `by` to the counter at `key` on the server; answered with [`Response::Counter`].
+    /// Needs a server that announced [`FEATURE_CONDITIONS`](crate::FEATURE_CONDITIONS).
+    Increment {
+        /// The counter's key.
+        key: Bytes,
+        /// What to add.
+        by: i64,
+    },
 }
 
 impl Request {
@@ -70,6 +88,16 @@ impl Request {
         Request::Del { key: copy(key) }
     }
 
+    /// Add `by` to the counter at `key`.
+    pub fn increment(key: impl AsRef<[u8]>, by: i64) -> Self {
+        Request::Increment { key: copy(key), by }
+    }
+
+    /// Whether this request needs [`FEATURE_CONDITIONS`](crate::FEATURE_CONDITIONS).
+    pub fn needs_conditions(&self) -> bool {
+        matches!(self, Request::Conditional { .. } | Request::Increment { .. })
+    }
+
     /// Whether this request changes the database.
     pub fn is_write(&self) -> bool {
         !matches!(self, Request::Get { .. } | Request::GetMany { .. } | Request::Stats)
@@ -77,7 +105,12 @@ impl Request {
 
     pub(crate) fn keys(&self) -> Vec<&Bytes> {
         match self {
-            Request::Get { key } | Request::Put { key, .. } | Request::Del { key } => vec![key],
+            Request::Get { key } | Request::Put { key, .. } | Request::Del { key } | Request::Increment { key, .. } => {
+                vec![key]
+            }
+            Request::Conditional { conditions, ops } => {
+                conditions.iter().map(Condition::key).chain(ops.iter().map(BatchOp::key)).collect()
+            }
             Request::GetMany { keys } => keys.iter().collect(),
             Request::Batch { ops } => ops.iter().map(BatchOp::key).collect(),
             Request::Clear { .. } | Request::Stats => Vec::new(),
@@ -96,6 +129,10 @@ pub enum Response {
     Done,
     /// The server's counters, as `(name, value)` pairs.
     Stats(Vec<(String, u64)>),
+    /// An increment's counter value, after it was applied (exactly once).
+    Counter(i64),
+    /// A conditional write's condition failed; nothing was applied.
+    ConditionFailed(ConditionFailed),
 }
 
 fn copy(data: impl AsRef<[u8]>) -> Bytes {
@@ -127,6 +164,23 @@ impl Response {
         }
     }
 
+    /// The answer to a conditional write: applied, or which condition failed.
+    pub fn into_conditional(self) -> Result<Result<(), ConditionFailed>, CallError> {
+        match self {
+            Response::Done => Ok(Ok(())),
+            Response::ConditionFailed(failed) => Ok(Err(failed)),
+            other => Err(CallError::UnexpectedResponse(other)),
+        }
+    }
+
+    /// The counter value of an `Increment`.
+    pub fn into_counter(self) -> Result<i64, CallError> {
+        match self {
+            Response::Counter(value) => Ok(value),
+            other => Err(CallError::UnexpectedResponse(other)),
+        }
+    }
+
     /// The counters of a `Stats`.
     pub fn into_stats(self) -> Result<Vec<(String, u64)>, CallError> {
         match self {
@@ -146,6 +200,8 @@ pub(super) fn into_message(id: u64, request: Request) -> ClientMessage {
         Request::Batch { ops } => ClientMessage::Batch { id, ops },
         Request::Clear { range, reverse, limit } => ClientMessage::Clear { id, range, reverse, limit },
         Request::Stats => ClientMessage::Stats { id },
+        Request::Conditional { conditions, ops } => ClientMessage::Conditional { id, conditions, ops },
+        Request::Increment { key, by } => ClientMessage::Increment { id, key, by },
     }
 }
 
@@ -158,6 +214,8 @@ pub(super) fn from_message(msg: ClientMessage) -> Request {
         ClientMessage::Del { key, .. } => Request::Del { key },
         ClientMessage::Batch { ops, .. } => Request::Batch { ops },
         ClientMessage::Clear { range, reverse, limit, .. } => Request::Clear { range, reverse, limit },
+        ClientMessage::Conditional { conditions, ops, .. } => Request::Conditional { conditions, ops },
+        ClientMessage::Increment { key, by, .. } => Request::Increment { key, by },
         // `into_message` makes only the messages above.
         _ => Request::Stats,
     }

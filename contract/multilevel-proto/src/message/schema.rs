@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::condition::Condition;
 use crate::range::KeyRange;
 
 /// The first four bytes of every handshake.
@@ -27,7 +28,8 @@ pub struct ClientHello {
     pub magic: [u8; 4],
     /// The client's [`PROTOCOL_VERSION`].
     pub version: u16,
-    /// Optional features the client understands (none are defined yet).
+    /// Optional features the client understands, as bits
+    /// ([`FEATURE_CONDITIONS`](crate::condition::FEATURE_CONDITIONS)).
     pub features: u64,
     /// The client's session, the same on every reconnect.
     pub session: SessionId,
@@ -42,7 +44,7 @@ pub struct ServerHello {
     pub magic: [u8; 4],
     /// The server's [`PROTOCOL_VERSION`].
     pub version: u16,
-    /// Optional features both sides may use (none are defined yet).
+    /// Optional features both sides may use: those of the client's hello the server has.
     pub features: u64,
     /// The largest frame the server accepts.
     pub max_frame: u32,
@@ -117,6 +119,12 @@ pub enum ErrorCode {
     /// it; the message names the sublevel and the key or range. Sent only on connections
     /// whose token has a `sublevel=` scope.
     OutOfScope,
+    /// An increment found a value that is not a decimal integer, or would overflow; nothing
+    /// was applied.
+    NotANumber,
+    /// The request needs a feature the peer did not announce in its hello (e.g. conditional
+    /// writes with an older server).
+    Unsupported,
 }
 
 /// An error carried over the wire.
@@ -302,6 +310,27 @@ pub enum ClientMessage {
         /// The token.
         token: String,
     },
+    /// Apply writes atomically if every condition holds, checked in the same transaction;
+    /// answered with `Done` or `ConditionFailed`. Needs
+    /// [`FEATURE_CONDITIONS`](crate::condition::FEATURE_CONDITIONS).
+    Conditional {
+        /// Request id.
+        id: u64,
+        /// The conditions, all of which must hold.
+        conditions: Vec<Condition>,
+        /// The writes, in order.
+        ops: Vec<BatchOp>,
+    },
+    /// Add `by` to the counter at `key` on the server; answered with `Counter`. Needs
+    /// [`FEATURE_CONDITIONS`](crate::condition::FEATURE_CONDITIONS).
+    Increment {
+        /// Request id.
+        id: u64,
+        /// The counter's key.
+        key: Bytes,
+        /// What to add (may be negative).
+        by: i64,
+    },
 }
 
 /// Messages from server to client.
@@ -378,5 +407,21 @@ pub enum ServerMessage {
         id: u64,
         /// `(name, value)` pairs.
         stats: Vec<(String, u64)>,
+    },
+    /// Answer to `Conditional`: a condition failed and nothing was applied.
+    ConditionFailed {
+        /// Request id.
+        id: u64,
+        /// The position of the failed condition.
+        index: u32,
+        /// Its key's value when it was checked.
+        current: Option<Bytes>,
+    },
+    /// Answer to `Increment`: the counter's new value.
+    Counter {
+        /// Request id.
+        id: u64,
+        /// The value after the increment.
+        value: i64,
     },
 }

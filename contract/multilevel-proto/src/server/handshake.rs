@@ -48,6 +48,7 @@ impl ServerConnection {
             return Err(ServerError::VersionMismatch { client: hello.version, server: PROTOCOL_VERSION });
         }
         self.client_max_frame = hello.max_frame;
+        self.features = hello.features & crate::condition::SUPPORTED_FEATURES;
         if self.config.tokens.is_some() {
             self.phase = Phase::AwaitingAuth { session: hello.session };
             return Ok(());
@@ -83,7 +84,7 @@ impl ServerConnection {
         self.send(&ServerMessage::Hello(ServerHello {
             magic: MAGIC,
             version: PROTOCOL_VERSION,
-            features: 0,
+            features: self.features,
             max_frame: self.config.max_frame,
             max_key_size: self.config.max_key_size,
             max_in_flight: self.config.max_in_flight,

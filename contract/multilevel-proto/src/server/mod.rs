@@ -34,10 +34,11 @@ pub use event::{OpId, ServerEvent};
 use iter::{ServerIterator, Step};
 use scheduler::Scheduler;
 
+use crate::condition::{Condition, ConditionFailed, FEATURE_CONDITIONS};
 use crate::frame::FrameDecoder;
 use crate::message::{
-    ClientMessage, ErrorCode, Goodbye, GoodbyeReason, RemoteError, ServerMessage, SessionId, decode_client, encode,
-    encode_within,
+    BatchOp, ClientMessage, ErrorCode, Goodbye, GoodbyeReason, RemoteError, ServerMessage, SessionId, decode_client,
+    encode, encode_within,
 };
 use crate::store::{Outcome, StoreError, StoreRequest, WriteOp, WriteRequest};
 use crate::sublevel::SublevelPrefix;
@@ -84,6 +85,8 @@ pub struct ServerConnection {
     /// The sublevel the client's token is limited to (the root when it is not).
     scope: SublevelPrefix,
     last_request_id: u64,
+    /// The optional features both sides announced (see [`crate::condition`]).
+    features: u64,
     iterators: BTreeMap<u64, ServerIterator>,
     last_input: Instant,
     error: Option<ServerError>,
@@ -103,6 +106,7 @@ impl ServerConnection {
             reading_bytes: 0,
             client_max_frame: u32::MAX,
             last_request_id: 0,
+            features: 0,
             iterators: BTreeMap::new(),
             last_input: now,
             error: None,
@@ -231,6 +235,22 @@ impl ServerConnection {
                     self.enqueue_write(id, WriteOp::Clear { range, reverse, limit });
                 }
             }
+            ClientMessage::Conditional { id, conditions, ops } => {
+                self.check_id(id)?;
+                let keys = || conditions.iter().map(Condition::key).chain(ops.iter().map(BatchOp::key));
+                // A condition reads its key and a failed one answers its value: scoped like a get.
+                if self.check_conditions_feature(id) && self.check_keys(id, keys()) && self.check_scope_keys(id, keys())
+                {
+                    self.enqueue_write(id, WriteOp::Conditional { conditions, ops });
+                }
+            }
+            ClientMessage::Increment { id, key, by } => {
+                self.check_id(id)?;
+                if self.check_conditions_feature(id) && self.check_keys(id, [&key]) && self.check_scope_keys(id, [&key])
+                {
+                    self.enqueue_write(id, WriteOp::Increment { key, by });
+                }
+            }
             ClientMessage::IterOpen { id, options, credit } => {
                 if self.iterators.contains_key(&id) {
                     return Err(ServerError::IteratorIdInUse(id));
@@ -290,6 +310,18 @@ impl ServerConnection {
         }
         self.last_request_id = id;
         Ok(())
+    }
+
+    /// Answers a conditional write or increment from a client that did not announce them with
+    /// an error; returns whether it may go on.
+    fn check_conditions_feature(&mut self, id: u64) -> bool {
+        if self.features & FEATURE_CONDITIONS != 0 {
+            return true;
+        }
+        let message =
+            "conditional writes and increments need the conditions feature, which the client's hello did not announce";
+        self.send(&ServerMessage::Error { id, error: RemoteError::new(ErrorCode::Unsupported, message) });
+        false
     }
 
     /// Answers an oversized key with an error; returns whether all keys are acceptable.
@@ -375,6 +407,10 @@ impl ServerConnection {
             (Pending::Get { id }, Ok(Outcome::Value(value))) => self.send(&ServerMessage::Value { id, value }),
             (Pending::GetMany { id }, Ok(Outcome::Values(values))) => self.send(&ServerMessage::Values { id, values }),
             (Pending::Write { id }, Ok(Outcome::Written)) => self.send(&ServerMessage::Done { id }),
+            (Pending::Write { id }, Ok(Outcome::Counter(value))) => self.send(&ServerMessage::Counter { id, value }),
+            (Pending::Write { id }, Ok(Outcome::ConditionFailed(ConditionFailed { index, current }))) => {
+                self.send(&ServerMessage::ConditionFailed { id, index, current });
+            }
             (Pending::Stats { id }, Ok(Outcome::Stats(stats))) => self.send(&ServerMessage::Stats { id, stats }),
             (
                 Pending::Get { id } | Pending::GetMany { id } | Pending::Write { id } | Pending::Stats { id },

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use crate::{BatchOp, IterOptions, Request, Response, WireEntry};
+use crate::{BatchOp, ConditionFailed, ErrorCode, IterOptions, Request, Response, WireEntry};
 
 /// The reference store.
 pub type Model = BTreeMap<Bytes, Bytes>;
@@ -16,6 +16,46 @@ pub type Model = BTreeMap<Bytes, Bytes>;
 ///
 /// If `request` is not a write (`Request::is_write`).
 pub fn apply_write(model: &mut Model, request: &Request) {
+    let _answer = write_answer(model, request);
+}
+
+/// Applies a write request to the model and returns what the store answers: a conditional
+/// write applies only if its conditions hold, an increment only on a counter.
+///
+/// # Panics
+///
+/// If `request` is not a write (`Request::is_write`).
+pub fn write_answer(model: &mut Model, request: &Request) -> Result<Response, ErrorCode> {
+    match request {
+        Request::Conditional { conditions, ops } => {
+            for (index, condition) in conditions.iter().enumerate() {
+                let current = model.get(condition.key()).cloned();
+                if !condition.holds(current.as_deref()) {
+                    let index = u32::try_from(index).expect("few conditions");
+                    return Ok(Response::ConditionFailed(ConditionFailed { index, current }));
+                }
+            }
+            apply_write(model, &Request::Batch { ops: ops.clone() });
+            return Ok(Response::Done);
+        }
+        Request::Increment { key, by } => {
+            let old = match model.get(key) {
+                None => 0,
+                Some(stored) => {
+                    let text = std::str::from_utf8(stored).map_err(|_| ErrorCode::NotANumber)?;
+                    let digits = text.strip_prefix('-').unwrap_or(text);
+                    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                        return Err(ErrorCode::NotANumber);
+                    }
+                    text.parse::<i64>().map_err(|_| ErrorCode::NotANumber)?
+                }
+            };
+            let new = old.checked_add(*by).ok_or(ErrorCode::NotANumber)?;
+            model.insert(key.clone(), Bytes::from(new.to_string()));
+            return Ok(Response::Counter(new));
+        }
+        _ => {}
+    }
     match request {
         Request::Put { key, value } => {
             model.insert(key.clone(), value.clone());
@@ -47,6 +87,7 @@ pub fn apply_write(model: &mut Model, request: &Request) {
         }
         _ => panic!("not a write: {request:?}"),
     }
+    Ok(Response::Done)
 }
 
 /// The answer a read request gets from the model.

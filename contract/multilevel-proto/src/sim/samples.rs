@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use crate::message::{ClientHello, Goodbye, MAGIC};
-use crate::{BatchOp, ClientMessage, GoodbyeReason, IterOptions, KeyRange, PROTOCOL_VERSION};
+use crate::{BatchOp, ClientMessage, Condition, GoodbyeReason, IterOptions, KeyRange, PROTOCOL_VERSION};
 
 /// Keys that make ordering bugs show: the empty key, keys that extend other keys, 0x00 and 0xff.
 pub const EDGE_KEYS: [&[u8]; 13] = [
@@ -33,7 +33,7 @@ pub fn client_messages() -> Vec<ClientMessage> {
         ClientMessage::Hello(ClientHello {
             magic: MAGIC,
             version: PROTOCOL_VERSION,
-            features: 0,
+            features: crate::FEATURE_CONDITIONS,
             session: 42,
             max_frame: 1 << 20,
         }),
@@ -54,6 +54,12 @@ pub fn client_messages() -> Vec<ClientMessage> {
         ClientMessage::IterClose { id: 7 },
         ClientMessage::Stats { id: 8 },
         ClientMessage::Auth { token: "0123456789abcdef".into() },
+        ClientMessage::Conditional {
+            id: 9,
+            conditions: vec![Condition::absent(b"a"), Condition::equals([0xff], b"old")],
+            ops: vec![BatchOp::Put { key: b(b"a"), value: b(b"1") }, BatchOp::Del { key: b(&[0xff]) }],
+        },
+        ClientMessage::Increment { id: 10, key: b(b"counter"), by: -2 },
         ClientMessage::Goodbye(Goodbye { reason: GoodbyeReason::Normal, message: "bye".into() }),
     ]
 }

@@ -102,6 +102,19 @@ pub(crate) struct DelArgs {
     pub(crate) shared: KeyOptions,
 }
 
+/// `multilevel incr`.
+#[derive(Debug, Args)]
+pub(crate) struct IncrArgs {
+    /// The key
+    pub(crate) key: String,
+    /// What to add
+    #[arg(default_value_t = 1, allow_negative_numbers = true)]
+    pub(crate) by: i64,
+    /// --hex, --sublevel and the connection.
+    #[command(flatten)]
+    pub(crate) shared: KeyOptions,
+}
+
 /// `multilevel stats`.
 #[derive(Debug, Args)]
 pub(crate) struct StatsArgs {

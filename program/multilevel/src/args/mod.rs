@@ -15,8 +15,8 @@ mod parse;
 mod serve;
 
 pub(crate) use client::{
-    ClearArgs, CountArgs, DelArgs, ExportArgs, Format, GetArgs, ImportArgs, MgetArgs, PutArgs, ScanArgs, StatsArgs,
-    StatsFormat, ValueFormat,
+    ClearArgs, CountArgs, DelArgs, ExportArgs, Format, GetArgs, ImportArgs, IncrArgs, MgetArgs, PutArgs, ScanArgs,
+    StatsArgs, StatsFormat, ValueFormat,
 };
 pub(crate) use connection::{ConnectArgs, Target};
 pub(crate) use keys::{HexArg, RangeArgs};
@@ -107,6 +107,9 @@ pub(crate) enum Command {
     Put(PutArgs),
     /// Delete KEY (deleting a missing key is not an error)
     Del(DelArgs),
+    /// Add BY (default 1, may be negative) to the counter at KEY on the server and print its
+    /// new value; counters are decimal text, a missing key counts as 0
+    Incr(IncrArgs),
     /// Print the entries of a key range, in key order: `key<TAB>value` per line
     Scan(ScanArgs),
     /// Print how many keys a range holds
@@ -152,6 +155,7 @@ impl Command {
             Command::Mget(args) => (&args.shared.scope, false),
             Command::Put(args) => (&args.shared.scope, false),
             Command::Del(args) => (&args.shared.scope, false),
+            Command::Incr(args) => (&args.shared.scope, false),
             Command::Count(args) => (&args.shared.scope, false),
             Command::Clear(args) => (&args.shared.scope, false),
             Command::Scan(args) => (&args.shared.scope, true),
