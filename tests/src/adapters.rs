@@ -126,7 +126,7 @@ pub enum AnyClient {
 }
 
 /// What the suite reads from an iterator: its entries, or the error it ended with.
-pub type Entries = Result<Vec<multilevel_proto::WireEntry>, CallError>;
+pub type Entries = Result<Vec<multilevel_proto::Entry>, CallError>;
 
 impl AnyClient {
     /// A client of `adapter` connecting to `addr` through `connector`-less TCP.

@@ -38,15 +38,13 @@ pub fn run(db: &AnyClient, adapter: Adapter, server: SocketAddr, what: &str) {
         db.batch(ops.collect()).unwrap();
     }
     let all: Vec<Bytes> = (0..2000).map(key).collect();
-    let keys = |entries: Vec<multilevel_proto::WireEntry>| -> Vec<Bytes> {
-        entries.into_iter().map(|e| e.key.unwrap()).collect()
-    };
+    let keys = |entries: Vec<multilevel_proto::Entry>| -> Vec<Bytes> { entries.into_iter().map(|e| e.key).collect() };
     assert_eq!(keys(db.scan(IterOptions::default(), None).unwrap()), all, "{what}");
     let reverse = IterOptions { reverse: true, limit: Some(700), ..IterOptions::default() };
     let expected: Vec<Bytes> = all.iter().rev().take(700).cloned().collect();
     assert_eq!(keys(db.scan(reverse, None).unwrap()), expected, "{what}");
     let values_only = db.scan(IterOptions { keys: false, ..IterOptions::default() }, None).unwrap();
-    assert!(values_only.iter().all(|e| e.key.is_none() && e.value.as_ref().unwrap().len() == 40));
+    assert!(values_only.iter().all(|e| e.key.is_empty() && e.value.len() == 40));
     let seeked = keys(db.scan(IterOptions::default(), Some((10, key(1990)))).unwrap());
     assert_eq!(seeked.len(), 20, "{what}: 10 entries, then 1990..2000");
     db.clear_with(KeyRange::all().gte(key(1000)), false, None).unwrap();

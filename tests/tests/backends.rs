@@ -80,8 +80,8 @@ impl Executor for DeferredConnection {
 
 impl BackendConnection for DeferredConnection {}
 
-fn keys(entries: &[multilevel_proto::WireEntry]) -> Vec<Bytes> {
-    entries.iter().map(|e| e.key.clone().unwrap_or_default()).collect()
+fn keys(entries: &[multilevel_proto::Entry]) -> Vec<Bytes> {
+    entries.iter().map(|e| e.key.clone()).collect()
 }
 
 /// The same operations, with the same answers, on any backend behind any server adapter.

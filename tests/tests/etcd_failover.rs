@@ -110,7 +110,7 @@ fn clients_lose_nothing_while_etcd_members_and_servers_fail() {
             let mut rounds = 0;
             while !stop.load(Ordering::Relaxed) {
                 let got = stall.time(|| db.scan(options.clone(), None)).expect("an iteration");
-                let keys: Vec<Bytes> = got.into_iter().map(|e| e.key.unwrap()).collect();
+                let keys: Vec<Bytes> = got.into_iter().map(|e| e.key).collect();
                 assert!(keys == want, "iteration {rounds} of shape {shape} is not exact");
                 entries.fetch_add(keys.len() as u64, Ordering::Relaxed);
                 rounds += 1;

@@ -49,8 +49,7 @@ fn a_client_fails_over_between_servers_of_one_backend() {
             model.insert(Bytes::from(key), Bytes::from(format!("v{i}")));
             if i % 100 == 99 {
                 let scanned = db.scan(IterOptions::default(), None).unwrap();
-                let got: BTreeMap<Bytes, Bytes> =
-                    scanned.into_iter().map(|e| (e.key.unwrap_or_default(), e.value.unwrap_or_default())).collect();
+                let got: BTreeMap<Bytes, Bytes> = scanned.into_iter().map(|e| (e.key, e.value)).collect();
                 assert_eq!(got, model, "{adapter:?}: an iterator after {i} writes");
             }
         }

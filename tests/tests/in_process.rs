@@ -80,7 +80,7 @@ fn two_processes_share_one_lmdb_store_directly() {
 
     // Every write of both processes is there once, through this process's client and iterator.
     let keys: Vec<_> = db.iter(IterOptions { values: false, ..IterOptions::default() }).unwrap().collect();
-    let keys: Vec<_> = keys.into_iter().map(|entry| entry.unwrap().key.unwrap()).collect();
+    let keys: Vec<_> = keys.into_iter().map(|entry| entry.unwrap().key).collect();
     let mut expected: Vec<_> =
         (0..WRITES).flat_map(|i| [format!("child/{i:04}"), format!("parent/{i:04}")]).collect::<Vec<_>>();
     expected.sort();

@@ -58,7 +58,7 @@ macro_rules! view {
                     }
                     let mut keys = Vec::new();
                     while let Some(entry) = it.$next()$(.$await)? {
-                        keys.push(entry?.key.unwrap_or_default());
+                        keys.push(entry?.key);
                     }
                     Ok(keys)
                 })

@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use multilevel_proto::{BatchOp, ClientOptions, IterOptions, KeyRange, WireEntry};
+use multilevel_proto::{BatchOp, ClientOptions, Entry, IterOptions, KeyRange};
 use multilevel_store::StoreOptions;
 use multilevel_tests::adapters::{ALL, Adapter, AnyClient, TestServer};
 use multilevel_tests::knob;
@@ -27,7 +27,7 @@ fn value(i: u32) -> Bytes {
 }
 
 /// What an iterator over the data range must yield: keys or values in order, from a seek on.
-fn expected(options: &IterOptions, seek: Option<(usize, u32)>) -> Vec<WireEntry> {
+fn expected(options: &IterOptions, seek: Option<(usize, u32)>) -> Vec<Entry> {
     let mut order: Vec<u32> = (0..ENTRIES).collect();
     if options.reverse {
         order.reverse();
@@ -43,7 +43,10 @@ fn expected(options: &IterOptions, seek: Option<(usize, u32)>) -> Vec<WireEntry>
         }
     }
     out.into_iter()
-        .map(|i| WireEntry { key: options.keys.then(|| key(i)), value: options.values.then(|| value(i)) })
+        .map(|i| Entry {
+            key: if options.keys { key(i) } else { Bytes::new() },
+            value: if options.values { value(i) } else { Bytes::new() },
+        })
         .collect()
 }
 

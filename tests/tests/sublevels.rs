@@ -34,7 +34,7 @@ macro_rules! view {
                     }
                     let mut keys = Vec::new();
                     while let Some(entry) = it.$next()$(.$await)? {
-                        keys.push(entry.unwrap().key.unwrap());
+                        keys.push(entry.unwrap().key);
                     }
                     keys
                 })

@@ -13,7 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let range = KeyRange::all().gte("fruit/").lt("fruit0");
     for entry in db.iter(IterOptions { range, ..IterOptions::default() })? {
         let entry = entry?;
-        println!("{:?} = {:?}", entry.key.unwrap_or_default(), entry.value.unwrap_or_default());
+        println!("{:?} = {:?}", entry.key, entry.value);
     }
     Ok(())
 }

@@ -12,15 +12,15 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use multilevel_proto::{
-    CallError, ClientOptions, ConnectionState, Endpoints, IterOptions, Request, Response, SublevelPrefix, WireEntry,
+    CallError, ClientOptions, ConnectionState, Endpoints, IterOptions, Request, Response, SublevelPrefix,
 };
 
 use crate::driver::{Handle, Shared, close};
 use crate::transport::Transport;
 use crate::views::{Batch, Iter, Sublevel};
 
-/// An iterator entry: key and value, each present if the iterator's options asked for it.
-pub type Entry = WireEntry;
+/// An iterator entry: a key and its value (see [`multilevel_proto::Entry`]).
+pub type Entry = multilevel_proto::Entry;
 
 /// Why an operation failed.
 pub type Error = CallError;

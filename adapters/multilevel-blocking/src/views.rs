@@ -110,7 +110,7 @@ impl Iter {
         let shared = self.client.shared();
         shared.block_on(|router, cx| router.poll_iterator_batch(self.id, max, &mut out, cx))?;
         shared.flush(); // credit for what was read
-        Ok(out)
+        Ok(out.into_iter().map(Entry::from).collect())
     }
 }
 
@@ -123,7 +123,7 @@ impl Iterator for Iter {
         if shared.lock().machine().wants_transmit() {
             shared.flush(); // credit, when due
         }
-        item.map(|r| r.map_err(Error::from))
+        item.map(|r| r.map(Entry::from).map_err(Error::from))
     }
 }
 

@@ -113,7 +113,7 @@ fn sigkill_and_restart_lose_nothing_and_apply_nothing_twice() {
                 let got: Vec<Bytes> = db
                     .iter(IterOptions { range, reverse, values: false, ..IterOptions::default() })
                     .unwrap()
-                    .map(|e| e.unwrap().key.unwrap())
+                    .map(|e| e.unwrap().key)
                     .collect();
                 assert_eq!(got.len(), expected.len(), "an iterator gained or lost entries");
                 assert!(got == expected, "an iterator's output differs from its range");
@@ -145,7 +145,7 @@ fn sigkill_and_restart_lose_nothing_and_apply_nothing_twice() {
                 ..IterOptions::default()
             })
             .unwrap()
-            .map(|e| e.unwrap().key.unwrap())
+            .map(|e| e.unwrap().key)
             .collect();
         assert_eq!(written.len() as u64, *batches, "writer {t}: acknowledged batches missing");
         let cursor = db.get(format!("cursor/{t}")).unwrap().unwrap();

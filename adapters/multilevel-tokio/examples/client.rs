@@ -21,7 +21,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut entries = db.iter(IterOptions { range, ..IterOptions::default() })?;
     while let Some(entry) = entries.next().await {
         let entry = entry?;
-        println!("{:?} = {:?}", entry.key.unwrap_or_default(), entry.value.unwrap_or_default());
+        println!("{:?} = {:?}", entry.key, entry.value);
     }
     Ok(())
 }

@@ -25,7 +25,7 @@ async fn start(options: StoreOptions) -> (Server, SocketAddr, TempDir) {
 }
 
 async fn keys(db: &Client, options: IterOptions) -> Vec<Bytes> {
-    db.iter(options).unwrap().map(|e| e.unwrap().key.unwrap()).collect().await
+    db.iter(options).unwrap().map(|e| e.unwrap().key).collect().await
 }
 
 fn b(s: &str) -> Bytes {
@@ -71,10 +71,10 @@ async fn iterator_seek_batches_and_shapes() {
     }
     let mut it = db.iter(IterOptions { keys: false, ..IterOptions::default() }).unwrap();
     let first = it.next().await.unwrap().unwrap();
-    assert_eq!((first.key, first.value), (None, Some(Bytes::from(vec![0]))));
+    assert_eq!(first.into_pair(), (Bytes::new(), Bytes::from(vec![0])));
     it.seek([40]);
     let batch = it.next_batch(5).await.unwrap();
-    assert_eq!(batch.iter().map(|e| e.value.clone().unwrap()[0]).collect::<Vec<_>>(), vec![40, 41, 42, 43, 44]);
+    assert_eq!(batch.iter().map(|e| e.value[0]).collect::<Vec<_>>(), vec![40, 41, 42, 43, 44]);
     let rest: Vec<_> = it.collect().await;
     assert_eq!(rest.len(), 5);
 }

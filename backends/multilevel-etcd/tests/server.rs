@@ -23,7 +23,7 @@ fn serve(backend: EtcdBackend) -> (std::net::SocketAddr, multilevel_blocking::Sh
 }
 
 fn keys(entries: &[multilevel_blocking::Entry]) -> Vec<Bytes> {
-    entries.iter().map(|e| e.key.clone().unwrap_or_default()).collect()
+    entries.iter().map(|e| e.key.clone()).collect()
 }
 
 #[test]

@@ -181,8 +181,8 @@ macro_rules! async_sublevel {
 #[macro_export]
 macro_rules! async_client {
     ($client:ident, $runtime:ty, $sublevel:ident) => {
-        /// An iterator entry: key and value, each present if the iterator's options asked for it.
-        pub type Entry = $crate::WireEntry;
+        /// An iterator entry: a key and its value (see [`multilevel_proto::Entry`]).
+        pub type Entry = $crate::Entry;
 
         /// A client of a multilevel server: `Clone + Send + Sync`; clones share one connection.
         #[derive(Clone)]
@@ -263,7 +263,7 @@ macro_rules! async_client {
             pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Entry>, $crate::CallError> {
                 let mut out = Vec::new();
                 std::future::poll_fn(|cx| self.0.poll_batch(cx, max, &mut out)).await?;
-                Ok(out)
+                Ok(out.into_iter().map(Entry::from).collect())
             }
         }
 
@@ -274,7 +274,7 @@ macro_rules! async_client {
                 self: std::pin::Pin<&mut Self>,
                 cx: &mut std::task::Context<'_>,
             ) -> std::task::Poll<Option<Self::Item>> {
-                self.get_mut().0.poll_next(cx)
+                self.get_mut().0.poll_next(cx).map(|item| item.map(|entry| entry.map(Entry::from)))
             }
         }
     };

@@ -84,6 +84,7 @@ pub mod client_api;
 pub mod condition;
 pub mod driver;
 pub mod endpoints;
+mod entry;
 pub mod frame;
 pub mod hooks;
 mod ids;
@@ -118,6 +119,7 @@ pub use client::{
 pub use condition::{Condition, ConditionFailed, FEATURE_CONDITIONS, WriteAnswer};
 pub use driver::{ClientDriver, Connector, DriverTask, Runtime};
 pub use endpoints::Endpoints;
+pub use entry::Entry;
 pub use frame::{FrameDecoder, FrameError};
 pub use machine::{Protocol, ServerMachine};
 pub use manylevel::ManyLevelServer;

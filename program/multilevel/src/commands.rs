@@ -246,6 +246,8 @@ async fn stream_entries(
     progress: &ProgressBar,
     mut write: impl FnMut(Option<&[u8]>, Option<&[u8]>) -> io::Result<()>,
 ) -> Result<u64, Failure> {
+    // The options say which half of each entry was asked for.
+    let (keys, values) = (options.keys, options.values);
     let mut iter = db.db.iter(options).map_err(|err| db.failure(err))?;
     let mut count = 0u64;
     loop {
@@ -254,7 +256,7 @@ async fn stream_entries(
             return Ok(count);
         }
         for entry in &batch {
-            write(entry.key.as_deref(), entry.value.as_deref()).map_err(Failure::output)?;
+            write(keys.then_some(&entry.key[..]), values.then_some(&entry.value[..])).map_err(Failure::output)?;
         }
         count += batch.len() as u64;
         progress.set_position(count);

@@ -40,7 +40,7 @@ fn b(s: &str) -> Bytes {
 }
 
 async fn keys(db: &Client, options: IterOptions) -> Vec<Bytes> {
-    db.iter(options).unwrap().map(|e| e.unwrap().key.unwrap()).collect().await
+    db.iter(options).unwrap().map(|e| e.unwrap().key).collect().await
 }
 
 pub async fn operations(spawn: impl Spawner) {
@@ -76,10 +76,10 @@ pub async fn iterators(spawn: impl Spawner) {
     let reverse = IterOptions { reverse: true, limit: Some(3), ..IterOptions::default() };
     assert_eq!(keys(&db, reverse).await, vec![Bytes::from(vec![49]), Bytes::from(vec![48]), Bytes::from(vec![47])]);
     let mut it = db.iter(IterOptions { keys: false, ..IterOptions::default() }).unwrap();
-    assert_eq!(it.next().await.unwrap().unwrap().value, Some(Bytes::from(vec![0])));
+    assert_eq!(it.next().await.unwrap().unwrap().value, Bytes::from(vec![0]));
     it.seek([45]);
     let batch = it.next_batch(3).await.unwrap();
-    assert_eq!(batch.iter().map(|e| e.value.clone().unwrap()[0]).collect::<Vec<_>>(), vec![45, 46, 47]);
+    assert_eq!(batch.iter().map(|e| e.value[0]).collect::<Vec<_>>(), vec![45, 46, 47]);
     assert_eq!(it.count().await, 2);
 }
 
@@ -126,7 +126,7 @@ pub async fn disconnect_and_resume(spawn: impl Spawner) {
     let mut got = Vec::new();
     let mut cuts = 0;
     while let Some(entry) = reverse.next().await {
-        got.push(entry.unwrap().key.unwrap());
+        got.push(entry.unwrap().key);
         if got.len() % 500 == 0 {
             cut();
             cuts += 1;

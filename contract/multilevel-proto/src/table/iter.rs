@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 
 use super::{TableError, encode_key};
-use crate::WireEntry;
+use crate::Entry;
 
 /// A typed table's iterator: the adapter's iterator `I` with each entry decoded as `T` (a
 /// `(K, V)` pair, a `K` or a `V`). An [`Iterator`] over a blocking client's iterator, a
@@ -14,7 +14,7 @@ use crate::WireEntry;
 /// iteration goes on after it. Closed (its server snapshot released) when dropped.
 pub struct TableIter<I, K, T> {
     inner: I,
-    decode: fn(WireEntry) -> Result<T, TableError>,
+    decode: fn(Entry) -> Result<T, TableError>,
     key: std::marker::PhantomData<fn(&K)>,
 }
 
@@ -26,7 +26,7 @@ pub trait SeekStored {
 
 impl<I, K, T> TableIter<I, K, T> {
     /// `inner`'s entries decoded by `decode`.
-    pub fn new(inner: I, decode: fn(WireEntry) -> Result<T, TableError>) -> Self {
+    pub fn new(inner: I, decode: fn(Entry) -> Result<T, TableError>) -> Self {
         Self { inner, decode, key: std::marker::PhantomData }
     }
 
@@ -50,7 +50,7 @@ impl<I, K, T> std::fmt::Debug for TableIter<I, K, T> {
 
 impl<I, K, T, E> Iterator for TableIter<I, K, T>
 where
-    I: Iterator<Item = Result<WireEntry, E>>,
+    I: Iterator<Item = Result<Entry, E>>,
     TableError: From<E>,
 {
     type Item = Result<T, TableError>;
@@ -63,7 +63,7 @@ where
 
 impl<I, K, T, E> Stream for TableIter<I, K, T>
 where
-    I: Stream<Item = Result<WireEntry, E>> + Unpin,
+    I: Stream<Item = Result<Entry, E>> + Unpin,
     TableError: From<E>,
 {
     type Item = Result<T, TableError>;

@@ -42,7 +42,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::{CallError, KeyRange, WireEntry};
+use crate::{CallError, Entry, KeyRange};
 
 pub use iter::{SeekStored, TableIter};
 pub use storekey;
@@ -195,21 +195,20 @@ where
     }
 
     /// A key and value of an iterator's entry.
-    pub fn pair(entry: WireEntry) -> Result<(K, V), TableError> {
-        let stored = entry.key.unwrap_or_default();
-        let key = Self::decode_key(&stored)?;
-        let value = Self::decode_value(Some(&stored), entry.value.as_deref().unwrap_or_default())?;
+    pub fn pair(entry: Entry) -> Result<(K, V), TableError> {
+        let key = Self::decode_key(&entry.key)?;
+        let value = Self::decode_value(Some(&entry.key), &entry.value)?;
         Ok((key, value))
     }
 
     /// The key of a keys-only iterator's entry.
-    pub fn key(entry: WireEntry) -> Result<K, TableError> {
-        Self::decode_key(&entry.key.unwrap_or_default())
+    pub fn key(entry: Entry) -> Result<K, TableError> {
+        Self::decode_key(&entry.key)
     }
 
     /// The value of a values-only iterator's entry.
-    pub fn value(entry: WireEntry) -> Result<V, TableError> {
-        Self::decode_value(None, entry.value.as_deref().unwrap_or_default())
+    pub fn value(entry: Entry) -> Result<V, TableError> {
+        Self::decode_value(None, &entry.value)
     }
 }
 

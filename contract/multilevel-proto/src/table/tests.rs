@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 #[cfg(feature = "json")]
 use super::Json;
 use super::{Postcard, TableCodec, TableError};
-use crate::WireEntry;
+use crate::Entry;
 
 /// Encoded keys sort as the keys do, and decode back to themselves.
 fn order_holds<K>(a: K, b: K) -> Result<(), TestCaseError>
@@ -100,12 +100,12 @@ fn json_values_are_text() {
 fn entries_that_do_not_decode_are_errors_naming_the_entry() {
     type Users = TableCodec<u32, User, Postcard>;
     let key = Users::encode_key(&7).unwrap();
-    let bad_value = WireEntry { key: Some(key.clone()), value: Some(Bytes::from_static(b"")) };
+    let bad_value = Entry { key: key.clone(), value: Bytes::from_static(b"") };
     match Users::pair(bad_value) {
         Err(TableError::DecodeValue { key: Some(at), codec: "postcard", .. }) => assert_eq!(at, key),
         other => panic!("{other:?}"),
     }
-    let bad_key = WireEntry { key: Some(Bytes::from_static(b"\x01")), value: None };
+    let bad_key = Entry { key: Bytes::from_static(b"\x01"), value: Bytes::new() };
     let err = Users::key(bad_key).unwrap_err();
     assert!(matches!(err, TableError::DecodeKey { .. }), "{err:?}");
     assert!(err.to_string().contains("is not a u32"), "{err}");

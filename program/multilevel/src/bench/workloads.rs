@@ -282,7 +282,7 @@ pub(super) async fn run_all(config: &BenchConfig, dir: &Path, report: &mut Repor
     while let Some(entry) = it.next().await {
         let entry = entry.map_err(io_err)?;
         entries += 1;
-        bytes += (entry.key.map_or(0, |k| k.len()) + entry.value.map_or(0, |v| v.len())) as u64;
+        bytes += (entry.key.len() + entry.value.len()) as u64;
     }
     let elapsed = start.elapsed();
     let mut f = Figure { name: "range iteration over TCP (entries/s)".into(), ..Figure::default() };
