@@ -401,6 +401,12 @@ impl ServerConnection {
             self.reading_bytes -= bytes;
         }
         if self.phase == Phase::Closed {
+            // An open still in flight when the connection closed took a snapshot nobody will
+            // read (its iterator's close may have reached the store first): release it.
+            // Closing an iterator twice is harmless.
+            if let (Pending::OpenIterator { id }, Ok(Outcome::IteratorOpened)) = (&pending, &result) {
+                self.scheduler.close_iterator(*id);
+            }
             return Ok(());
         }
         match (pending, result) {
