@@ -55,6 +55,11 @@ impl ServerIterator {
         self.open = true;
     }
 
+    /// Whether the store has taken its snapshot.
+    pub(super) fn is_open(&self) -> bool {
+        self.open
+    }
+
     /// Moves to a new position, given as the range left to visit (the client clips its
     /// original range at the seek target), with a fresh limit and credit.
     pub(super) fn seek(&mut self, epoch: u32, range: KeyRange, limit: Option<u64>, credit: u64) {

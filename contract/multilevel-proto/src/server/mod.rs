@@ -23,7 +23,7 @@ mod iter;
 pub(crate) mod scheduler;
 mod scope;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -88,6 +88,9 @@ pub struct ServerConnection {
     /// The optional features both sides announced (see [`crate::condition`]).
     features: u64,
     iterators: BTreeMap<u64, ServerIterator>,
+    /// Iterators closed while their open was in flight: each still holds a place under
+    /// `max_iterators` until the open completes and its snapshot is released.
+    closing: BTreeSet<u64>,
     last_input: Instant,
     error: Option<ServerError>,
 }
@@ -108,6 +111,7 @@ impl ServerConnection {
             last_request_id: 0,
             features: 0,
             iterators: BTreeMap::new(),
+            closing: BTreeSet::new(),
             last_input: now,
             error: None,
         }
@@ -252,10 +256,10 @@ impl ServerConnection {
                 }
             }
             ClientMessage::IterOpen { id, options, credit } => {
-                if self.iterators.contains_key(&id) {
+                if self.iterators.contains_key(&id) || self.closing.contains(&id) {
                     return Err(ServerError::IteratorIdInUse(id));
                 }
-                if self.iterators.len() >= self.config.max_iterators as usize {
+                if self.iterators.len() + self.closing.len() >= self.config.max_iterators as usize {
                     let message = format!("at most {} iterators may be open per connection", self.config.max_iterators);
                     self.send(&ServerMessage::IterError {
                         id,
@@ -281,8 +285,7 @@ impl ServerConnection {
                     // Closed already: nothing to answer.
                 } else if let Some(error) = self.out_of_scope_range(&range, "seek") {
                     // The iterator is finished: it was told it may not go there.
-                    self.iterators.remove(&id);
-                    self.scheduler.close_iterator(id);
+                    self.forget_iterator(id);
                     self.send(&ServerMessage::IterError { id, error });
                 } else if let Some(iter) = self.iterators.get_mut(&id) {
                     iter.seek(epoch, range, limit, credit);
@@ -294,11 +297,7 @@ impl ServerConnection {
                 self.check_id(id)?;
                 self.enqueue(Pending::Stats { id }, StoreRequest::Stats);
             }
-            ClientMessage::IterClose { id } => {
-                if self.iterators.remove(&id).is_some() {
-                    self.scheduler.close_iterator(id);
-                }
-            }
+            ClientMessage::IterClose { id } => self.forget_iterator(id),
         }
         self.scheduler.dispatch();
         Ok(())
@@ -405,6 +404,7 @@ impl ServerConnection {
             // read (its iterator's close may have reached the store first): release it.
             // Closing an iterator twice is harmless.
             if let (Pending::OpenIterator { id }, Ok(Outcome::IteratorOpened)) = (&pending, &result) {
+                self.closing.remove(id);
                 self.scheduler.close_iterator(*id);
             }
             return Ok(());
@@ -430,6 +430,7 @@ impl ServerConnection {
                     self.read_next_batch(id);
                 } else {
                     // Closed while its open waited in the queue: release the snapshot just taken.
+                    self.closing.remove(&id);
                     self.scheduler.close_iterator(id);
                 }
             }
@@ -437,6 +438,7 @@ impl ServerConnection {
                 self.handle_batch(id, epoch, entries, exhausted);
             }
             (Pending::OpenIterator { id } | Pending::ReadBatch { id, .. }, Err(err)) => {
+                self.closing.remove(&id); // a failed open took no snapshot
                 if self.iterators.remove(&id).is_some() {
                     self.scheduler.close_iterator(id);
                     self.send(&ServerMessage::IterError { id, error: err.to_remote() });
@@ -454,6 +456,7 @@ impl ServerConnection {
                 };
                 let error = RemoteError::new(ErrorCode::Internal, message);
                 if matches!(pending, Pending::OpenIterator { .. } | Pending::ReadBatch { .. }) {
+                    self.closing.remove(&id);
                     self.iterators.remove(&id);
                     self.scheduler.close_iterator(id);
                     self.send(&ServerMessage::IterError { id, error });
@@ -536,6 +539,18 @@ impl ServerConnection {
         self.close(reason, &err.to_string());
         self.error = Some(err.clone());
         err
+    }
+
+    /// Forgets iterator `id` and releases its snapshot: now if the store has taken it, else
+    /// when its open completes (until then it keeps its place under `max_iterators`, so the
+    /// snapshots held never exceed the limit).
+    fn forget_iterator(&mut self, id: u64) {
+        let Some(iter) = self.iterators.remove(&id) else { return };
+        if iter.is_open() {
+            self.scheduler.close_iterator(id);
+        } else {
+            self.closing.insert(id);
+        }
     }
 
     fn release_iterators(&mut self) {
