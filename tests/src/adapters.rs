@@ -141,6 +141,18 @@ impl AnyClient {
         }
     }
 
+    /// A client of `adapter` given several addresses of one database, tried in turn.
+    pub fn connect_any(adapter: Adapter, addrs: Vec<SocketAddr>, options: ClientOptions) -> Self {
+        match adapter {
+            Adapter::Blocking => AnyClient::Blocking(multilevel_blocking::Client::tcp_any(addrs, options)),
+            Adapter::Tokio => {
+                let _guard = runtime().enter();
+                AnyClient::Tokio(multilevel_tokio::Client::tcp_any(addrs, options))
+            }
+            Adapter::Smol => AnyClient::Smol(multilevel_async_std::Client::tcp_any(addrs, options, smol_spawn)),
+        }
+    }
+
     /// Where the client's connection stands.
     pub fn state(&self) -> multilevel_proto::ConnectionState {
         match self {

@@ -127,17 +127,7 @@ fn conditional_writes_on_every_client_over_etcd() {
 
 /// A retrying client of `adapter` given several addresses.
 fn client(adapter: Adapter, addrs: Vec<SocketAddr>) -> AnyClient {
-    let options = ClientOptions::default().retry(true);
-    match adapter {
-        Adapter::Blocking => AnyClient::Blocking(multilevel_blocking::Client::tcp_any(addrs, options)),
-        Adapter::Tokio => {
-            let _guard = runtime().enter();
-            AnyClient::Tokio(multilevel_tokio::Client::tcp_any(addrs, options))
-        }
-        Adapter::Smol => {
-            AnyClient::Smol(multilevel_async_std::Client::tcp_any(addrs, options, |task| smol::spawn(task).detach()))
-        }
-    }
+    multilevel_tests::adapters::AnyClient::connect_any(adapter, addrs, ClientOptions::default().retry(true))
 }
 
 /// Two servers of one backend, each behind a proxy that cuts connections every few hundred

@@ -7,24 +7,13 @@ use std::collections::{BTreeMap, HashSet};
 
 use bytes::Bytes;
 use multilevel_proto::{ClientOptions, IterOptions, MemoryBackend, MemoryStore};
-use multilevel_tests::adapters::{ALL, Adapter, BackendServer, runtime};
+use multilevel_tests::adapters::{ALL, Adapter, BackendServer};
 use multilevel_tests::knob;
 use multilevel_tests::proxy::CuttingProxy;
 
 /// A retrying client of `adapter` given several addresses.
 fn client(adapter: Adapter, addrs: Vec<std::net::SocketAddr>) -> multilevel_tests::adapters::AnyClient {
-    use multilevel_tests::adapters::AnyClient;
-    let options = ClientOptions::default().retry(true);
-    match adapter {
-        Adapter::Blocking => AnyClient::Blocking(multilevel_blocking::Client::tcp_any(addrs, options)),
-        Adapter::Tokio => {
-            let _guard = runtime().enter();
-            AnyClient::Tokio(multilevel_tokio::Client::tcp_any(addrs, options))
-        }
-        Adapter::Smol => {
-            AnyClient::Smol(multilevel_async_std::Client::tcp_any(addrs, options, |task| smol::spawn(task).detach()))
-        }
-    }
+    multilevel_tests::adapters::AnyClient::connect_any(adapter, addrs, ClientOptions::default().retry(true))
 }
 
 #[test]
