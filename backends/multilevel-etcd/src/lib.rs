@@ -515,6 +515,10 @@ impl Executor for EtcdConnection {
                     iter::read_batch(&shared, &mut state, &read).await
                 })
             }
+            // TODO(watch): etcd's watch.
+            StoreRequest::OpenWatch { .. } | StoreRequest::ReadChanges(_) => {
+                Execution::Ready(Err(StoreError::Internal("watches are not implemented on etcd yet".into())))
+            }
         }
     }
 

@@ -67,6 +67,10 @@ impl ConnectionStore {
                 }
             },
             StoreRequest::Stats => self.store().stats().map(|stats| Outcome::Stats(stats.pairs())),
+            // TODO(watch): the LMDB change log.
+            StoreRequest::OpenWatch { .. } | StoreRequest::ReadChanges(_) => {
+                Err(StoreError::Internal("watches are not implemented on LMDB yet".into()))
+            }
             StoreRequest::Write(write) => {
                 let done: Done = Box::new(done);
                 return if self.inner.send(Job::Write(write, done)) {

@@ -57,6 +57,7 @@ fn drive(client: &mut Client, conn: &mut Connection, store: &mut MemoryStore, no
                     conn.server.handle_outcome(op, result, now).expect("a well-behaved client");
                 }
                 ServerEvent::CloseIterator { iterator } => conn.snapshots.close(iterator),
+                ServerEvent::CloseWatch { .. } => {}
             }
             progress = true;
         }

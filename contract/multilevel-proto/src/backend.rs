@@ -64,6 +64,14 @@ pub trait Executor {
 
     /// Releases an iterator's snapshot (`ServerEvent::CloseIterator`). Unknown ids are ignored.
     fn close_iterator(&mut self, iterator: u64);
+
+    /// Ends a watch (`ServerEvent::CloseWatch`): a `ReadChanges` of it still waiting for a
+    /// commit is answered at once, with no events, and whatever the backend keeps for the
+    /// watch is released. Unknown ids are ignored. The default does nothing, for backends
+    /// whose reads never wait.
+    fn close_watch(&mut self, watch: u64) {
+        let _ = watch;
+    }
 }
 
 /// One connection's view of a [`Backend`]. `Send`, so a connection's task or thread owns it;

@@ -36,7 +36,7 @@ use crate::store::StoreError;
 pub const FEATURE_CONDITIONS: u64 = 1 << 0;
 
 /// Every optional feature this crate speaks.
-pub const SUPPORTED_FEATURES: u64 = FEATURE_CONDITIONS;
+pub const SUPPORTED_FEATURES: u64 = FEATURE_CONDITIONS | crate::change::FEATURE_WATCH;
 
 /// A condition on one key, checked atomically with a batch's writes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -79,6 +79,8 @@
 pub mod auth;
 pub mod backend;
 pub mod backoff;
+pub mod change;
+pub mod change_log;
 pub mod client;
 pub mod client_api;
 pub mod condition;
@@ -112,9 +114,10 @@ pub use serde as __serde;
 
 pub use auth::{Grant, Role, Tokens, TokensError};
 pub use backoff::Backoff;
+pub use change::{Change, ChangeEvent, ChangeRead, Cursor, FEATURE_WATCH, WatchOptions, WatchStart};
 pub use client::{
     CallError, Client, ClientConfig, ClientEvent, ClientOptions, ConnectFailure, ConnectionError, ConnectionState,
-    ErrorKind, IssueError, IterPoll, Request, RequestError, Response,
+    ErrorKind, IssueError, IterPoll, Request, RequestError, Response, WatchPoll,
 };
 pub use condition::{Condition, ConditionFailed, FEATURE_CONDITIONS, WriteAnswer};
 pub use driver::{ClientDriver, Connector, DriverTask, Runtime};

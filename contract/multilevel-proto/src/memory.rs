@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 
 use crate::backend::{Backend, BackendConnection, Completions, Execution, Executor};
+use crate::change::{Change, ChangeRead, Cursor};
+use crate::change_log::ChangeLog;
 use crate::condition::{WriteAnswer, encode_counter, first_failure, increment};
 use crate::hooks::Hooks;
 use crate::message::{BatchOp, NO_REPLAY_SESSION, SessionId};
@@ -30,6 +32,7 @@ pub struct MemoryStore {
     handled: Vec<(SessionId, u64)>,
     readonly: bool,
     hooks: Hooks,
+    changes: ChangeLog,
 }
 
 /// The iterator snapshots of one connection.
@@ -60,12 +63,53 @@ impl MemorySnapshots {
 #[derive(Debug, Clone, Default)]
 pub struct MemoryBackend {
     store: Arc<Mutex<MemoryStore>>,
+    waiting: Arc<Mutex<Waiting>>,
+}
+
+/// Watch reads waiting for a commit, of every connection.
+#[derive(Default)]
+struct Waiting {
+    next_connection: u64,
+    reads: Vec<WaitingRead>,
+}
+
+struct WaitingRead {
+    connection: u64,
+    watch: u64,
+    op: OpId,
+    from: Cursor,
+    completions: Arc<dyn Completions>,
+}
+
+impl std::fmt::Debug for Waiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Waiting").field("reads", &self.reads.len()).finish_non_exhaustive()
+    }
+}
+
+impl WaitingRead {
+    /// Answers the read with no events: the machine reads again, and finds what is new.
+    fn wake(self) {
+        self.completions.complete(self.op, Ok(Outcome::Changes { events: Vec::new(), next: self.from }));
+    }
 }
 
 impl MemoryBackend {
     /// A backend serving `store`.
     pub fn new(store: MemoryStore) -> Self {
-        Self { store: Arc::new(Mutex::new(store)) }
+        Self { store: Arc::new(Mutex::new(store)), waiting: Arc::default() }
+    }
+
+    fn waiting(&self) -> MutexGuard<'_, Waiting> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the waiting reads that `matches` selects.
+    fn take_waiting(&self, matches: impl Fn(&WaitingRead) -> bool) -> Vec<WaitingRead> {
+        let mut waiting = self.waiting();
+        let (taken, kept) = std::mem::take(&mut waiting.reads).into_iter().partition(|read| matches(read));
+        waiting.reads = kept;
+        taken
     }
 
     /// The store, to look at or change it directly.
@@ -79,13 +123,20 @@ impl MemoryBackend {
 pub struct MemoryConnection {
     backend: MemoryBackend,
     snapshots: MemorySnapshots,
+    /// Tells this connection's waiting watch reads from those of others.
+    id: u64,
 }
 
 impl Backend for MemoryBackend {
     type Connection = MemoryConnection;
 
     fn connection(&self) -> MemoryConnection {
-        MemoryConnection { backend: self.clone(), snapshots: MemorySnapshots::default() }
+        let id = {
+            let mut waiting = self.waiting();
+            waiting.next_connection += 1;
+            waiting.next_connection
+        };
+        MemoryConnection { backend: self.clone(), snapshots: MemorySnapshots::default(), id }
     }
 
     fn server_config(&self) -> ServerConfig {
@@ -98,12 +149,53 @@ impl Backend for MemoryBackend {
 }
 
 impl Executor for MemoryConnection {
-    fn execute(&mut self, _op: OpId, request: StoreRequest, _completions: &Arc<dyn Completions>) -> Execution {
-        Execution::Ready(self.backend.store().execute(&mut self.snapshots, request))
+    fn execute(&mut self, op: OpId, request: StoreRequest, completions: &Arc<dyn Completions>) -> Execution {
+        let mut store = self.backend.store();
+        if let StoreRequest::ReadChanges(read) = &request {
+            return match store.read_changes(read) {
+                Ok(Some(outcome)) => Execution::Ready(Ok(outcome)),
+                Err(err) => Execution::Ready(Err(err)),
+                Ok(None) => {
+                    // Registered under the store's lock, so no commit slips in between.
+                    let waiting = WaitingRead {
+                        connection: self.id,
+                        watch: read.watch,
+                        op,
+                        from: read.from,
+                        completions: Arc::clone(completions),
+                    };
+                    self.backend.waiting().reads.push(waiting);
+                    Execution::Queued
+                }
+            };
+        }
+        let head = store.changes.head();
+        let result = store.execute(&mut self.snapshots, request);
+        let committed = store.changes.head() != head;
+        drop(store);
+        if committed {
+            self.backend.take_waiting(|_| true).into_iter().for_each(WaitingRead::wake);
+        }
+        Execution::Ready(result)
     }
 
     fn close_iterator(&mut self, iterator: u64) {
         self.snapshots.close(iterator);
+    }
+
+    fn close_watch(&mut self, watch: u64) {
+        let id = self.id;
+        self.backend
+            .take_waiting(|read| read.connection == id && read.watch == watch)
+            .into_iter()
+            .for_each(WaitingRead::wake);
+    }
+}
+
+impl Drop for MemoryConnection {
+    fn drop(&mut self) {
+        let id = self.id;
+        drop(self.backend.take_waiting(|read| read.connection == id));
     }
 }
 
@@ -160,7 +252,23 @@ impl MemoryStore {
                 let snapshot = snapshots.open.get(&read.iterator).ok_or(StoreError::UnknownIterator)?;
                 Ok(read_batch(snapshot, &read))
             }
+            StoreRequest::OpenWatch { start, .. } => self.changes.open(start),
+            // Never waits: with nothing new, a wake-up answer (no events, the same cursor).
+            StoreRequest::ReadChanges(read) => {
+                Ok(self.changes.read(&read)?.unwrap_or(Outcome::Changes { events: Vec::new(), next: read.from }))
+            }
         }
+    }
+
+    /// The store's change log, e.g. to set how much of it is kept.
+    pub fn change_log(&mut self) -> &mut ChangeLog {
+        &mut self.changes
+    }
+
+    /// Answers a `ReadChanges`, or `None` when it must wait for a commit (see
+    /// [`ChangeLog::read`]); [`execute`](Self::execute) answers those at once, with nothing.
+    pub fn read_changes(&self, read: &ChangeRead) -> Result<Option<Outcome>, StoreError> {
+        self.changes.read(read)
     }
 
     fn write(&mut self, write: WriteRequest) -> Result<WriteAnswer, StoreError> {
@@ -179,7 +287,8 @@ impl MemoryStore {
             evaluate(&self.data, write.op)
         });
         if let Ok(Some(op)) = outcome.as_ref().map(|(_, op)| op) {
-            apply(Arc::make_mut(&mut self.data), op.clone());
+            let changes = apply(Arc::make_mut(&mut self.data), op.clone());
+            self.changes.commit(changes);
             self.applied.push((write.session, write.request));
         }
         let outcome = outcome.map(|(answer, _)| answer);
@@ -209,23 +318,26 @@ fn evaluate(data: &Map, op: WriteOp) -> Result<(WriteAnswer, Option<WriteOp>), S
     }
 }
 
-fn apply(data: &mut Map, op: WriteOp) {
+/// Applies a plain write; returns its changes, in order (see [`crate::change`]).
+fn apply(data: &mut Map, op: WriteOp) -> Vec<Change> {
+    fn put(data: &mut Map, changes: &mut Vec<Change>, key: Bytes, value: Bytes) {
+        data.insert(key.clone(), value.clone());
+        changes.push(Change::Put { key, value });
+    }
+    fn del(data: &mut Map, changes: &mut Vec<Change>, key: Bytes) {
+        if data.remove(&key).is_some() {
+            changes.push(Change::Del { key });
+        }
+    }
+    let mut changes = Vec::new();
     match op {
-        WriteOp::Put { key, value } => {
-            data.insert(key, value);
-        }
-        WriteOp::Del { key } => {
-            data.remove(&key);
-        }
+        WriteOp::Put { key, value } => put(data, &mut changes, key, value),
+        WriteOp::Del { key } => del(data, &mut changes, key),
         WriteOp::Batch(ops) => {
             for op in ops {
                 match op {
-                    BatchOp::Put { key, value } => {
-                        data.insert(key, value);
-                    }
-                    BatchOp::Del { key } => {
-                        data.remove(&key);
-                    }
+                    BatchOp::Put { key, value } => put(data, &mut changes, key, value),
+                    BatchOp::Del { key } => del(data, &mut changes, key),
                 }
             }
         }
@@ -241,11 +353,13 @@ fn apply(data: &mut Map, op: WriteOp) {
             };
             for key in keys {
                 data.remove(&key);
+                changes.push(Change::Del { key });
             }
         }
         // `evaluate` turns these into the plain writes above.
         WriteOp::Conditional { .. } | WriteOp::Increment { .. } => {}
     }
+    changes
 }
 
 /// The entries of `range`, in order; empty for an empty range, on which `BTreeMap::range`

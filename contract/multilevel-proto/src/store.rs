@@ -17,6 +17,7 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::change::{ChangeEvent, ChangeRead, Cursor, WatchStart};
 use crate::condition::{Condition, ConditionFailed, WriteAnswer};
 use crate::message::{BatchOp, ErrorCode, RemoteError, SessionId};
 use crate::range::KeyRange;
@@ -131,6 +132,21 @@ pub enum StoreRequest {
     ReadBatch(BatchRead),
     /// Report counters. Answer [`Outcome::Stats`]; adapters may add their own (connections).
     Stats,
+    /// Start a watch: resolve where its feed starts. Answer [`Outcome::WatchOpened`] with the
+    /// cursor of the first change to deliver (for [`WatchStart::Now`], the start of the next
+    /// commit), or [`StoreError::Compacted`] when the start is older than the history kept.
+    /// Ordered like a read: a watch from now sees every write the connection made after it.
+    OpenWatch {
+        /// The watch's id, unique within the connection.
+        watch: u64,
+        /// Where it starts.
+        start: WatchStart,
+    },
+    /// Read a watch's next changes. Answer [`Outcome::Changes`], but only once there is a
+    /// commit at or after `from` (the read may wait, queued, for one to happen), or at once
+    /// with no events when [`Executor::close_watch`](crate::backend::Executor::close_watch)
+    /// closes the watch. [`StoreError::Compacted`] when `from` is older than the history kept.
+    ReadChanges(ChangeRead),
 }
 
 impl StoreRequest {
@@ -164,6 +180,18 @@ pub enum Outcome {
     Counter(i64),
     /// Answer to a `Conditional` write whose condition failed: nothing was applied.
     ConditionFailed(ConditionFailed),
+    /// Answer to `OpenWatch`: the first change the watch delivers.
+    WatchOpened(Cursor),
+    /// Answer to `ReadChanges`.
+    Changes {
+        /// The changes in the watched range, in commit order (see
+        /// [`select_changes`](crate::change::select_changes)).
+        events: Vec<ChangeEvent>,
+        /// Where the next read starts: past every change looked at, including those outside
+        /// the range. Equal to the read's `from` when nothing new was found (a wake-up: read
+        /// again).
+        next: Cursor,
+    },
 }
 
 impl From<WriteAnswer> for Outcome {
@@ -216,6 +244,14 @@ pub enum StoreError {
     /// applied.
     #[error("not a number: {0}")]
     NotANumber(String),
+    /// A watch asked for changes older than the history the store keeps.
+    #[error(
+        "the change history before position {oldest} is no longer kept (trimmed by the retention); re-read the range and watch from position {oldest} or later"
+    )]
+    Compacted {
+        /// The oldest position still available.
+        oldest: u64,
+    },
 }
 
 impl StoreError {
@@ -231,6 +267,7 @@ impl StoreError {
             StoreError::ReplayExpired { .. } => ErrorCode::ReplayExpired,
             StoreError::Internal(_) => ErrorCode::Internal,
             StoreError::NotANumber(_) => ErrorCode::NotANumber,
+            StoreError::Compacted { .. } => ErrorCode::Compacted,
         }
     }
 

@@ -17,6 +17,7 @@ fn run_store(server: &mut ServerConnection, store: &mut MemoryStore, snapshots: 
                 server.handle_outcome(op, result, now).unwrap();
             }
             ServerEvent::CloseIterator { iterator } => snapshots.close(iterator),
+            ServerEvent::CloseWatch { .. } => {}
         }
     }
     while server.poll_transmit().is_some() {}
@@ -111,6 +112,7 @@ fn an_answer_larger_than_the_client_accepts_is_not_sent() {
                         let _ = server.handle_outcome(op, result, now);
                     }
                     ServerEvent::CloseIterator { iterator } => snapshots.close(iterator),
+                    ServerEvent::CloseWatch { .. } => {}
                 }
             }
             while let Some(bytes) = server.poll_transmit() {

@@ -200,6 +200,7 @@ impl Harness {
                         let _ = self.server.handle_outcome(op, result, self.now);
                     }
                     ServerEvent::CloseIterator { iterator } => self.snapshots.close(iterator),
+                    ServerEvent::CloseWatch { .. } => {}
                 }
             }
             while let Some(bytes) = self.server.poll_transmit() {

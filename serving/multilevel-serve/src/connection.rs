@@ -213,6 +213,7 @@ impl<C: BackendConnection> ServedConnection<C> {
                         metrics.iterator_closed(iterator);
                         executor.close_iterator(iterator);
                     }
+                    ServerEvent::CloseWatch { watch } => executor.close_watch(watch),
                 }
                 next = machine.poll_event();
             }

@@ -72,10 +72,14 @@ pub(crate) enum Kind {
     IteratorOpen,
     IteratorNext,
     Stats,
+    WatchOpen,
+    /// A read of a watch's changes, which waits for a commit: its duration is how long the
+    /// feed was quiet, not a cost.
+    WatchRead,
 }
 
 impl Kind {
-    const ALL: [Kind; 11] = [
+    const ALL: [Kind; 13] = [
         Kind::Get,
         Kind::GetMany,
         Kind::Put,
@@ -87,6 +91,8 @@ impl Kind {
         Kind::IteratorOpen,
         Kind::IteratorNext,
         Kind::Stats,
+        Kind::WatchOpen,
+        Kind::WatchRead,
     ];
 
     pub(crate) fn of(request: &StoreRequest) -> Kind {
@@ -104,6 +110,8 @@ impl Kind {
             StoreRequest::OpenIterator { .. } => Kind::IteratorOpen,
             StoreRequest::ReadBatch(_) => Kind::IteratorNext,
             StoreRequest::Stats => Kind::Stats,
+            StoreRequest::OpenWatch { .. } => Kind::WatchOpen,
+            StoreRequest::ReadChanges(_) => Kind::WatchRead,
         }
     }
 
@@ -120,6 +128,8 @@ impl Kind {
             Kind::IteratorOpen => "iterator_open",
             Kind::IteratorNext => "iterator_next",
             Kind::Stats => "stats",
+            Kind::WatchOpen => "watch_open",
+            Kind::WatchRead => "watch_read",
         }
     }
 }

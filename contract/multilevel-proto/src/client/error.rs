@@ -37,6 +37,7 @@ impl CallError {
                 ErrorCode::OutOfScope => ErrorKind::OutOfScope,
                 ErrorCode::NotANumber => ErrorKind::NotANumber,
                 ErrorCode::Unsupported => ErrorKind::Unsupported,
+                ErrorCode::Compacted => ErrorKind::Compacted,
                 _ => ErrorKind::Server,
             },
             CallError::Request(RequestError::ConnectionLost) => ErrorKind::ConnectionLost,
@@ -45,6 +46,7 @@ impl CallError {
             CallError::Request(RequestError::Unauthenticated(_)) => ErrorKind::Unauthenticated,
             CallError::Request(RequestError::Unreachable(_)) => ErrorKind::Unreachable,
             CallError::Request(RequestError::NotMultilevel(_)) => ErrorKind::NotMultilevel,
+            CallError::Request(RequestError::Compacted { .. }) => ErrorKind::Compacted,
             CallError::UnexpectedResponse(_) => ErrorKind::Protocol,
         }
     }
@@ -117,6 +119,9 @@ pub enum ErrorKind {
     /// The server does not offer what the request needs (conditional writes with an older
     /// server).
     Unsupported,
+    /// A watch asked for changes older than the history the server keeps
+    /// ([`RequestError::Compacted`] names the oldest position available).
+    Compacted,
 }
 
 /// Why a request or iterator failed.
@@ -148,6 +153,13 @@ pub enum RequestError {
     /// Something answered that is not a multilevel server (another service on that port?).
     #[error("the peer is not a multilevel server: {0}")]
     NotMultilevel(String),
+    /// A watch asked for changes older than the history the server keeps. Re-read the range,
+    /// then watch from `oldest` or later (or from now).
+    #[error("the change history before position {oldest} is no longer kept; re-read the range and watch from there")]
+    Compacted {
+        /// The oldest position still available.
+        oldest: u64,
+    },
 }
 
 /// Why an attempt to open a transport to the server failed, as the adapter's connector
@@ -282,4 +294,10 @@ pub enum PeerMisbehaved {
     /// An iterator entry outside the range left to visit.
     #[error("an iterator entry outside the range left to visit")]
     IteratorOutsideRange,
+    /// Watch events out of order, or before the cursor the watch resumed at.
+    #[error("watch events out of order or repeated")]
+    WatchOutOfOrder,
+    /// A watch event for a key outside the watched range.
+    #[error("a watch event outside the watched range")]
+    WatchOutsideRange,
 }

@@ -27,6 +27,8 @@ mod options;
 mod output;
 mod request;
 mod timers;
+mod watch;
+mod watches;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
@@ -42,6 +44,9 @@ pub use iter::IterPoll;
 pub use options::ClientOptions;
 pub use request::{Request, Response};
 use request::{from_message, into_message, request_message};
+use watch::ClientWatch;
+pub use watch::WatchPoll;
+use watches::WatchMessage;
 
 use crate::condition::{ConditionFailed, FEATURE_CONDITIONS, SUPPORTED_FEATURES};
 use crate::frame::FrameDecoder;
@@ -90,6 +95,7 @@ pub struct Client {
     /// Pending requests with a deadline: when none has one, timers skip scanning `requests`.
     with_deadline: usize,
     iterators: BTreeMap<u64, ClientIterator>,
+    watches: BTreeMap<u64, ClientWatch>,
     server: Option<ServerHello>,
     last_heard: Instant,
     ping_outstanding: bool,
@@ -116,6 +122,7 @@ impl Client {
             requests: IdMap::default(),
             with_deadline: 0,
             iterators: BTreeMap::new(),
+            watches: BTreeMap::new(),
             server: None,
             last_heard: now,
             ping_outstanding: false,
@@ -202,7 +209,7 @@ impl Client {
 
     /// Whether the server of the current connection announced `feature`; true while there is
     /// no connection yet (the replay checks again once there is).
-    fn server_has(&self, feature: u64) -> bool {
+    pub(super) fn server_has(&self, feature: u64) -> bool {
         self.server.as_ref().is_none_or(|server| server.features & feature == feature)
     }
 
@@ -398,6 +405,17 @@ impl Client {
                     self.events.push_back(ClientEvent::IteratorReadable { id });
                 }
             }
+            ServerMessage::WatchOpened { id, cursor } => {
+                self.handle_watch_message(WatchMessage::Opened { id, cursor }).map_err(ConnectionError::Protocol)?;
+            }
+            ServerMessage::WatchData { id, events, next } => {
+                self.handle_watch_message(WatchMessage::Data { id, events, next })
+                    .map_err(ConnectionError::Protocol)?;
+            }
+            ServerMessage::WatchError { id, error, oldest } => {
+                self.handle_watch_message(WatchMessage::Error { id, error, oldest })
+                    .map_err(ConnectionError::Protocol)?;
+            }
         }
         Ok(())
     }
@@ -425,6 +443,7 @@ impl Client {
         let window = self.config.iterator_window;
         let mut ids: Vec<u64> = self.requests.keys().copied().collect();
         ids.extend(self.iterators.iter().filter(|(_, it)| it.needs_server()).map(|(id, _)| *id));
+        ids.extend(self.watches.iter().filter(|(_, watch)| watch.needs_server()).map(|(id, _)| *id));
         ids.sort_unstable();
         for id in ids {
             if let Some(pending) = self.requests.get(&id) {
@@ -447,6 +466,8 @@ impl Client {
             } else if let Some(iter) = self.iterators.get_mut(&id) {
                 let msg = iter.open_message(id, window);
                 self.send_iterator_frame(id, &msg);
+            } else {
+                self.reopen_watch(id);
             }
         }
         self.sent_pending = self.requests.len();
@@ -485,6 +506,9 @@ impl Client {
         for iter in self.iterators.values_mut() {
             iter.on_server = false;
         }
+        for watch in self.watches.values_mut() {
+            watch.on_server = false;
+        }
         if let Some(failure) = failure {
             self.fail_all(failure);
         }
@@ -502,6 +526,10 @@ impl Client {
                 iter.fail(error.clone());
                 self.events.push_back(ClientEvent::IteratorReadable { id: *id });
             }
+        }
+        let watches: Vec<u64> = self.watches.iter().filter(|(_, w)| w.needs_server()).map(|(id, _)| *id).collect();
+        for id in watches {
+            self.fail_watch(id, error.clone());
         }
     }
 

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::change::{ChangeEvent, Cursor, WatchStart};
 use crate::condition::Condition;
 use crate::range::KeyRange;
 
@@ -125,6 +126,9 @@ pub enum ErrorCode {
     /// The request needs a feature the peer did not announce in its hello (e.g. conditional
     /// writes with an older server).
     Unsupported,
+    /// A watch asked for changes older than the history the server keeps; the watch error
+    /// names the oldest position still available.
+    Compacted,
 }
 
 /// An error carried over the wire.
@@ -331,6 +335,34 @@ pub enum ClientMessage {
         /// What to add (may be negative).
         by: i64,
     },
+    /// Start a watch, or resume one after a reconnect at the cursor it reached. Needs
+    /// [`FEATURE_WATCH`](crate::change::FEATURE_WATCH). Watches share the id space and the
+    /// per-connection limit of iterators.
+    Watch {
+        /// Watch id (from the request id space).
+        id: u64,
+        /// The keys whose changes to deliver.
+        range: KeyRange,
+        /// Where to start.
+        start: WatchStart,
+        /// Deliver values.
+        values: bool,
+        /// Bytes of events (by [`ChangeEvent::cost`]) the server may send before it waits for
+        /// credit.
+        credit: u64,
+    },
+    /// Allow the server to send this many more bytes of a watch's events.
+    WatchCredit {
+        /// Watch id.
+        id: u64,
+        /// Extra bytes allowed.
+        bytes: u64,
+    },
+    /// Stop a watch.
+    WatchClose {
+        /// Watch id.
+        id: u64,
+    },
 }
 
 /// Messages from server to client.
@@ -423,5 +455,30 @@ pub enum ServerMessage {
         id: u64,
         /// The value after the increment.
         value: i64,
+    },
+    /// The watch started; its first change will be the one at `cursor`.
+    WatchOpened {
+        /// Watch id.
+        id: u64,
+        /// Where the feed starts (resolved from "now" if that was asked).
+        cursor: Cursor,
+    },
+    /// Events of a watch, or only its progress when `events` is empty.
+    WatchData {
+        /// Watch id.
+        id: u64,
+        /// The events, in commit order.
+        events: Vec<ChangeEvent>,
+        /// Where the feed continues: a resumed watch starts here.
+        next: Cursor,
+    },
+    /// The watch failed; it is closed.
+    WatchError {
+        /// Watch id.
+        id: u64,
+        /// Why.
+        error: RemoteError,
+        /// For [`ErrorCode::Compacted`]: the oldest position still available.
+        oldest: Option<u64>,
     },
 }

@@ -22,4 +22,10 @@ pub enum ServerEvent {
         /// The iterator's id.
         iterator: u64,
     },
+    /// End this watch ([`Executor::close_watch`](crate::backend::Executor::close_watch)); no
+    /// outcome is expected.
+    CloseWatch {
+        /// The watch's id.
+        watch: u64,
+    },
 }

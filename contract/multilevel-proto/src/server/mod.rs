@@ -22,6 +22,7 @@ mod handshake;
 mod iter;
 pub(crate) mod scheduler;
 mod scope;
+mod watch;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -33,6 +34,7 @@ pub use error::ServerError;
 pub use event::{OpId, ServerEvent};
 use iter::{ServerIterator, Step};
 use scheduler::Scheduler;
+use watch::ServerWatch;
 
 use crate::condition::{Condition, ConditionFailed, FEATURE_CONDITIONS};
 use crate::frame::FrameDecoder;
@@ -65,6 +67,8 @@ enum Pending {
     OpenIterator { id: u64 },
     ReadBatch { id: u64, epoch: u32, bytes: u64 },
     Stats { id: u64 },
+    OpenWatch { id: u64 },
+    ReadChanges { id: u64 },
 }
 
 /// The server state machine of one connection. See the [module docs](self) for how to drive it.
@@ -91,6 +95,7 @@ pub struct ServerConnection {
     /// Iterators closed while their open was in flight: each still holds a place under
     /// `max_iterators` until the open completes and its snapshot is released.
     closing: BTreeSet<u64>,
+    watches: BTreeMap<u64, ServerWatch>,
     last_input: Instant,
     error: Option<ServerError>,
 }
@@ -112,6 +117,7 @@ impl ServerConnection {
             features: 0,
             iterators: BTreeMap::new(),
             closing: BTreeSet::new(),
+            watches: BTreeMap::new(),
             last_input: now,
             error: None,
         }
@@ -256,10 +262,11 @@ impl ServerConnection {
                 }
             }
             ClientMessage::IterOpen { id, options, credit } => {
-                if self.iterators.contains_key(&id) || self.closing.contains(&id) {
+                if self.iterators.contains_key(&id) || self.closing.contains(&id) || self.has_watch(id) {
                     return Err(ServerError::IteratorIdInUse(id));
                 }
-                if self.iterators.len() + self.closing.len() >= self.config.max_iterators as usize {
+                if self.iterators.len() + self.closing.len() + self.watches.len() >= self.config.max_iterators as usize
+                {
                     let message = format!("at most {} iterators may be open per connection", self.config.max_iterators);
                     self.send(&ServerMessage::IterError {
                         id,
@@ -298,6 +305,14 @@ impl ServerConnection {
                 self.enqueue(Pending::Stats { id }, StoreRequest::Stats);
             }
             ClientMessage::IterClose { id } => self.forget_iterator(id),
+            ClientMessage::Watch { id, range, start, values, credit } => {
+                if self.iterators.contains_key(&id) || self.closing.contains(&id) || self.has_watch(id) {
+                    return Err(ServerError::IteratorIdInUse(id));
+                }
+                self.open_watch(id, range, start, values, credit);
+            }
+            ClientMessage::WatchCredit { id, bytes } => self.credit_watch(id, bytes),
+            ClientMessage::WatchClose { id } => self.close_watch(id),
         }
         self.scheduler.dispatch();
         Ok(())
@@ -407,6 +422,10 @@ impl ServerConnection {
                 self.closing.remove(id);
                 self.scheduler.close_iterator(*id);
             }
+            // The same for a watch whose open the backend finished after its close.
+            if let (Pending::OpenWatch { id }, Ok(Outcome::WatchOpened(_))) = (&pending, &result) {
+                self.scheduler.close_watch(*id);
+            }
             return Ok(());
         }
         match (pending, result) {
@@ -437,6 +456,11 @@ impl ServerConnection {
             (Pending::ReadBatch { id, epoch, .. }, Ok(Outcome::Batch { entries, exhausted })) => {
                 self.handle_batch(id, epoch, entries, exhausted);
             }
+            (Pending::OpenWatch { id }, Ok(Outcome::WatchOpened(cursor))) => self.watch_opened(id, cursor),
+            (Pending::ReadChanges { id }, Ok(Outcome::Changes { events, next })) => {
+                self.watch_changes(id, events, next);
+            }
+            (Pending::OpenWatch { id } | Pending::ReadChanges { id }, Err(err)) => self.watch_failed(id, &err),
             (Pending::OpenIterator { id } | Pending::ReadBatch { id, .. }, Err(err)) => {
                 self.closing.remove(&id); // a failed open took no snapshot
                 if self.iterators.remove(&id).is_some() {
@@ -452,10 +476,14 @@ impl ServerConnection {
                     | Pending::Write { id }
                     | Pending::OpenIterator { id }
                     | Pending::Stats { id }
-                    | Pending::ReadBatch { id, .. } => id,
+                    | Pending::ReadBatch { id, .. }
+                    | Pending::OpenWatch { id }
+                    | Pending::ReadChanges { id } => id,
                 };
                 let error = RemoteError::new(ErrorCode::Internal, message);
-                if matches!(pending, Pending::OpenIterator { .. } | Pending::ReadBatch { .. }) {
+                if matches!(pending, Pending::OpenWatch { .. } | Pending::ReadChanges { .. }) {
+                    self.watch_failed(id, &StoreError::Internal(error.message));
+                } else if matches!(pending, Pending::OpenIterator { .. } | Pending::ReadBatch { .. }) {
                     self.closing.remove(&id);
                     self.iterators.remove(&id);
                     self.scheduler.close_iterator(id);
@@ -513,6 +541,9 @@ impl ServerConnection {
         }
         let bytes = self.out.split().freeze();
         self.resume_iterators();
+        if self.phase != Phase::Closed {
+            self.resume_watches();
+        }
         Some(bytes)
     }
 
@@ -557,6 +588,7 @@ impl ServerConnection {
         for id in std::mem::take(&mut self.iterators).into_keys() {
             self.scheduler.close_iterator(id);
         }
+        self.release_watches();
         self.scheduler.clear_queue();
     }
 
@@ -577,6 +609,11 @@ impl ServerConnection {
                     self.scheduler.close_iterator(*id);
                 }
                 encode(&ServerMessage::IterError { id: *id, error }, &mut self.out);
+            }
+            ServerMessage::WatchData { id, .. } => {
+                // Only a single event over half the client's frame gets here.
+                self.close_watch(*id);
+                encode(&ServerMessage::WatchError { id: *id, error, oldest: None }, &mut self.out);
             }
             // The rest are small, unless a hook's rejection message is huge: cut it short.
             ServerMessage::Error { id, error: original } => {

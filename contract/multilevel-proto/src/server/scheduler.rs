@@ -109,6 +109,11 @@ impl<P> Scheduler<P> {
         self.events.push_back(ServerEvent::CloseIterator { iterator });
     }
 
+    /// Tells the adapter to end a watch.
+    pub(crate) fn close_watch(&mut self, watch: u64) {
+        self.events.push_back(ServerEvent::CloseWatch { watch });
+    }
+
     /// Drops the requests not yet handed to the store (the connection closed).
     pub(crate) fn clear_queue(&mut self) {
         self.queued.clear();

@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::{
-    Client, ClientConfig, ClientEvent, IterPoll, MemorySnapshots, MemoryStore, OpId, Request, RequestError, Response,
-    ServerConfig, ServerConnection, ServerEvent, StoreRequest,
+    Client, ClientConfig, ClientEvent, Cursor, IterPoll, MemorySnapshots, MemoryStore, OpId, Outcome, Request,
+    RequestError, Response, ServerConfig, ServerConnection, ServerEvent, StoreRequest,
 };
 
 /// A finished request: its result and how many writes the store had applied when it came back.
@@ -55,6 +55,8 @@ pub struct Sim {
     /// `(connection number, op, request)`. They apply in order, even after their connection
     /// was cut (their outcome then goes nowhere).
     writes: VecDeque<(usize, OpId, StoreRequest)>,
+    /// Watch reads of the current connection waiting for a commit: `(watch, op, from)`.
+    waiting_reads: Vec<(u64, OpId, Cursor)>,
 }
 
 impl Sim {
@@ -75,6 +77,7 @@ impl Sim {
             disconnect_events: 0,
             queue_available_events: 0,
             writes: VecDeque::new(),
+            waiting_reads: Vec::new(),
         }
     }
 
@@ -95,6 +98,7 @@ impl Sim {
         }
         self.server = Some(ServerConnection::new(self.server_config.clone(), self.now));
         self.snapshots = MemorySnapshots::default();
+        self.waiting_reads.clear();
         self.c2s.clear();
         self.s2c.clear();
         self.connects += 1;
@@ -108,6 +112,7 @@ impl Sim {
             return;
         }
         self.snapshots = MemorySnapshots::default();
+        self.waiting_reads.clear();
         self.c2s.clear();
         self.s2c.clear();
         self.client.handle_disconnected(self.now);
@@ -161,6 +166,14 @@ impl Sim {
                         ServerEvent::Store { op, request } if request.is_write() => {
                             self.writes.push_back((self.connects, op, request));
                         }
+                        ServerEvent::Store { op, request: StoreRequest::ReadChanges(read) } => {
+                            // A watch read waits for a commit, as a real backend's does.
+                            match self.store.read_changes(&read) {
+                                Ok(None) => self.waiting_reads.push((read.watch, op, read.from)),
+                                Ok(Some(outcome)) => drop(server.handle_outcome(op, Ok(outcome), self.now)),
+                                Err(err) => drop(server.handle_outcome(op, Err(err), self.now)),
+                            }
+                        }
                         ServerEvent::Store { op, request } => {
                             // Reads run inline, as the real adapters run them.
                             let result = self.store.execute(&mut self.snapshots, request);
@@ -168,6 +181,12 @@ impl Sim {
                             let _ = server.handle_outcome(op, result, self.now);
                         }
                         ServerEvent::CloseIterator { iterator } => self.snapshots.close(iterator),
+                        ServerEvent::CloseWatch { watch } => {
+                            let (woken, kept) =
+                                std::mem::take(&mut self.waiting_reads).into_iter().partition(|(id, ..)| *id == watch);
+                            self.waiting_reads = kept;
+                            wake_reads(server, woken, self.now);
+                        }
                     }
                 }
                 while self.s2c.len() < self.pipe_capacity {
@@ -225,11 +244,16 @@ impl Sim {
         let mut ran = 0;
         while ran < max {
             let Some((connection, op, request)) = self.writes.pop_front() else { break };
+            let head = self.store.change_log().head();
             let result = self.store.execute(&mut MemorySnapshots::default(), request);
-            if connection == self.connects
-                && let Some(server) = &mut self.server
-            {
-                let _ = server.handle_outcome(op, result, self.now);
+            let committed = self.store.change_log().head() != head;
+            if let Some(server) = &mut self.server {
+                if committed {
+                    wake_reads(server, std::mem::take(&mut self.waiting_reads), self.now);
+                }
+                if connection == self.connects {
+                    let _ = server.handle_outcome(op, result, self.now);
+                }
             }
             ran += 1;
             self.collect();
@@ -276,6 +300,13 @@ impl Sim {
             self.pump();
         }
         panic!("iterator {id} made no progress");
+    }
+}
+
+/// Answers waiting watch reads with no events, so the server reads again.
+fn wake_reads(server: &mut ServerConnection, reads: Vec<(u64, OpId, Cursor)>, now: Instant) {
+    for (_, op, from) in reads {
+        let _ = server.handle_outcome(op, Ok(Outcome::Changes { events: Vec::new(), next: from }), now);
     }
 }
 
