@@ -46,13 +46,14 @@ mod sublevel;
 mod table;
 mod transport;
 
-pub use client::{Client, Entry, Iter};
+pub use client::{Client, Entry, Iter, Watch};
 #[cfg(feature = "json")]
 pub use multilevel_proto::table::Json;
 pub use multilevel_proto::table::{Postcard, TableError, TableIter};
 pub use multilevel_proto::{
-    BatchOp, CallError as Error, ClientOptions, Condition, ConditionFailed, ConnectFailure, ConnectionError,
-    ConnectionState, ErrorCode, ErrorKind, IssueError, IterOptions, KeyRange, RemoteError, RequestError,
+    BatchOp, CallError as Error, Change, ChangeEvent, ClientOptions, Condition, ConditionFailed, ConnectFailure,
+    ConnectionError, ConnectionState, Cursor, ErrorCode, ErrorKind, IssueError, IterOptions, KeyRange, RemoteError,
+    RequestError, WatchOptions, WatchStart,
 };
 pub use multilevel_store::{Store, StoreOptions};
 pub use server::Server;

@@ -1,5 +1,5 @@
 //! Sublevels: views of the database under a name, with the whole client API.
 
-use crate::client::{Client, Iter};
+use crate::client::{Client, Iter, Watch};
 
-multilevel_proto::async_sublevel!(Client, Iter);
+multilevel_proto::async_sublevel!(Client, Iter, Watch);

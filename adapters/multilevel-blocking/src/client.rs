@@ -12,12 +12,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use multilevel_proto::{
-    CallError, ClientOptions, ConnectionState, Endpoints, IterOptions, Request, Response, SublevelPrefix,
+    CallError, ClientOptions, ConnectionState, Endpoints, IterOptions, Request, Response, SublevelPrefix, WatchOptions,
 };
 
 use crate::driver::{Handle, Shared, close};
 use crate::transport::Transport;
 use crate::views::{Batch, Iter, Sublevel};
+use crate::watch::Watch;
 
 /// An iterator entry: a key and its value (see [`multilevel_proto::Entry`]).
 pub type Entry = multilevel_proto::Entry;
@@ -133,6 +134,20 @@ impl Client {
         let id = self.shared().lock().open_iterator_in(sublevel, options)?;
         self.shared().flush();
         Ok(Iter { client: self.clone(), id })
+    }
+
+    /// Watches the changes to a range, in commit order, as an [`Iterator`] of
+    /// [`ChangeEvent`](multilevel_proto::ChangeEvent)s (see [`multilevel_proto::change`]): from
+    /// now on, or replaying the history the server keeps from a position. With retry on, it
+    /// resumes after a reconnect or a server restart exactly after the last event received.
+    pub fn watch(&self, options: WatchOptions) -> Result<Watch, Error> {
+        self.watch_in(&SublevelPrefix::root(), options)
+    }
+
+    pub(crate) fn watch_in(&self, sublevel: &SublevelPrefix, options: WatchOptions) -> Result<Watch, Error> {
+        let id = self.shared().lock().machine().open_watch_in(sublevel, options)?;
+        self.shared().flush();
+        Ok(Watch { client: self.clone(), id, failed: false })
     }
 
     /// A view of the keys under `name`, with this client's whole API; see [`Sublevel`].

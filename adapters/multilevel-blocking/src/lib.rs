@@ -39,14 +39,16 @@ mod transport;
 #[cfg(unix)]
 mod unix;
 mod views;
+mod watch;
 
 pub use client::{Client, Entry, Error};
 #[cfg(feature = "json")]
 pub use multilevel_proto::table::Json;
 pub use multilevel_proto::table::{Postcard, TableError, TableIter};
 pub use multilevel_proto::{
-    BatchOp, ClientOptions, Condition, ConditionFailed, ConnectFailure, ConnectionError, ConnectionState, ErrorCode,
-    ErrorKind, IssueError, IterOptions, KeyRange, RemoteError, RequestError,
+    BatchOp, Change, ChangeEvent, ClientOptions, Condition, ConditionFailed, ConnectFailure, ConnectionError,
+    ConnectionState, Cursor, ErrorCode, ErrorKind, IssueError, IterOptions, KeyRange, RemoteError, RequestError,
+    WatchOptions, WatchStart,
 };
 pub use multilevel_store::{Store, StoreOptions};
 pub use server::{Server, ShutdownHandle};
@@ -55,3 +57,4 @@ pub use transport::{Closer, Transport};
 #[cfg(unix)]
 pub use unix::{UnixBindError, bind_unix_replacing_stale};
 pub use views::{Batch, Iter, Sublevel};
+pub use watch::Watch;

@@ -31,6 +31,12 @@ impl Sublevel {
         Batch { client: &self.client, prefix: self.prefix.clone(), ops: Vec::new() }
     }
 
+    /// Watches changes to a range of this sublevel; keys come without the sublevel's prefix.
+    /// As [`Client::watch`] otherwise.
+    pub fn watch(&self, options: multilevel_proto::WatchOptions) -> Result<crate::Watch, Error> {
+        self.client.watch_in(&self.prefix, options)
+    }
+
     /// Iterates over a range of this sublevel; keys come without the sublevel's prefix, and
     /// seeks stay inside it. As [`Client::iter`] otherwise.
     pub fn iter(&self, options: IterOptions) -> Result<Iter, Error> {

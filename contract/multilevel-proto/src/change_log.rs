@@ -43,6 +43,11 @@ impl ChangeLog {
         self.head
     }
 
+    /// The commits kept, oldest first, with their positions.
+    pub fn commits(&self) -> impl Iterator<Item = (u64, &[Change])> {
+        self.commits.iter().map(|(position, changes)| (*position, &changes[..]))
+    }
+
     /// Records one commit, if it changed anything; returns its position.
     pub fn commit(&mut self, changes: Vec<Change>) -> Option<u64> {
         if changes.is_empty() {

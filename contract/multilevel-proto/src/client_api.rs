@@ -116,7 +116,7 @@ macro_rules! client_api {
 /// async-std/smol adapters invoke it in their `sublevel` module.
 #[macro_export]
 macro_rules! async_sublevel {
-    ($client:ty, $iter:ty) => {
+    ($client:ty, $iter:ty, $watch:ty) => {
         /// A view of the database holding the keys under a name, made by `Client::sublevel`: every
         /// read, write, clear and iterator stays inside it, and its keys never collide with a
         /// sibling's, whatever their bytes. Nestable ([`sublevel`](Self::sublevel)). Keys are stored
@@ -151,6 +151,12 @@ macro_rules! async_sublevel {
             /// seeks stay inside it. As `Client::iter` otherwise.
             pub fn iter(&self, options: $crate::IterOptions) -> Result<$iter, $crate::CallError> {
                 self.client.iter_in(&self.prefix, options)
+            }
+
+            /// Watches changes to a range of this sublevel; keys come without the sublevel's
+            /// prefix. As `Client::watch` otherwise.
+            pub fn watch(&self, options: $crate::WatchOptions) -> Result<$watch, $crate::CallError> {
+                self.client.watch_in(&self.prefix, options)
             }
 
             /// The sublevel `name` inside this one.
@@ -234,6 +240,23 @@ macro_rules! async_client {
                 self.driver.iter_in(sublevel, options).map(Iter)
             }
 
+            /// Watches the changes to a range, in commit order, as a
+            /// [`Stream`](futures_core::Stream) of [`ChangeEvent`](multilevel_proto::ChangeEvent)s
+            /// (see [`multilevel_proto::change`]): from now on, or replaying the history the
+            /// server keeps from a position. With retry on, it resumes after a reconnect or a
+            /// server restart exactly after the last event received: none missed, none repeated.
+            pub fn watch(&self, options: $crate::WatchOptions) -> Result<Watch, $crate::CallError> {
+                self.watch_in(&$crate::SublevelPrefix::root(), options)
+            }
+
+            pub(crate) fn watch_in(
+                &self,
+                sublevel: &$crate::SublevelPrefix,
+                options: $crate::WatchOptions,
+            ) -> Result<Watch, $crate::CallError> {
+                self.driver.watch_in(sublevel, options).map(Watch)
+            }
+
             /// A view of the keys under `name`, with this client's whole API; see [`Sublevel`](crate::Sublevel).
             pub fn sublevel(&self, name: impl AsRef<[u8]>) -> $sublevel {
                 $sublevel::new(self.clone(), $crate::SublevelPrefix::root().sublevel(name))
@@ -264,6 +287,31 @@ macro_rules! async_client {
                 let mut out = Vec::new();
                 std::future::poll_fn(|cx| self.0.poll_batch(cx, max, &mut out)).await?;
                 Ok(out.into_iter().map(Entry::from).collect())
+            }
+        }
+
+        /// An open watch, a [`Stream`](futures_core::Stream) of change events that ends only
+        /// after an error (the client closed, the server refused the watch, or the history it
+        /// asked for was trimmed); ended on the server when dropped.
+        #[derive(Debug)]
+        pub struct Watch($crate::WatchHandle<std::sync::Arc<$crate::ClientDriver<$runtime>>>);
+
+        impl Watch {
+            /// Where the watch would resume now, past every event received so far; see
+            /// [`WatchHandle::cursor`](multilevel_proto::WatchHandle::cursor).
+            pub fn cursor(&self) -> Option<$crate::Cursor> {
+                self.0.cursor()
+            }
+        }
+
+        impl futures_core::Stream for Watch {
+            type Item = Result<$crate::ChangeEvent, $crate::CallError>;
+
+            fn poll_next(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Option<Self::Item>> {
+                self.get_mut().0.poll_next(cx)
             }
         }
 

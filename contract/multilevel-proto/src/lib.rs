@@ -106,6 +106,7 @@ pub mod sim;
 pub mod store;
 pub mod sublevel;
 pub mod table;
+pub mod watch_handle;
 
 #[doc(hidden)]
 pub use bytes as __bytes;
@@ -137,3 +138,4 @@ pub use router::{ConnectionChange, IterHandle, Router, RouterHost};
 pub use server::{OpId, ServerConfig, ServerConnection, ServerError, ServerEvent};
 pub use store::{BatchRead, Outcome, StoreError, StoreRequest, WriteOp, WriteRequest};
 pub use sublevel::{SublevelPathError, SublevelPrefix};
+pub use watch_handle::WatchHandle;

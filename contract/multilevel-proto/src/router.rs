@@ -11,9 +11,10 @@ use std::sync::{Arc, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
+use crate::change::ChangeEvent;
 use crate::client::{
     CallError, Client, ClientEvent, ConnectionError, ConnectionState, IssueError, IterPoll, Request, RequestError,
-    Response,
+    Response, WatchPoll,
 };
 use crate::message::{IdMap, IterOptions, ServerHello, WireEntry};
 use crate::sublevel::SublevelPrefix;
@@ -182,6 +183,24 @@ impl Router {
     /// Closes iterator `id` and forgets its waker.
     pub fn close_iterator(&mut self, id: u64) {
         self.machine.close_iterator(id);
+        self.iterator_wakers.remove(&id);
+    }
+
+    /// The next event of watch `id`: `Pending` with `cx` registered while none has arrived.
+    pub fn poll_watch(&mut self, id: u64, cx: &mut Context<'_>) -> Poll<Result<ChangeEvent, RequestError>> {
+        match self.machine.watch_next(id) {
+            WatchPoll::Event(event) => Poll::Ready(Ok(event)),
+            WatchPoll::Pending => {
+                self.iterator_wakers.insert(id, cx.waker().clone());
+                Poll::Pending
+            }
+            WatchPoll::Error(err) => Poll::Ready(Err(err)),
+        }
+    }
+
+    /// Ends watch `id` and forgets its waker.
+    pub fn close_watch(&mut self, id: u64) {
+        self.machine.close_watch(id);
         self.iterator_wakers.remove(&id);
     }
 

@@ -22,11 +22,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::change::WatchOptions;
 use crate::client::{CallError, Client, ClientOptions, ConnectionState, Request, Response};
 use crate::message::IterOptions;
 use crate::reconnect::Reconnect;
 use crate::router::{ConnectionChange, IterHandle, Router, RouterHost};
 use crate::sublevel::SublevelPrefix;
+use crate::watch_handle::WatchHandle;
 
 use signal::Signal;
 use writer::Writer;
@@ -201,6 +203,15 @@ impl<R: Runtime> ClientDriver<R> {
         options: IterOptions,
     ) -> Result<IterHandle<Arc<Self>>, CallError> {
         IterHandle::open_in(Arc::clone(self), sublevel, options)
+    }
+
+    /// Starts a watch in a sublevel (the root for the whole database).
+    pub fn watch_in(
+        self: &Arc<Self>,
+        sublevel: &SublevelPrefix,
+        options: WatchOptions,
+    ) -> Result<WatchHandle<Arc<Self>>, CallError> {
+        WatchHandle::open_in(Arc::clone(self), sublevel, options)
     }
 
     /// Closes the client: pending requests fail with

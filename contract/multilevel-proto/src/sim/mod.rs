@@ -303,6 +303,34 @@ impl Sim {
     }
 }
 
+impl Sim {
+    /// Reads up to `max` events of a watch, pumping (and reconnecting if retry is on) while
+    /// none is buffered; stops early when nothing more arrives or the watch fails.
+    pub fn watch_events(&mut self, id: u64, max: usize) -> Result<Vec<crate::ChangeEvent>, RequestError> {
+        let mut events = Vec::new();
+        let mut idle = 0;
+        while events.len() < max && idle < 3 {
+            match self.client.watch_next(id) {
+                crate::WatchPoll::Event(event) => {
+                    events.push(event);
+                    idle = 0;
+                }
+                crate::WatchPoll::Error(err) => return if events.is_empty() { Err(err) } else { Ok(events) },
+                crate::WatchPoll::Pending => {
+                    idle += 1;
+                    self.collect();
+                    if !self.is_up() {
+                        self.connect();
+                    }
+                    self.pump();
+                }
+            }
+        }
+        self.collect();
+        Ok(events)
+    }
+}
+
 /// Answers waiting watch reads with no events, so the server reads again.
 fn wake_reads(server: &mut ServerConnection, reads: Vec<(u64, OpId, Cursor)>, now: Instant) {
     for (_, op, from) in reads {

@@ -33,7 +33,7 @@ pub fn client_messages() -> Vec<ClientMessage> {
         ClientMessage::Hello(ClientHello {
             magic: MAGIC,
             version: PROTOCOL_VERSION,
-            features: crate::FEATURE_CONDITIONS,
+            features: crate::FEATURE_CONDITIONS | crate::FEATURE_WATCH,
             session: 42,
             max_frame: 1 << 20,
         }),
@@ -60,6 +60,15 @@ pub fn client_messages() -> Vec<ClientMessage> {
             ops: vec![BatchOp::Put { key: b(b"a"), value: b(b"1") }, BatchOp::Del { key: b(&[0xff]) }],
         },
         ClientMessage::Increment { id: 10, key: b(b"counter"), by: -2 },
+        ClientMessage::Watch {
+            id: 11,
+            range: KeyRange::all().gte(b"a"),
+            start: crate::WatchStart::At(crate::Cursor { position: 3, index: 1 }),
+            values: true,
+            credit: 4096,
+        },
+        ClientMessage::WatchCredit { id: 11, bytes: 100 },
+        ClientMessage::WatchClose { id: 11 },
         ClientMessage::Goodbye(Goodbye { reason: GoodbyeReason::Normal, message: "bye".into() }),
     ]
 }
