@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use multilevel_proto::{CallError, ClientOptions, IterOptions, KeyRange, ServerConfig};
+use multilevel_proto::{CallError, ChangeEvent, ClientOptions, IterOptions, KeyRange, ServerConfig, WatchOptions};
 use multilevel_serve::{Backend, Serving};
 use multilevel_store::{Store, StoreOptions};
 use tempfile::TempDir;
@@ -315,5 +315,69 @@ impl AnyClient {
             AnyClient::Tokio(c) => runtime().block_on(async { collect!(c.iter(options)?, await) }),
             AnyClient::Smol(c) => smol::block_on(async { collect!(c.iter(options)?, await) }),
         }
+    }
+
+    /// Starts a watch whose events a background reader passes to the returned receiver, so a
+    /// test waits for them with a deadline whatever the adapter (a blocking watch blocks).
+    pub fn watch(&self, options: WatchOptions) -> Result<AnyWatch, CallError> {
+        let (events, receiver) = std::sync::mpsc::channel();
+        match self {
+            AnyClient::Blocking(c) => {
+                let watch = c.watch(options)?;
+                std::thread::spawn(move || {
+                    for event in watch {
+                        if events.send(event).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            AnyClient::Tokio(c) => {
+                let mut watch = c.watch(options)?;
+                runtime().spawn(async move {
+                    while let Some(event) = watch.next().await {
+                        if events.send(event).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            AnyClient::Smol(c) => {
+                let mut watch = c.watch(options)?;
+                smol::spawn(async move {
+                    while let Some(event) = watch.next().await {
+                        if events.send(event).is_err() {
+                            return;
+                        }
+                    }
+                })
+                .detach();
+            }
+        }
+        Ok(AnyWatch { receiver })
+    }
+}
+
+/// The events of a watch of any adapter (see [`AnyClient::watch`]). The reader stops at the
+/// first event after this is dropped, ending the watch.
+pub struct AnyWatch {
+    receiver: std::sync::mpsc::Receiver<Result<ChangeEvent, CallError>>,
+}
+
+impl AnyWatch {
+    /// The next event, waiting at most `within`; `None` if none came.
+    pub fn next_within(&self, within: std::time::Duration) -> Option<Result<ChangeEvent, CallError>> {
+        self.receiver.recv_timeout(within).ok()
+    }
+
+    /// `n` events, each within `within` of the one before; panics naming how many came.
+    pub fn take(&self, n: usize, within: std::time::Duration) -> Vec<ChangeEvent> {
+        (0..n)
+            .map(|i| match self.next_within(within) {
+                Some(Ok(event)) => event,
+                Some(Err(err)) => panic!("the watch failed after {i} of {n} events: {err}"),
+                None => panic!("only {i} of {n} events came"),
+            })
+            .collect()
     }
 }

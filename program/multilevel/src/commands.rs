@@ -1,4 +1,4 @@
-//! The client commands: get, mget, put, del, scan, count, clear, stats, import and export.
+//! The client commands: get, mget, put, del, scan, count, clear, stats, import, export and watch.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
 use indicatif::{ProgressBar, ProgressStyle};
 use multilevel_proto::IssueError;
-use multilevel_tokio::{BatchOp, ConnectionState, Error, IterOptions, KeyRange};
+use multilevel_tokio::{BatchOp, ConnectionState, Error, IterOptions, KeyRange, WatchOptions, WatchStart};
 use tokio::sync::mpsc;
 
 use crate::Failure;
@@ -18,6 +18,7 @@ use crate::args::{Command, Format, HexArg, ImportArgs, RangeArgs, StatsFormat, V
 use crate::connect::Connection;
 use crate::encoding::{parse_arg, text, write_entry};
 use crate::jsonl;
+use crate::watch::WatchCommand;
 
 /// Entries asked of an iterator at a time by `scan` and `export`.
 const ITER_BATCH: usize = 1000;
@@ -52,6 +53,8 @@ pub(crate) enum Prepared<'a> {
     Import(&'a ImportArgs),
     /// `export`.
     Export { options: IterOptions, file: Option<&'a Path> },
+    /// `watch`.
+    Watch(WatchCommand),
 }
 
 impl<'a> Prepared<'a> {
@@ -99,6 +102,15 @@ impl<'a> Prepared<'a> {
                 options: iter_options(&args.shared.range, args.shared.hex.hex, !args.values_only, !args.keys_only)?,
                 format: args.format,
             },
+            Command::Watch(args) => {
+                if args.shared.range.reverse {
+                    return Err(Failure::usage("watch delivers changes in commit order: --reverse does not apply"));
+                }
+                let start = args.from.map_or(WatchStart::Now, WatchStart::after);
+                let range = key_range(&args.shared.range, args.shared.hex.hex)?;
+                let options = WatchOptions { range, start, values: !args.keys_only };
+                Prepared::Watch(WatchCommand { options, format: args.format, limit: args.shared.range.limit })
+            }
             Command::Count(args) => {
                 Prepared::Count { options: iter_options(&args.shared.range, args.shared.hex.hex, true, false)? }
             }
@@ -142,6 +154,7 @@ impl<'a> Prepared<'a> {
             Prepared::Stats { format } => stats(db, format).await,
             Prepared::Import(args) => import(db, args).await,
             Prepared::Export { options, file } => export(db, options, file).await,
+            Prepared::Watch(watch) => watch.run(db).await,
         }
     }
 }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use multilevel_proto::{ConnectionError, Endpoints, RemoteError, StoreError};
 use multilevel_tokio::{
     BatchOp, Client, ClientOptions, ConnectionState, Error, ErrorCode, ErrorKind, Iter, IterOptions, KeyRange,
-    RequestError, Sublevel, Transport,
+    RequestError, Sublevel, Transport, Watch, WatchOptions,
 };
 
 use crate::Failure;
@@ -121,6 +121,10 @@ impl Scope {
 
     pub(crate) fn iter(&self, options: IterOptions) -> Result<Iter, Error> {
         scoped!(self, db => db.iter(options))
+    }
+
+    pub(crate) fn watch(&self, options: WatchOptions) -> Result<Watch, Error> {
+        scoped!(self, db => db.watch(options))
     }
 }
 

@@ -52,7 +52,7 @@ pub(crate) fn is_unsafe(c: char) -> bool {
 }
 
 /// Writes one field (a key or a value) in `format`'s text form: escaped text or hex.
-fn write_field(out: &mut impl Write, format: Format, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_field(out: &mut impl Write, format: Format, bytes: &[u8]) -> io::Result<()> {
     match format {
         Format::Hex => out.write_all(hex::encode(bytes).as_bytes()),
         Format::Text | Format::Json => out.write_all(text(bytes).as_bytes()),

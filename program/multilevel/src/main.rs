@@ -17,6 +17,7 @@ mod encoding;
 mod jsonl;
 mod metrics;
 mod serve;
+mod watch;
 
 use args::{Cli, Command, ServeArgs};
 use connect::Connection;

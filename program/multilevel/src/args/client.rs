@@ -143,6 +143,24 @@ pub(crate) struct ScanArgs {
     pub(crate) shared: RangeOptions,
 }
 
+/// `multilevel watch`.
+#[derive(Debug, Args)]
+pub(crate) struct WatchArgs {
+    /// Replay the changes committed after POSITION (a position an earlier watch printed), then
+    /// go on live; without it, only changes from now on
+    #[arg(long, value_name = "POSITION")]
+    pub(crate) from: Option<u64>,
+    /// Print keys only (puts without their values)
+    #[arg(long)]
+    pub(crate) keys_only: bool,
+    /// text (escaped), hex or json
+    #[arg(long, value_enum, default_value_t = Format::Text, hide_possible_values = true)]
+    pub(crate) format: Format,
+    /// --hex, the range to watch (--limit: stop after N changes), --sublevel and the connection.
+    #[command(flatten)]
+    pub(crate) shared: RangeOptions,
+}
+
 /// `multilevel count`.
 #[derive(Debug, Args)]
 pub(crate) struct CountArgs {

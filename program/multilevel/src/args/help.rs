@@ -65,3 +65,13 @@ pub(super) const GET_HELP: &str = "\
 Output: raw bytes (no newline) when stdout is not a terminal, so `multilevel get KEY > file` gives
 back exactly what `multilevel put KEY < file` stored; escaped text when stdout is a terminal.
 --format (or --raw) chooses. A missing key prints nothing on stdout and exits with status 1.";
+
+/// Shown after `multilevel watch --help`.
+pub(super) const WATCH_HELP: &str = "\
+Each line is one committed change: a put (with the new value) or a delete, in commit order. A
+batch's changes share their position and come in batch order; a clear prints a delete per key it
+removed. --format json prints {\"position\":P,\"index\":I,\"op\":\"put\",\"key\":K,\"value\":V,\"commit_end\":B}
+per change. To carry on later without missing or repeating a change, pass the last position
+printed to --from (the server keeps a bounded history; a position it no longer keeps fails,
+naming the oldest one kept). Retry is on by default: across reconnects and server restarts the
+watch resumes exactly where it stopped.";

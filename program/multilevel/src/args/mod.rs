@@ -16,13 +16,13 @@ mod serve;
 
 pub(crate) use client::{
     ClearArgs, CountArgs, DelArgs, ExportArgs, Format, GetArgs, ImportArgs, IncrArgs, MgetArgs, PutArgs, ScanArgs,
-    StatsArgs, StatsFormat, ValueFormat,
+    StatsArgs, StatsFormat, ValueFormat, WatchArgs,
 };
 pub(crate) use connection::{ConnectArgs, Target};
 pub(crate) use keys::{HexArg, RangeArgs};
 pub(crate) use serve::{BenchArgs, Place, ServeArgs, ServeOptions};
 
-use help::{AFTER_HELP, GET_HELP, JSONL_HELP};
+use help::{AFTER_HELP, GET_HELP, JSONL_HELP, WATCH_HELP};
 
 /// Where `serve` listens and clients connect when neither `--addr` nor `MULTILEVEL_ADDR` says.
 pub(crate) const DEFAULT_ADDR: &str = "127.0.0.1:7481";
@@ -112,6 +112,10 @@ pub(crate) enum Command {
     Incr(IncrArgs),
     /// Print the entries of a key range, in key order: `key<TAB>value` per line
     Scan(ScanArgs),
+    /// Print the changes to a key range as they are committed, one per line, until interrupted:
+    /// `position<TAB>put<TAB>key<TAB>value` or `position<TAB>del<TAB>key`
+    #[command(after_help = WATCH_HELP)]
+    Watch(WatchArgs),
     /// Print how many keys a range holds
     Count(CountArgs),
     /// Delete the keys of a range (every key only with --all)
@@ -143,7 +147,7 @@ pub(crate) struct ClientSetup<'a> {
 
 impl Command {
     /// How a client command connects; `None` for `serve` and `bench`. Retry is on by default
-    /// for the long transfers (`scan`, `export`, `import`).
+    /// for the long transfers (`scan`, `export`, `import`) and `watch`.
     pub(crate) fn client(&self) -> Option<ClientSetup<'_>> {
         let (scope, transfer) = match self {
             Command::Serve(_) | Command::Bench(_) => return None,
@@ -159,6 +163,7 @@ impl Command {
             Command::Count(args) => (&args.shared.scope, false),
             Command::Clear(args) => (&args.shared.scope, false),
             Command::Scan(args) => (&args.shared.scope, true),
+            Command::Watch(args) => (&args.shared.scope, true),
             Command::Export(args) => (&args.shared.scope, true),
             Command::Import(args) => (&args.scope, true),
         };
