@@ -122,3 +122,38 @@ impl Watchers {
         taken
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+
+    fn done(tx: &mpsc::Sender<Cursor>) -> Done {
+        let tx = tx.clone();
+        Box::new(move |result| {
+            if let Ok(Outcome::Changes { events, next }) = result {
+                assert!(events.is_empty());
+                tx.send(next).unwrap();
+            }
+        })
+    }
+
+    #[test]
+    fn a_read_registers_only_while_the_head_is_before_it() {
+        let watchers = Watchers::new(5);
+        let (tx, rx) = mpsc::channel();
+        assert!(matches!(watchers.wait(1, 1, Cursor::at(5), done(&tx)), Wait::Ready));
+        assert!(matches!(watchers.wait(1, 1, Cursor::at(6), done(&tx)), Wait::Queued));
+        assert!(matches!(watchers.wait(2, 1, Cursor::at(6), done(&tx)), Wait::Queued));
+        assert_eq!(watchers.len(), 2);
+        watchers.close(1, 1);
+        assert_eq!(rx.try_recv(), Ok(Cursor::at(6)));
+        watchers.committed(6);
+        assert_eq!(rx.try_recv(), Ok(Cursor::at(6)));
+        assert!(rx.try_recv().is_err());
+        // Committed while the read was between its transaction and its registration.
+        assert!(matches!(watchers.wait(3, 1, Cursor::at(6), done(&tx)), Wait::Ready));
+        assert_eq!(watchers.len(), 0);
+    }
+}

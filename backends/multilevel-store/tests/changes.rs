@@ -407,3 +407,43 @@ fn a_read_only_open_of_a_database_without_a_change_log_reads_it_as_empty() {
     conn.close_watch(1);
     assert_eq!(stat(&store, "waiting_watch_reads"), 0);
 }
+
+#[test]
+fn retention_by_age_drops_old_commits_when_a_new_one_is_appended() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), ChangeRetention::default().max_age(Some(Duration::from_millis(200))));
+    let mut conn = store.connection();
+    let mut w = Writer::new(1);
+    w.put(&mut conn, "a", "1");
+    w.put(&mut conn, "b", "2");
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(stat(&store, "change_log_oldest"), 1, "nothing is trimmed without a new commit");
+    w.put(&mut conn, "c", "3");
+    assert_eq!(read_changes(&mut conn, change_read(Cursor::at(2), 1 << 20)), Err(StoreError::Compacted { oldest: 3 }));
+    assert_eq!(commit(&mut conn, 3), vec![p("c", "3")]);
+}
+
+#[test]
+fn a_read_looks_at_a_bounded_number_of_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), ChangeRetention::default());
+    let mut conn = store.connection();
+    let total = 10_005u64;
+    let (tx, rx) = mpsc::channel();
+    for request in 1..=total {
+        let tx = tx.clone();
+        let write = StoreRequest::Write(multilevel_store::WriteRequest { session: 1, request, op: put("noise", "v") });
+        let _ = conn.execute(write, move |result| tx.send(result).unwrap());
+    }
+    for _ in 0..total {
+        assert_eq!(rx.recv_timeout(WAIT).unwrap(), Ok(Outcome::Written));
+    }
+    // Nothing in the range: the first read stops after 10 000 commits, the next reaches the end.
+    let read = |from| ChangeRead { watch: 1, from, range: KeyRange::all().gte("x"), values: true, max_bytes: 1 << 20 };
+    let (events, next) = read_changes(&mut conn, read(Cursor::at(1))).unwrap();
+    assert!(events.is_empty());
+    assert_eq!(next, Cursor::at(10_001));
+    let (events, next) = read_changes(&mut conn, read(next)).unwrap();
+    assert!(events.is_empty());
+    assert_eq!(next, Cursor::at(total + 1));
+}
