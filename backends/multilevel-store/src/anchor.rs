@@ -46,7 +46,7 @@ impl RawHeed {
     pub fn open(path: &Path, no_sync: bool) -> Result<Self, OpenError> {
         std::fs::create_dir_all(path).map_err(|source| OpenError::CreateDir { path: path.to_path_buf(), source })?;
         let options = StoreOptions::default().no_sync(no_sync);
-        let (env, db, _) = env::create(path, &options, options.map_size)?;
+        let env::Databases { env, data: db, .. } = env::create(path, &options, options.map_size)?;
         Ok(Self { env, db })
     }
 

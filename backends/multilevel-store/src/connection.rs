@@ -1,5 +1,6 @@
 //! The store as one connection sees it ([`ConnectionStore`]): its iterator snapshots, the
-//! requests it runs inline (reads) or queues to the writer, and the backend contract's traits.
+//! requests it runs inline (reads) or queues to the writer, the watch reads it parks until a
+//! commit, and the backend contract's traits.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,14 +11,17 @@ use multilevel_proto::{OpId, Outcome, StoreError, StoreRequest};
 use crate::Inner;
 use crate::env::{self, Shared};
 use crate::snapshots::{self, ConnectionSnapshots};
+use crate::watchers::Wait;
 use crate::writer::{Done, Job};
-use crate::{Store, reads};
+use crate::{Store, changes, reads};
 
 /// The store as one connection sees it: its iterator snapshots, and a way to run its requests.
 /// `Send`, so a connection's task or thread can own it. Dropping it closes its snapshots.
 pub struct ConnectionStore {
     pub(crate) inner: Arc<Inner>,
     pub(crate) snapshots: ConnectionSnapshots,
+    /// Tells this connection's waiting watch reads from those of others.
+    pub(crate) id: u64,
 }
 
 impl std::fmt::Debug for ConnectionStore {
@@ -29,11 +33,17 @@ impl std::fmt::Debug for ConnectionStore {
 impl ConnectionStore {
     /// Carries out one request.
     ///
-    /// Reads (`Get`, `GetMany`, `OpenIterator`, `ReadBatch`) run inline on the caller's thread
-    /// and return [`Execution::Ready`]; `done` is dropped unused. Writes are handed to the writer
-    /// thread and return [`Execution::Queued`]; `done` is then called exactly once, on the writer
-    /// thread, after the group commit that made the write durable, or with its error. Keep
-    /// `done` short (e.g. send on a channel): it delays the writes of the next group.
+    /// Reads (`Get`, `GetMany`, `OpenIterator`, `ReadBatch`, `OpenWatch`) run inline on the
+    /// caller's thread and return [`Execution::Ready`]; `done` is dropped unused. Writes are
+    /// handed to the writer thread and return [`Execution::Queued`]; `done` is then called
+    /// exactly once, on the writer thread, after the group commit that made the write durable, or
+    /// with its error. Keep `done` short (e.g. send on a channel): it delays the writes of the
+    /// next group.
+    ///
+    /// A `ReadChanges` runs inline too, unless no commit is at or after its cursor yet: then it
+    /// returns [`Execution::Queued`] and `done` is called once, with no events and the read's
+    /// own cursor (read again), on the writer thread after the next commit, or on the caller's
+    /// thread by [`close_watch`](Self::close_watch). Dropping the connection drops it uncalled.
     pub fn execute(
         &mut self,
         request: StoreRequest,
@@ -67,9 +77,19 @@ impl ConnectionStore {
                 }
             },
             StoreRequest::Stats => self.store().stats().map(|stats| Outcome::Stats(stats.pairs())),
-            // TODO(watch): the LMDB change log.
-            StoreRequest::OpenWatch { .. } | StoreRequest::ReadChanges(_) => {
-                Err(StoreError::Internal("watches are not implemented on LMDB yet".into()))
+            StoreRequest::OpenWatch { start, .. } => {
+                shared.read_txn().and_then(|txn| changes::open(shared.changes, &txn.txn, start))
+            }
+            StoreRequest::ReadChanges(read) => {
+                match shared.read_txn().and_then(|txn| changes::read(shared.changes, &txn.txn, &read)) {
+                    Ok(Some(outcome)) => Ok(outcome),
+                    Err(error) => Err(error),
+                    Ok(None) => match shared.watchers.wait(self.id, read.watch, read.from, Box::new(done)) {
+                        Wait::Queued => return Execution::Queued,
+                        // A commit landed since the read's transaction: a wake-up, read again.
+                        Wait::Ready => Ok(Outcome::Changes { events: Vec::new(), next: read.from }),
+                    },
+                }
             }
             StoreRequest::Write(write) => {
                 let done: Done = Box::new(done);
@@ -101,6 +121,12 @@ impl ConnectionStore {
         let shared = &*self.inner.shared;
         self.snapshots.close(&shared.snapshots, iterator);
         self.snapshots.close_idle(&shared.snapshots, Instant::now(), shared.options.snapshot_idle_timeout);
+    }
+
+    /// Ends a watch (`ServerEvent::CloseWatch`): a `ReadChanges` of it still waiting for a
+    /// commit is answered at once, with no events. Unknown ids are ignored.
+    pub fn close_watch(&mut self, watch: u64) {
+        self.inner.shared.watchers.close(self.id, watch);
     }
 
     /// Iterator snapshots this connection holds.
@@ -177,17 +203,20 @@ impl ReadScope<'_> {
 impl Drop for ConnectionStore {
     fn drop(&mut self) {
         self.snapshots.close_all(&self.inner.shared.snapshots);
+        self.inner.shared.watchers.forget(self.id);
     }
 }
 
 /// The `done` callback of `request`: sends its result to `completions` if it was queued. Only
-/// writes queue, so only they take a handle; the callback is boxed once, by the writer queue.
+/// writes and watch reads queue, so only they take a handle; the callback is boxed once, by the
+/// writer queue or the waiting-read registry.
 fn done_for(
     op: OpId,
     request: &StoreRequest,
     completions: &Arc<dyn Completions>,
 ) -> impl FnOnce(Result<Outcome, StoreError>) + Send + 'static {
-    let completions = request.is_write().then(|| Arc::clone(completions));
+    let queues = matches!(request, StoreRequest::Write(_) | StoreRequest::ReadChanges(_));
+    let completions = queues.then(|| Arc::clone(completions));
     move |result| {
         if let Some(completions) = completions {
             completions.complete(op, result);
@@ -203,6 +232,10 @@ impl Executor for ConnectionStore {
 
     fn close_iterator(&mut self, iterator: u64) {
         ConnectionStore::close_iterator(self, iterator);
+    }
+
+    fn close_watch(&mut self, watch: u64) {
+        ConnectionStore::close_watch(self, watch);
     }
 }
 
@@ -220,5 +253,9 @@ impl Executor for ReadScope<'_> {
 
     fn close_iterator(&mut self, iterator: u64) {
         self.connection().close_iterator(iterator);
+    }
+
+    fn close_watch(&mut self, watch: u64) {
+        self.connection().close_watch(watch);
     }
 }

@@ -31,6 +31,7 @@ use crate::error::{OpenError, internal, is_map_resized};
 use crate::keys::MAX_KEY_SIZE;
 use crate::options::StoreOptions;
 use crate::snapshots::Registry;
+use crate::watchers::Watchers;
 
 /// A database of raw keys and values.
 pub(crate) type Db = Database<'static, Bytes, Bytes>;
@@ -48,6 +49,11 @@ pub(crate) struct Shared {
     pub(crate) data: Db,
     /// Session records for at-most-once writes, keyed by big-endian session id.
     pub(crate) sessions: Db,
+    /// The change log (see [`crate::changes`]); `None` only in a read-only open of a database
+    /// made before change logs, whose log reads as empty.
+    pub(crate) changes: Option<Db>,
+    /// Watch reads waiting for a commit.
+    pub(crate) watchers: Watchers,
     pub(crate) options: StoreOptions,
     /// The growth ceiling, aligned and at least the initial size.
     pub(crate) max_map_size: usize,
@@ -119,7 +125,7 @@ impl Shared {
         }
         let map_size = round_up(options.map_size);
         let max_map_size = round_down(options.max_map_size).max(map_size);
-        let (env, data, sessions) = if options.readonly {
+        let Databases { env, data, sessions, changes } = if options.readonly {
             // LMDB creates `lock.mdb` even for a read-only open: look for the data file first.
             match std::fs::symlink_metadata(path.join(DATA_FILE)) {
                 Ok(_) => {}
@@ -135,10 +141,16 @@ impl Shared {
             create(path, &options, map_size)?
         };
         let max_key_size = MAX_KEY_SIZE.min(env.max_key_size().saturating_sub(1));
+        let head = {
+            let rtxn = env.read_txn().map_err(|e| OpenError::from_heed(owned(), e))?;
+            crate::changes::load_meta(changes, &rtxn).map_err(|e| OpenError::from_heed(owned(), e))?.head
+        };
         Ok(Shared {
             env,
             data,
             sessions,
+            changes,
+            watchers: Watchers::new(head),
             options,
             max_map_size,
             max_key_size,
@@ -266,12 +278,16 @@ fn open_env(
     opened.map_err(|e| OpenError::from_heed(path.to_path_buf(), e))
 }
 
+/// An environment and its databases.
+pub(crate) struct Databases {
+    pub(crate) env: Env<WithoutTls>,
+    pub(crate) data: Db,
+    pub(crate) sessions: Db,
+    pub(crate) changes: Option<Db>,
+}
+
 /// Opens the environment read-write and creates the databases if missing.
-pub(crate) fn create(
-    path: &Path,
-    options: &StoreOptions,
-    map_size: usize,
-) -> Result<(Env<WithoutTls>, Db, Db), OpenError> {
+pub(crate) fn create(path: &Path, options: &StoreOptions, map_size: usize) -> Result<Databases, OpenError> {
     let env = open_env(path, options, map_size, false)?;
     let err = |e: heed::Error| OpenError::from_heed(path.to_path_buf(), e);
     let wtxn = env.write_txn().map_err(err)?;
@@ -279,27 +295,30 @@ pub(crate) fn create(
         .create_databases_and_commit(wtxn, |opener, wtxn| -> heed::Result<_> {
             let data = opener.create_database::<Bytes, Bytes>(wtxn, Some("data"))?;
             let sessions = opener.create_database::<Bytes, Bytes>(wtxn, Some("sessions"))?;
-            Ok(CommitOrAbort::<_, ()>::Commit((data, sessions)))
+            let changes = opener.create_database::<Bytes, Bytes>(wtxn, Some("changes"))?;
+            Ok(CommitOrAbort::<_, ()>::Commit((data, sessions, changes)))
         })
         .map_err(err)?;
     match created.commit() {
-        Some((data, sessions)) => Ok((env, data, sessions)),
+        Some((data, sessions, changes)) => Ok(Databases { env, data, sessions, changes: Some(changes) }),
         None => Err(OpenError::Missing { path: path.to_path_buf() }),
     }
 }
 
-/// Opens the databases of a read-only environment; `None` if they do not exist yet.
-fn open_databases(path: &Path, env: Env<WithoutTls>) -> Result<Option<(Env<WithoutTls>, Db, Db)>, OpenError> {
+/// Opens the databases of a read-only environment; `None` if they do not exist yet. The change
+/// log may be missing (a database made before change logs): it then reads as empty.
+fn open_databases(path: &Path, env: Env<WithoutTls>) -> Result<Option<Databases>, OpenError> {
     let err = |e: heed::Error| OpenError::from_heed(path.to_path_buf(), e);
     let rtxn = env.read_txn().map_err(err)?;
     let opened = env
         .open_databases_and_commit(rtxn, |opener, rtxn| -> heed::Result<_> {
             let data = opener.open_database::<Bytes, Bytes>(rtxn, Some("data"))?;
             let sessions = opener.open_database::<Bytes, Bytes>(rtxn, Some("sessions"))?;
-            Ok(CommitOrAbort::<_, ()>::Commit(data.zip(sessions)))
+            let changes = opener.open_database::<Bytes, Bytes>(rtxn, Some("changes"))?;
+            Ok(CommitOrAbort::<_, ()>::Commit(data.zip(sessions).map(|(data, sessions)| (data, sessions, changes))))
         })
         .map_err(err)?;
-    Ok(opened.commit().flatten().map(|(data, sessions)| (env, data, sessions)))
+    Ok(opened.commit().flatten().map(|(data, sessions, changes)| Databases { env, data, sessions, changes }))
 }
 
 /// Why [`Shared::begin`] failed.

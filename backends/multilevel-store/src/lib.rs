@@ -9,6 +9,9 @@
 //! - **Iterators** read one consistent snapshot (an LMDB read transaction) each, within a global
 //!   cap ([`StoreOptions::max_snapshots`]); snapshots idle for
 //!   [`StoreOptions::snapshot_idle_timeout`] are closed.
+//! - **Watches**: every applied write that changes something is one commit of a change log,
+//!   kept in the same transaction as the writes and bounded by
+//!   [`StoreOptions::change_retention`]; a watch read with nothing new waits for the next commit.
 //! - **At-most-once writes**: each client session's recent outcomes are stored in the same
 //!   transaction as the writes, so a replayed write is not applied twice and gets its original
 //!   answer, across restarts too.
@@ -70,6 +73,7 @@
 #[doc(hidden)]
 pub mod anchor;
 mod apply;
+mod changes;
 mod connection;
 mod env;
 mod error;
@@ -80,6 +84,7 @@ mod reads;
 mod record;
 mod snapshots;
 mod stats;
+mod watchers;
 mod writer;
 
 use std::path::Path;
@@ -95,7 +100,7 @@ pub use multilevel_proto::{
     BatchOp, BatchRead, KeyRange, OpId, Outcome, ServerConfig, SessionId, StoreError, StoreRequest, WriteOp,
     WriteRequest,
 };
-pub use options::{BatchHook, DelHook, Hooks, PutHook, SizeError, StoreOptions, parse_size};
+pub use options::{BatchHook, ChangeRetention, DelHook, Hooks, PutHook, SizeError, StoreOptions, parse_size};
 pub use stats::Stats;
 
 use env::Shared;
@@ -189,16 +194,17 @@ impl Store {
 
     /// State for one client connection: its iterator snapshots.
     pub fn connection(&self) -> ConnectionStore {
-        ConnectionStore { inner: Arc::clone(&self.inner), snapshots: snapshots::ConnectionSnapshots::default() }
+        let id = self.inner.shared.watchers.connection_id();
+        ConnectionStore { inner: Arc::clone(&self.inner), snapshots: snapshots::ConnectionSnapshots::default(), id }
     }
 
     /// The store's counters.
     pub fn stats(&self) -> Result<Stats, StoreError> {
         let shared = &self.inner.shared;
-        let (entries, sessions, info) = {
+        let (entries, sessions, info, log) = {
             let txn = shared.read_txn()?;
             let count = |db: env::Db| db.len(&txn.txn).map_err(|e| error::internal("counting entries", &e));
-            (count(shared.data)?, count(shared.sessions)?, shared.env.info())
+            (count(shared.data)?, count(shared.sessions)?, shared.env.info(), changes::meta(shared.changes, &txn.txn)?)
         };
         let disk_size = shared.env.real_disk_size().map_err(|e| error::internal("reading the file size", &e))?;
         Ok(Stats {
@@ -214,6 +220,10 @@ impl Store {
             commits: shared.commits.load(Ordering::Relaxed),
             writes: shared.writes.load(Ordering::Relaxed),
             remaps: shared.remaps.load(Ordering::Relaxed),
+            change_log_head: log.head,
+            change_log_oldest: log.oldest(),
+            change_log_bytes: log.bytes,
+            waiting_watch_reads: shared.watchers.len(),
         })
     }
 

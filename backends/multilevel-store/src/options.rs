@@ -67,6 +67,62 @@ pub struct StoreOptions {
     pub session_retention: Duration,
     /// Checks run before writes.
     pub hooks: Hooks,
+    /// How much of the change log (the history that watches replay) is kept.
+    pub change_retention: ChangeRetention,
+}
+
+/// How much history the change log keeps for watches. The oldest commits are dropped, in the
+/// writer's transaction, whenever a commit is appended and the log is over any of the limits; a
+/// watch from a dropped position fails with
+/// [`StoreError::Compacted`](crate::StoreError::Compacted), naming the oldest position kept.
+///
+/// ```
+/// use std::time::Duration;
+/// use multilevel_store::{ChangeRetention, StoreOptions};
+///
+/// let retention = ChangeRetention::default().max_commits(1_000).max_age(Some(Duration::from_secs(3600)));
+/// let options = StoreOptions::default().change_retention(retention);
+/// assert_eq!(options.change_retention.max_bytes, 64 << 20);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeRetention {
+    /// Most commits kept. 0 keeps none: every watch must start from now and keep up with no
+    /// history to resume from. Default 100 000.
+    pub max_commits: u64,
+    /// Most bytes of stored commits (their encoded changes, keys and values included) kept. The
+    /// newest commit is kept even if it alone is larger, so a watch that keeps up never misses
+    /// it. Default 64 MiB.
+    pub max_bytes: u64,
+    /// Commits older than this are dropped (checked when a later commit is appended, so with no
+    /// writes the history stays). The newest commit is always kept by this limit. Default
+    /// `None`: no age limit.
+    pub max_age: Option<Duration>,
+}
+
+impl Default for ChangeRetention {
+    fn default() -> Self {
+        Self { max_commits: 100_000, max_bytes: 64 << 20, max_age: None }
+    }
+}
+
+impl ChangeRetention {
+    /// Sets [`max_commits`](Self::max_commits).
+    pub fn max_commits(mut self, commits: u64) -> Self {
+        self.max_commits = commits;
+        self
+    }
+
+    /// Sets [`max_bytes`](Self::max_bytes).
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+
+    /// Sets [`max_age`](Self::max_age).
+    pub fn max_age(mut self, age: Option<Duration>) -> Self {
+        self.max_age = age;
+        self
+    }
 }
 
 impl Default for StoreOptions {
@@ -88,6 +144,7 @@ impl Default for StoreOptions {
             replay_window: multilevel_proto::memory::DEFAULT_REPLAY_WINDOW,
             session_retention: Duration::from_secs(7 * 24 * 60 * 60),
             hooks: Hooks::default(),
+            change_retention: ChangeRetention::default(),
         }
     }
 }
@@ -154,6 +211,12 @@ impl StoreOptions {
     /// Sets [`hooks`](Self::hooks).
     pub fn hooks(mut self, hooks: Hooks) -> Self {
         self.hooks = hooks;
+        self
+    }
+
+    /// Sets [`change_retention`](Self::change_retention).
+    pub fn change_retention(mut self, retention: ChangeRetention) -> Self {
+        self.change_retention = retention;
         self
     }
 }

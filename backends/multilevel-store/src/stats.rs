@@ -29,6 +29,15 @@ pub struct Stats {
     pub writes: u64,
     /// Times the map was resized since the store was opened.
     pub remaps: u64,
+    /// The position of the newest commit in the change log (0 before the first).
+    pub change_log_head: u64,
+    /// The oldest position a watch may still start from: the oldest commit kept, or
+    /// `change_log_head + 1` when the retention kept none.
+    pub change_log_oldest: u64,
+    /// Bytes of the commits the change log keeps.
+    pub change_log_bytes: u64,
+    /// Watch reads waiting for a commit now, across all connections.
+    pub waiting_watch_reads: usize,
 }
 
 impl Stats {
@@ -48,6 +57,10 @@ impl Stats {
             ("commits", self.commits),
             ("writes", self.writes),
             ("remaps", self.remaps),
+            ("change_log_head", self.change_log_head),
+            ("change_log_oldest", self.change_log_oldest),
+            ("change_log_bytes", self.change_log_bytes),
+            ("waiting_watch_reads", as_u64(self.waiting_watch_reads)),
         ]
         .into_iter()
         .map(|(name, value)| (name.to_owned(), value))

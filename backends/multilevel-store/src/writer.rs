@@ -5,6 +5,10 @@
 //! [`MAX_GROUP_WRITES`] writes or [`MAX_GROUP_BYTES`] bytes), applies them all in one
 //! transaction, commits once (one fsync for the group), and only then calls each write's `done`.
 //!
+//! Every applied write that changed something is one commit of the change log, appended in the
+//! same transaction (see [`crate::changes`]); after the commit, the watch reads waiting for one
+//! are woken.
+//!
 //! Per write, in order: the at-most-once check (a replay gets the recorded outcome and is not
 //! applied again; a forgotten one gets `ReplayExpired`), the key size check, the hook, then the
 //! write itself. Refusals are recorded like successes, so a replay gets the same answer. A
@@ -33,10 +37,10 @@ use multilevel_proto::condition::WriteAnswer;
 use multilevel_proto::store::{ReplayCheck, SessionRecord};
 use multilevel_proto::{BatchOp, NO_REPLAY_SESSION, Outcome, SessionId, StoreError, WriteOp, WriteRequest};
 
-use crate::apply;
 use crate::env::Shared;
 use crate::error::internal;
 use crate::record;
+use crate::{apply, changes};
 
 /// Most writes committed in one transaction.
 pub(crate) const MAX_GROUP_WRITES: usize = 1024;
@@ -247,6 +251,9 @@ impl Writer {
     ) -> Result<Vec<Result<WriteAnswer, StoreError>>, Failure> {
         let shared = &*self.shared;
         let mut txn = shared.write_txn().map_err(Failure::of_txn("beginning a write transaction"))?;
+        let log = shared.changes.map(|db| changes::Appender::begin(db, &txn.txn));
+        let mut log = log.transpose().map_err(Failure::of_txn("reading the change log"))?;
+        let mut changed = Vec::new();
         let mut records: HashMap<SessionId, (SessionRecord, bool)> = HashMap::new();
         let now = record::now_secs();
         let mut results = Vec::with_capacity(indices.len());
@@ -283,12 +290,16 @@ impl Writer {
                 .clone();
             // A failed condition or a counter that is not a number applies nothing and is
             // recorded like a refusal: the rest of the group goes on.
+            changed.clear();
             let outcome = match verdict {
-                Ok(()) => {
-                    apply::apply_answered(shared.data, &mut txn.txn, &write.request.op).map_err(Failure::of_write(i))?
-                }
+                Ok(()) => apply::apply_answered(shared.data, &mut txn.txn, &write.request.op, &mut changed)
+                    .map_err(Failure::of_write(i))?,
                 Err(error) => Err(error),
             };
+            // Each applied write that changed something is one commit of the change log.
+            if let Some(log) = &mut log {
+                log.append(&mut txn.txn, &changed).map_err(Failure::of_write(i))?;
+            }
             if let Some((record, dirty)) = record {
                 record.record(request, outcome.clone(), shared.options.replay_window, now);
                 *dirty = true;
@@ -301,11 +312,21 @@ impl Writer {
                     .map_err(Failure::of_txn("saving a session record"))?;
             }
         }
+        let head = match log {
+            Some(log) => log
+                .finish(&mut txn.txn, &shared.options.change_retention)
+                .map_err(Failure::of_txn("trimming the change log"))?,
+            None => None,
+        };
         let started = Instant::now();
         txn.commit().map_err(Failure::of_txn("committing"))?;
         self.commit_duration.record(started.elapsed());
         self.commit_writes.record(indices.len() as f64);
         shared.commits.fetch_add(1, Ordering::Relaxed);
+        if let Some(head) = head {
+            // Durable and visible now: wake the watch reads waiting for a commit.
+            shared.watchers.committed(head);
+        }
         Ok(results)
     }
 
