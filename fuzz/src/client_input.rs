@@ -173,6 +173,9 @@ impl Harness {
                     assert!(self.opened.contains(id), "{msg:?} names no iterator");
                     None
                 }
+                ClientMessage::Watch { .. } | ClientMessage::WatchCredit { .. } | ClientMessage::WatchClose { .. } => {
+                    panic!("{msg:?}, but this client started no watch")
+                }
                 ClientMessage::Get { id, .. }
                 | ClientMessage::GetMany { id, .. }
                 | ClientMessage::Put { id, .. }

@@ -4,8 +4,8 @@
 use bytes::{Bytes, BytesMut};
 use multilevel_proto::message::{Goodbye, encode};
 use multilevel_proto::{
-    BatchOp, ClientMessage, Condition, ErrorCode, GoodbyeReason, IterOptions, KeyRange, RemoteError, ServerMessage,
-    WireEntry,
+    BatchOp, Change, ChangeEvent, ClientMessage, Condition, Cursor, ErrorCode, GoodbyeReason, IterOptions, KeyRange,
+    RemoteError, ServerMessage, WatchStart, WireEntry,
 };
 
 use crate::{client_input, frame_decoder, server_input};
@@ -51,6 +51,18 @@ pub fn server_messages() -> Vec<ServerMessage> {
         ServerMessage::Stats { id: 9, stats: vec![("entries".into(), 3)] },
         ServerMessage::ConditionFailed { id: 10, index: 1, current: Some(b(b"seen")) },
         ServerMessage::Counter { id: 11, value: -5 },
+        ServerMessage::WatchOpened { id: 12, cursor: Cursor { position: 4, index: 0 } },
+        ServerMessage::WatchData {
+            id: 12,
+            events: vec![ChangeEvent {
+                position: 4,
+                index: 0,
+                commit_end: true,
+                change: Change::Put { key: b(b"a"), value: b(b"1") },
+            }],
+            next: Cursor { position: 5, index: 0 },
+        },
+        ServerMessage::WatchError { id: 13, error: RemoteError::new(ErrorCode::Compacted, "trimmed"), oldest: Some(3) },
         ServerMessage::Goodbye(Goodbye { reason: GoodbyeReason::Shutdown, message: "bye".into() }),
     ]
 }
@@ -165,6 +177,36 @@ fn server_input_seeds() -> Vec<(&'static str, Vec<u8>)> {
             ops: vec![BatchOp::Del { key: b(b"k") }],
         },
     ]);
+    // Watches from now, from the start of the history and from a cursor within a commit, over
+    // writes of every kind; a close, a credit, a watch outside the scope of a scoped token.
+    let watches = frames(&[
+        ClientMessage::Watch { id: 1, range: KeyRange::all(), start: WatchStart::Now, values: true, credit: 64 },
+        ClientMessage::Watch {
+            id: 2,
+            range: KeyRange::all().gte(b"!a!").lt(b"!a\""),
+            start: WatchStart::after(0),
+            values: false,
+            credit: 1000,
+        },
+        ClientMessage::Put { id: 3, key: b(b"!a!k"), value: b(b"new") },
+        ClientMessage::Batch {
+            id: 4,
+            ops: vec![BatchOp::Put { key: b(b"!a!x"), value: b(b"1") }, BatchOp::Del { key: b(b"!a!k") }],
+        },
+        ClientMessage::WatchCredit { id: 1, bytes: 100 },
+        ClientMessage::Watch {
+            id: 5,
+            range: KeyRange::all(),
+            start: WatchStart::At(Cursor { position: 13, index: 1 }),
+            values: true,
+            credit: 17,
+        },
+        ClientMessage::Clear { id: 6, range: KeyRange::all().gte(b"!a!").lt(b"!a\""), reverse: false, limit: None },
+        ClientMessage::Increment { id: 7, key: b(b"!a!n"), by: 2 },
+        ClientMessage::WatchClose { id: 2 },
+        ClientMessage::Del { id: 8, key: b(b"!a!x") },
+        ClientMessage::WatchCredit { id: 5, bytes: 1000 },
+    ]);
     let mut second_hello = frames(&[ClientMessage::Ping { nonce: 1 }]);
     second_hello.extend(frames(&client_messages()[..1]));
     vec![
@@ -187,6 +229,10 @@ fn server_input_seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("too-large", with_header(&[0, 1, 0, 0, 0, 0, 0, 0, 0, 0], &[0x80, 0x08, 0])),
         ("regression-snapshot-leak", with_header(&[0; 10], &snapshot_leak)),
         ("conditions", with_header(&[0; 10], &conditions)),
+        ("watches", with_header(&[0; 10], &watches)),
+        ("watches-deferred-lifo", with_header(&[0x05, 0, 0, 1, 0, 3, 0x1b, 3, 2, 0], &watches)),
+        ("watches-scoped", with_header(&[0x20, 0, 0, 0, 0, 0, 0x05, 0, 0, 0], &watches)),
+        ("watches-small-frames", with_header(&[0x80, 2, 0, 0, 2, 2, 0x01, 5, 1, 0], &watches)),
         ("conditions-small-limits", with_header(&[0x05, 3, 3, 1, 2, 1, 0x05, 0, 0, 0], &conditions)),
         ("conditions-readonly", with_header(&[0x70, 0, 0, 0, 0, 0, 0x40, 0, 0, 0], &conditions)),
         // The client's hello accepts frames of 200 bytes; the answer holds two 100-byte values.

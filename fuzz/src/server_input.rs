@@ -16,7 +16,9 @@
 //! - the connection never holds more store snapshots than `max_iterators`, and holds none once
 //!   closed (after an error, a client goodbye, an idle timeout or `close`);
 //! - with a token scoped to a sublevel, no store request reaches a key or range outside it and
-//!   no iterator entry comes from outside it.
+//!   no iterator entry or watch event comes from outside it;
+//! - watch messages name watches the client started; each watch's events and cursors only move
+//!   forward; once closed, the connection has no watch read waiting in the store.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -26,7 +28,7 @@ use bytes::{Bytes, BytesMut};
 use multilevel_proto::message::{ClientHello, MAGIC, decode, encode};
 use multilevel_proto::store::WriteRequest;
 use multilevel_proto::{
-    ClientMessage, FrameDecoder, GoodbyeReason, MemorySnapshots, MemoryStore, OpId, Outcome, PROTOCOL_VERSION,
+    ClientMessage, Cursor, FrameDecoder, GoodbyeReason, MemorySnapshots, MemoryStore, OpId, Outcome, PROTOCOL_VERSION,
     ServerConfig, ServerConnection, ServerError, ServerEvent, ServerMessage, StoreError, StoreRequest, SublevelPrefix,
     Tokens, WriteOp,
 };
@@ -53,6 +55,8 @@ struct Sent {
     requests: BTreeMap<u64, Kind>,
     /// Ids of `IterOpen`s.
     iterators: BTreeSet<u64>,
+    /// Ids of `Watch`es.
+    watches: BTreeSet<u64>,
     pings: usize,
     goodbye: bool,
 }
@@ -90,6 +94,11 @@ fn decode_sent(stream: &[u8], max_frame: u32) -> Sent {
                 sent.iterators.insert(id);
                 continue;
             }
+            ClientMessage::Watch { id, .. } => {
+                sent.watches.insert(id);
+                continue;
+            }
+            ClientMessage::WatchCredit { .. } | ClientMessage::WatchClose { .. } => continue,
             ClientMessage::Pong { .. }
             | ClientMessage::Auth { .. }
             | ClientMessage::IterCredit { .. }
@@ -124,7 +133,7 @@ pub const SCOPED_TOKEN: &str = "scoped-token-0123456789";
 /// The hello and the token the client sends first, as `Client` does; `decode_sent` skips them.
 pub fn hello_frames(max_frame: u32, token: &str) -> BytesMut {
     let mut out = BytesMut::new();
-    let features = multilevel_proto::FEATURE_CONDITIONS;
+    let features = multilevel_proto::FEATURE_CONDITIONS | multilevel_proto::FEATURE_WATCH;
     let hello = ClientHello { magic: MAGIC, version: PROTOCOL_VERSION, features, session: SESSION, max_frame };
     encode(&ClientMessage::Hello(hello), &mut out);
     encode(&ClientMessage::Auth { token: token.to_owned() }, &mut out);
@@ -147,6 +156,7 @@ fn within(scope: &SublevelPrefix, request: &StoreRequest) -> bool {
             WriteOp::Increment { key, .. } => scope.contains_key(key),
         },
         StoreRequest::ReadBatch(read) => scope.contains_range(&read.range),
+        StoreRequest::ReadChanges(read) => scope.contains_range(&read.range),
         _ => true,
     }
 }
@@ -193,6 +203,10 @@ struct Harness {
     now: Instant,
     ready: VecDeque<(OpId, Result<Outcome, StoreError>)>,
     writes: VecDeque<(OpId, StoreRequest)>,
+    /// Watch reads waiting for a commit: `(watch, op, from)`.
+    waiting: Vec<(u64, OpId, Cursor)>,
+    /// Each watch's cursor as its messages last said.
+    cursors: BTreeMap<u64, Cursor>,
     output: OutputReader<ServerMessage>,
     checked: usize,
     answered: BTreeSet<u64>,
@@ -225,17 +239,25 @@ impl Harness {
                 ServerEvent::Store { op, request } if request.is_write() && self.policy.defer_writes => {
                     self.writes.push_back((op, request));
                 }
+                ServerEvent::Store { op, request: StoreRequest::ReadChanges(read) } => {
+                    // A read with nothing new waits for a commit, as a real backend's does.
+                    match self.store.read_changes(&read) {
+                        Ok(None) => self.waiting.push((read.watch, op, read.from)),
+                        Ok(Some(outcome)) => self.ready.push_back((op, Ok(outcome))),
+                        Err(err) => self.ready.push_back((op, Err(err))),
+                    }
+                }
                 ServerEvent::Store { op, request } => {
                     if let StoreRequest::OpenIterator { iterator } = &request {
                         self.snapshot_ids.insert(*iterator);
                     }
-                    let result = self.store.execute(&mut self.snapshots, request);
-                    self.ready.push_back((op, result));
+                    self.execute(op, request);
                 }
                 ServerEvent::CloseIterator { iterator } => {
                     self.snapshots.close(iterator);
                     self.snapshot_ids.remove(&iterator);
                 }
+                ServerEvent::CloseWatch { watch } => self.wake(|id| id == watch),
             }
             assert_eq!(self.snapshots.len(), self.snapshot_ids.len());
             assert!(
@@ -255,8 +277,7 @@ impl Harness {
         }
         if let Some((op, request)) = self.writes.pop_front() {
             progress = true;
-            let result = self.store.execute(&mut self.snapshots, request);
-            self.ready.push_back((op, result));
+            self.execute(op, request);
         }
         while let Some(bytes) = self.server.poll_transmit() {
             progress = true;
@@ -264,6 +285,25 @@ impl Harness {
         }
         self.check_output();
         progress
+    }
+
+    /// Runs a request; a write that committed wakes every waiting watch read.
+    fn execute(&mut self, op: OpId, request: StoreRequest) {
+        let head = self.store.change_log().head();
+        let result = self.store.execute(&mut self.snapshots, request);
+        self.ready.push_back((op, result));
+        if self.store.change_log().head() != head {
+            self.wake(|_| true);
+        }
+    }
+
+    /// Answers the waiting watch reads `which` selects with no events, as a backend does.
+    fn wake(&mut self, which: impl Fn(u64) -> bool) {
+        let (woken, kept) = std::mem::take(&mut self.waiting).into_iter().partition(|(watch, ..)| which(*watch));
+        self.waiting = kept;
+        for (_, op, from) in woken {
+            self.ready.push_back((op, Ok(Outcome::Changes { events: Vec::new(), next: from })));
+        }
     }
 
     fn drain_output(&mut self) {
@@ -318,6 +358,28 @@ impl Harness {
                         assert!(self.scope.contains_key(key), "{key:?} read outside {:?}", self.scope);
                     }
                     assert!(self.sent.iterators.contains(id), "IterData for iterator {id}, never opened");
+                    continue;
+                }
+                ServerMessage::WatchOpened { id, cursor } => {
+                    assert!(self.sent.watches.contains(id), "{msg:?} for watch {id}, never started");
+                    assert!(self.cursors.insert(*id, *cursor).is_none(), "watch {id} opened twice");
+                    continue;
+                }
+                ServerMessage::WatchData { id, events, next } => {
+                    assert!(self.sent.watches.contains(id), "{msg:?} for watch {id}, never started");
+                    let cursor = self.cursors.get_mut(id).unwrap_or_else(|| panic!("data before watch {id} opened"));
+                    for event in events {
+                        assert!(self.scope.contains_key(event.change.key()), "{event:?} outside {:?}", self.scope);
+                        let at = Cursor { position: event.position, index: event.index };
+                        assert!(at >= *cursor, "watch {id}: {event:?} before its cursor {cursor:?}");
+                        *cursor = event.next_cursor();
+                    }
+                    assert!(*next >= *cursor, "watch {id} goes back to {next:?} from {cursor:?}");
+                    *cursor = *next;
+                    continue;
+                }
+                ServerMessage::WatchError { id, .. } => {
+                    assert!(self.sent.watches.contains(id), "{msg:?} for watch {id}, never started");
                     continue;
                 }
                 ServerMessage::IterEnd { id, .. } | ServerMessage::IterError { id, .. } => {
@@ -436,6 +498,8 @@ pub fn run(data: &[u8]) {
         now,
         ready: VecDeque::new(),
         writes: VecDeque::new(),
+        waiting: Vec::new(),
+        cursors: BTreeMap::new(),
         output: OutputReader::new(client_max_frame),
         checked: 0,
         answered: BTreeSet::new(),
@@ -509,4 +573,5 @@ pub fn run(data: &[u8]) {
     assert!(t.server.poll_transmit().is_none());
     assert_eq!(t.output.buffered(), 0, "the output ends in a partial frame");
     assert!(t.snapshot_ids.is_empty(), "the closed connection still holds snapshots of iterators {:?}", t.snapshot_ids);
+    assert!(t.waiting.is_empty(), "the closed connection still has watch reads waiting: {:?}", t.waiting);
 }
