@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod adapters;
+pub mod processes;
 pub mod proxy;
 pub mod suite;
 

@@ -9,10 +9,9 @@
 //! `MULTILEVEL_PROC_NAMES` (100), `MULTILEVEL_PROC_KILLS` (2), `MULTILEVEL_PROC_SEED` (random).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::io::BufRead;
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -20,67 +19,28 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use multilevel_proto::ClientOptions;
-use multilevel_store::{Store, StoreOptions};
 use multilevel_tests::knob;
+use multilevel_tests::processes::{
+    self, Guard, env, exit_when_the_parent_goes, free_port, report, serve_lmdb_child, tagged,
+};
 use multilevel_tests::proxy::CuttingProxy;
 use rand::{RngExt, SeedableRng};
 
 const COUNTERS: u64 = 4;
 /// The children's settings.
-const ENV_DIR: &str = "MULTILEVEL_PROC_CHILD_DIR";
-const ENV_PORT: &str = "MULTILEVEL_PROC_CHILD_PORT";
 const ENV_ADDR: &str = "MULTILEVEL_PROC_CHILD_ADDR";
 const ENV_WRITER: &str = "MULTILEVEL_PROC_CHILD_WRITER";
 const ENV_WRITERS: &str = "MULTILEVEL_PROC_CHILD_WRITERS";
 const ENV_INCREMENTS: &str = "MULTILEVEL_PROC_CHILD_INCREMENTS";
 const ENV_NAMES: &str = "MULTILEVEL_PROC_CHILD_NAMES";
-/// Every line the children report starts with this, wherever the test harness puts it.
-const TAG: &str = "proctest: ";
 /// The whole test fails (and every child is killed) past this.
 const DEADLINE: Duration = Duration::from_secs(120);
 
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is set by the parent test"))
-}
-
-/// A child exits once its stdin closes, so a parent that dies without dropping its guards
-/// (abort, SIGKILL) leaves no orphan behind.
-fn exit_when_the_parent_goes() {
-    thread::spawn(|| {
-        let _ = std::io::stdin().read_to_end(&mut Vec::new());
-        std::process::exit(3);
-    });
-}
-
-/// One reported line: the tag, then the words, flushed at once.
-fn report(line: std::fmt::Arguments<'_>) {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "\n{TAG}{line}").and_then(|()| out.flush()).expect("stdout");
-}
-
-/// The server child: serves the LMDB directory `$ENV_DIR` on `127.0.0.1:$ENV_PORT` until killed.
+/// The server child: serves the LMDB directory it is given until killed.
 #[test]
 #[ignore = "the server process of writer_processes_count_and_claim_exactly_once_across_cuts_and_server_kills"]
 fn server_child() {
-    exit_when_the_parent_goes();
-    let dir = env(ENV_DIR);
-    let port: u16 = env(ENV_PORT).parse().unwrap();
-    let store = Store::open(&dir, StoreOptions::default()).expect("the store opens");
-    // std sets SO_REUSEADDR on Unix listeners, so connections of the killed server lingering in
-    // TIME_WAIT do not block the port; retry a while anyway in case the old socket is not gone.
-    let started = Instant::now();
-    let listener = loop {
-        match TcpListener::bind(("127.0.0.1", port)) {
-            Ok(listener) => break listener,
-            Err(err) if started.elapsed() < Duration::from_secs(5) => {
-                eprintln!("server_child: bind 127.0.0.1:{port}: {err}; retrying");
-                thread::sleep(Duration::from_millis(50));
-            }
-            Err(err) => panic!("server_child: bind 127.0.0.1:{port}: {err}"),
-        }
-    };
-    report(format_args!("serving {port}"));
-    multilevel_blocking::Server::new(store).serve_tcp(listener).expect("serve");
+    serve_lmdb_child();
 }
 
 /// A writer child: `$ENV_INCREMENTS` increments spread over the counters and an attempt at
@@ -122,64 +82,9 @@ fn writer_child() {
     db.close();
 }
 
-/// A child process killed (SIGKILL) and reaped when dropped, also on a panic.
-struct Guard {
-    child: Child,
-    /// Held open: the child exits when it closes.
-    _stdin: Option<ChildStdin>,
-}
-
-impl Guard {
-    fn spawn(test: &str, envs: &[(&str, String)]) -> (Self, BufReader<std::process::ChildStdout>) {
-        let mut command = Command::new(std::env::current_exe().expect("the test binary"));
-        command.args(["--ignored", "--exact", test, "--nocapture", "--test-threads", "1"]);
-        command.envs(envs.iter().map(|(k, v)| (k, v))).stdin(Stdio::piped()).stdout(Stdio::piped());
-        let mut child = command.spawn().expect("the test binary runs again");
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let stdin = child.stdin.take();
-        (Self { child, _stdin: stdin }, stdout)
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// The payload of a tagged line, wherever the harness put the tag.
-fn tagged(line: &str) -> Option<&str> {
-    line.find(TAG).map(|at| line[at + TAG.len()..].trim())
-}
-
-/// Starts the server child and waits for its ready line.
+/// Starts the server child over `dir` on `port`.
 fn start_server(dir: &Path, port: u16) -> Guard {
-    let (guard, mut stdout) =
-        Guard::spawn("server_child", &[(ENV_DIR, dir.display().to_string()), (ENV_PORT, port.to_string())]);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(
-            stdout.read_line(&mut line).expect("the server's stdout") > 0,
-            "the server child exited before serving"
-        );
-        if tagged(&line).is_some_and(|l| l.starts_with("serving")) {
-            break;
-        }
-    }
-    // Drain the rest so the child never blocks on a full pipe.
-    thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-    guard
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().unwrap().port()
+    processes::start_server("server_child", dir, port)
 }
 
 /// What one writer acknowledged.

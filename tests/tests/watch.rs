@@ -27,19 +27,25 @@ fn del(key: &[u8]) -> Change {
     Change::Del { key: b(key) }
 }
 
-/// The backends a watch must work on: memory, and LMDB in a temp dir.
-fn backends() -> Vec<(&'static str, Box<dyn Fn(Adapter) -> (BackendServer, Option<tempfile::TempDir>)>)> {
-    vec![
-        ("memory", Box::new(|adapter| (BackendServer::start(adapter, MemoryBackend::new(MemoryStore::new())), None))),
-        (
-            "lmdb",
-            Box::new(|adapter| {
-                let dir = tempfile::tempdir().expect("a temp dir");
-                let store = Store::open(dir.path(), StoreOptions::default()).expect("the store opens");
-                (BackendServer::start(adapter, store), Some(dir))
-            }),
-        ),
-    ]
+/// The backends a watch must work on here (etcd has its own tests, `tests/etcd.rs`).
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Memory,
+    Lmdb,
+}
+
+const BACKENDS: [Kind; 2] = [Kind::Memory, Kind::Lmdb];
+
+/// A server of `adapter` on a fresh backend of `kind` (and the directory it lives in).
+fn start(kind: Kind, adapter: Adapter) -> (BackendServer, Option<tempfile::TempDir>) {
+    match kind {
+        Kind::Memory => (BackendServer::start(adapter, MemoryBackend::new(MemoryStore::new())), None),
+        Kind::Lmdb => {
+            let dir = tempfile::tempdir().expect("a temp dir");
+            let store = Store::open(dir.path(), StoreOptions::default()).expect("the store opens");
+            (BackendServer::start(adapter, store), Some(dir))
+        }
+    }
 }
 
 /// `(position offset from the first, commit_end, change)` of each event.
@@ -50,11 +56,11 @@ fn shape(events: &[ChangeEvent]) -> Vec<(u64, bool, Change)> {
 
 #[test]
 fn every_client_sees_each_kind_of_write_on_every_server_and_backend() {
-    for (backend, start) in backends() {
+    for backend in BACKENDS {
         for server_adapter in ALL {
-            let (server, _dir) = start(server_adapter);
+            let (server, _dir) = start(backend, server_adapter);
             for adapter in ALL {
-                let what = format!("{adapter:?} client, {server_adapter:?} server, {backend}");
+                let what = format!("{adapter:?} client, {server_adapter:?} server, {backend:?}");
                 let writer = AnyClient::connect(Adapter::Tokio, server.addr, ClientOptions::default());
                 writer.put("before", "0").unwrap();
                 let watcher = AnyClient::connect(adapter, server.addr, ClientOptions::default());
@@ -97,7 +103,7 @@ fn every_client_sees_each_kind_of_write_on_every_server_and_backend() {
 
 #[test]
 fn a_sublevel_watch_sees_its_keys_without_the_prefix_and_replays_from_a_position() {
-    let (server, _dir) = (backends().remove(1).1)(Adapter::Tokio);
+    let (server, _dir) = start(Kind::Lmdb, Adapter::Tokio);
     for adapter in ALL {
         let db = AnyClient::connect(adapter, server.addr, ClientOptions::default());
         let AnyClient::Tokio(client) = AnyClient::connect(Adapter::Tokio, server.addr, ClientOptions::default()) else {
@@ -119,10 +125,10 @@ fn a_sublevel_watch_sees_its_keys_without_the_prefix_and_replays_from_a_position
             }
             AnyClient::Blocking(c) => {
                 let sub = c.sublevel("users");
-                let mut watch = sub.watch(WatchOptions::new().after(0)).unwrap();
+                let watch = sub.watch(WatchOptions::new().after(0)).unwrap();
                 let (tx, rx) = std::sync::mpsc::channel();
                 std::thread::spawn(move || {
-                    while let Some(event) = watch.next() {
+                    for event in watch {
                         if tx.send(event).is_err() {
                             return;
                         }
@@ -174,8 +180,8 @@ fn watch_of_smol(mut watch: multilevel_async_std::Watch) -> Events {
 #[test]
 fn watchers_resume_exactly_through_a_cutting_proxy() {
     let writes = knob("WATCH_WRITES", 400) as usize;
-    for (backend, start) in backends() {
-        let (server, _dir) = start(Adapter::Tokio);
+    for backend in BACKENDS {
+        let (server, _dir) = start(backend, Adapter::Tokio);
         let proxy = CuttingProxy::start(server.addr, 7, 7.0, 11.0);
         let writer = AnyClient::connect(Adapter::Tokio, server.addr, ClientOptions::default());
         let watchers: Vec<_> = ALL
@@ -199,11 +205,11 @@ fn watchers_resume_exactly_through_a_cutting_proxy() {
             let keys: Vec<String> =
                 events.iter().map(|e| String::from_utf8_lossy(e.change.key()).into_owned()).collect();
             let want: Vec<String> = (0..writes).map(|i| format!("k{i:05}")).collect();
-            assert_eq!(keys, want, "{adapter:?} watcher on {backend}");
+            assert_eq!(keys, want, "{adapter:?} watcher on {backend:?}");
             assert!(events.windows(2).all(|w| w[0].position < w[1].position), "{adapter:?}: positions increase");
             assert!(watch.next_within(Duration::from_millis(200)).is_none(), "{adapter:?}: nothing repeated");
         }
-        println!("{backend}: {writes} writes, {} cuts", proxy.cuts());
+        println!("{backend:?}: {writes} writes, {} cuts", proxy.cuts());
         assert!(proxy.cuts() > 3, "the proxy cut connections ({})", proxy.cuts());
     }
 }
@@ -241,7 +247,7 @@ fn a_watch_from_a_trimmed_position_fails_naming_the_oldest_kept() {
 #[test]
 fn a_watcher_that_does_not_read_costs_the_writers_nothing_and_misses_nothing() {
     let writes = knob("WATCH_SLOW_WRITES", 2000) as usize;
-    let (server, _dir) = (backends().remove(1).1)(Adapter::Tokio);
+    let (server, _dir) = start(Kind::Lmdb, Adapter::Tokio);
     let writer = AnyClient::connect(Adapter::Tokio, server.addr, ClientOptions::default());
     let value = "v".repeat(1000);
     let rate = |from: usize| {

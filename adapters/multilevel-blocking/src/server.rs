@@ -116,6 +116,7 @@ impl<B: Backend> Server<B> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State { conn: self.serving.connection(permit), reader_done: false }),
             changed: Condvar::new(),
+            completed: Signal::default(),
             writer: Mutex::new(writer),
             closer,
         });
@@ -179,10 +180,49 @@ struct State<C: BackendConnection> {
     reader_done: bool,
 }
 
+/// Wakes the completion thread: a generation counter it waits to see move. Separate from the
+/// state's lock, so that a backend may complete a request on a thread that holds that lock (a
+/// watch read answered inside `close_watch`, or by a write run inline) without a deadlock.
+#[derive(Default)]
+struct Signal {
+    generation: Mutex<u64>,
+    moved: Condvar,
+}
+
+impl Signal {
+    fn generation(&self) -> u64 {
+        *self.generation.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn notify(&self) {
+        *self.generation.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.moved.notify_all();
+    }
+
+    /// Waits until the generation moves past `seen`, or `deadline` passes.
+    fn wait_past(&self, seen: u64, deadline: Option<Instant>) {
+        let mut generation = self.generation.lock().unwrap_or_else(|e| e.into_inner());
+        while *generation == seen {
+            generation = match deadline {
+                Some(deadline) => {
+                    let wait = deadline.saturating_duration_since(Instant::now());
+                    if wait.is_zero() {
+                        return;
+                    }
+                    self.moved.wait_timeout(generation, wait).unwrap_or_else(|e| e.into_inner()).0
+                }
+                None => self.moved.wait(generation).unwrap_or_else(|e| e.into_inner()),
+            };
+        }
+    }
+}
+
 struct Shared<C: BackendConnection> {
     state: Mutex<State<C>>,
-    /// Signalled when write outcomes arrive, input is wanted again, or the connection ends.
+    /// Signalled when input is wanted again or the connection ends (the reader waits on it).
     changed: Condvar,
+    /// Signalled when outcomes arrive or the reader ends (the completion thread waits on it).
+    completed: Signal,
     writer: Mutex<Box<dyn Write + Send>>,
     closer: Option<crate::transport::Closer>,
 }
@@ -194,11 +234,9 @@ struct CompletionWaker<C: BackendConnection>(Weak<Shared<C>>);
 
 impl<C: BackendConnection> Wake for CompletionWaker<C> {
     fn wake(self: Arc<Self>) {
-        // Taking the state lock first means the completion thread is either not yet past its
-        // check (it will see the outcome) or already waiting (it gets the notification).
-        let Some(shared) = self.0.upgrade() else { return };
-        let _state = shared.lock();
-        shared.changed.notify_all();
+        if let Some(shared) = self.0.upgrade() {
+            shared.completed.notify();
+        }
     }
 }
 
@@ -258,11 +296,15 @@ impl<C: BackendConnection> Shared<C> {
         }
         self.lock().reader_done = true;
         self.changed.notify_all();
+        self.completed.notify();
     }
 
     fn completion_loop(self: Arc<Self>) {
         let waker = Waker::from(Arc::new(CompletionWaker(Arc::downgrade(&self))));
         let mut cx = Context::from_waker(&waker);
+        // Read before each check, so an outcome that arrives after the check moves it and the
+        // wait below returns at once.
+        let mut seen = self.completed.generation();
         let mut state = self.lock();
         loop {
             let _ = state.conn.poll_completions(&mut cx);
@@ -282,13 +324,11 @@ impl<C: BackendConnection> Shared<C> {
             if state.conn.poll_completions(&mut cx).is_ready() {
                 continue;
             }
-            state = match state.conn.poll_timeout() {
-                Some(deadline) => {
-                    let wait = deadline.saturating_duration_since(Instant::now());
-                    self.changed.wait_timeout(state, wait).unwrap_or_else(|e| e.into_inner()).0
-                }
-                None => self.changed.wait(state).unwrap_or_else(|e| e.into_inner()),
-            };
+            let deadline = state.conn.poll_timeout();
+            drop(state);
+            self.completed.wait_past(seen, deadline);
+            seen = self.completed.generation();
+            state = self.lock();
         }
         drop(state);
         // The reader may have closed the connection (a protocol violation) and queued its
