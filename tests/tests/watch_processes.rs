@@ -100,6 +100,13 @@ fn watch_watcher_child() {
     let db = multilevel_blocking::Client::tcp(addr, options);
     let watch = db.watch(WatchOptions::new().range(range).after(0)).expect("the watch starts");
     report(format_args!("watching"));
+    let state = db.clone();
+    thread::spawn(move || {
+        loop {
+            thread::sleep(Duration::from_secs(1));
+            report(format_args!("state {:?}", state.state()));
+        }
+    });
     for event in watch {
         let event = event.unwrap_or_else(|e| panic!("watcher {watcher}: {e}"));
         report(format_args!("ev {}", line(&event)));
@@ -191,6 +198,16 @@ fn watchers_see_exactly_the_committed_history_across_cuts_and_server_kills() {
     direct.put("w1/~end", "end").unwrap();
     let mut seen: Vec<Vec<String>> = Vec::new();
     for (watcher, (child, lines, reader)) in watchers.iter_mut().enumerate() {
+        let ends = Instant::now();
+        while child.child.try_wait().expect("wait").is_none() && ends.elapsed() < Duration::from_secs(20) {
+            thread::sleep(Duration::from_millis(10));
+        }
+        if child.child.try_wait().expect("wait").is_none() {
+            let lines = lines.lock().unwrap();
+            let mut last: Vec<&String> = lines.iter().rev().filter(|l| l.starts_with("ev")).take(3).collect();
+            last.extend(lines.iter().rev().take(3));
+            panic!("watcher {watcher} stuck; stats {:?}; last lines {last:?}", direct.stats());
+        }
         let status = child.wait_until(started, DEADLINE, &format!("watcher {watcher}"));
         assert!(status.success(), "watcher {watcher} failed: {status}");
         std::mem::replace(reader, thread::spawn(|| {})).join().unwrap();

@@ -125,6 +125,40 @@ fn a_watch_that_is_not_read_stops_the_server_at_its_credit() {
     assert_eq!(rest.last().map(|e| e.position), Some(200));
 }
 
+/// A link that drops every connection after a few hundred bytes, fewer than one full frame of
+/// events: the watch offers less credit on each connection that delivered nothing, so the
+/// server's frames shrink until they get through, and the watch still gets everything.
+#[test]
+fn a_watch_gets_through_a_link_that_drops_every_few_hundred_bytes() {
+    let mut sim = sim(true);
+    for i in 0..300u32 {
+        write(&mut sim, Request::Put { key: Bytes::from(format!("key {i:05}")), value: Bytes::from(vec![b'v'; 20]) });
+    }
+    let watch = sim.client.open_watch(WatchOptions::new().after(0)).unwrap();
+    let mut got = Vec::new();
+    for _ in 0..2000 {
+        // This connection carries 400 bytes from the server, then drops.
+        let mut budget = 400;
+        loop {
+            sim.deliver_c2s(usize::MAX);
+            let moved = sim.deliver_s2c(budget);
+            budget -= moved;
+            while let WatchPoll::Event(event) = sim.client.watch_next(watch) {
+                got.push(event.position);
+            }
+            if moved == 0 || budget == 0 {
+                break;
+            }
+        }
+        if got.len() == 300 {
+            break;
+        }
+        sim.cut();
+        sim.connect();
+    }
+    assert_eq!(got, (1..=300).collect::<Vec<u64>>(), "after {} connections", sim.connects);
+}
+
 #[derive(Debug, Clone)]
 enum Step {
     Write(Request),

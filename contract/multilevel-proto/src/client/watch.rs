@@ -36,7 +36,18 @@ pub(super) struct ClientWatch {
     pub(super) on_server: bool,
     /// The sublevel prefix of every key, removed as events are handed out.
     prefix: Bytes,
+    /// Most credit offered when the watch is opened on a connection: cut to a quarter after a
+    /// connection that delivered no event, doubled after one that did, so that on a link that
+    /// drops every few kilobytes the server's frames shrink until they get through.
+    credit_cap: u64,
+    /// The watch was opened on a connection before.
+    opened: bool,
+    /// Events arrived on the current connection.
+    received: bool,
 }
+
+/// The least credit a reopened watch offers, whatever the connections before it delivered.
+const MIN_CREDIT_CAP: u64 = 256;
 
 impl ClientWatch {
     /// A watch of `options`, whose keys all start with `prefix` (empty for none).
@@ -50,6 +61,9 @@ impl ClientWatch {
             failed: None,
             on_server: false,
             prefix,
+            credit_cap: u64::MAX,
+            opened: false,
+            received: false,
         }
     }
 
@@ -61,6 +75,15 @@ impl ClientWatch {
     /// The frame that starts this watch where it stands, with credit for what the buffer
     /// leaves of the window.
     pub(super) fn open_message(&mut self, id: u64, window: u64) -> ClientMessage {
+        if self.opened {
+            self.credit_cap = if self.received {
+                self.credit_cap.saturating_mul(2)
+            } else {
+                (self.credit_cap.min(window) / 4).max(MIN_CREDIT_CAP)
+            };
+        }
+        self.opened = true;
+        self.received = false;
         self.consumed = 0;
         self.on_server = true;
         ClientMessage::Watch {
@@ -68,7 +91,7 @@ impl ClientWatch {
             range: self.options.range.clone(),
             start: self.resume,
             values: self.options.values,
-            credit: window.saturating_sub(self.buffered_bytes).max(1),
+            credit: window.saturating_sub(self.buffered_bytes).min(self.credit_cap).max(1),
         }
     }
 
@@ -111,6 +134,7 @@ impl ClientWatch {
         if next < cursor {
             return Err(PeerMisbehaved::WatchOutOfOrder);
         }
+        self.received |= !events.is_empty();
         for event in events {
             self.buffered_bytes += event.cost();
             self.buffer.push_back(event);
