@@ -98,6 +98,7 @@ mod keys;
 mod sweep;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod watch;
 mod write;
 
 use std::collections::HashMap;
@@ -115,6 +116,7 @@ pub use crate::compact::Compaction;
 pub use crate::error::EtcdError;
 use crate::iter::IterState;
 use crate::keys::Layout;
+use crate::watch::WatchState;
 
 /// Request ids whose outcomes each session record remembers by default; see
 /// [`SessionRecord`](multilevel_proto::store::SessionRecord).
@@ -374,6 +376,7 @@ impl Backend for EtcdBackend {
             shared: Arc::clone(&self.shared),
             runtime: Arc::clone(&self.runtime),
             iterators: Arc::new(Mutex::new(HashMap::new())),
+            watches: HashMap::new(),
             writer: None,
         }
     }
@@ -400,12 +403,13 @@ struct WriteJob {
     completions: Arc<dyn Completions>,
 }
 
-/// One connection's view of an [`EtcdBackend`]: its iterators' revisions, and the task that
-/// applies its writes in order.
+/// One connection's view of an [`EtcdBackend`]: its iterators' revisions, its watches, and
+/// the task that applies its writes in order.
 pub struct EtcdConnection {
     shared: Arc<Shared>,
     runtime: Arc<Runtime>,
     iterators: Iterators,
+    watches: HashMap<u64, Arc<WatchState>>,
     writer: Option<mpsc::UnboundedSender<WriteJob>>,
 }
 
@@ -515,15 +519,34 @@ impl Executor for EtcdConnection {
                     iter::read_batch(&shared, &mut state, &read).await
                 })
             }
-            // TODO(watch): etcd's watch.
-            StoreRequest::OpenWatch { .. } | StoreRequest::ReadChanges(_) => {
-                Execution::Ready(Err(StoreError::Internal("watches are not implemented on etcd yet".into())))
+            StoreRequest::OpenWatch { watch, start } => {
+                self.watches.entry(watch).or_insert_with(|| Arc::new(WatchState::new()));
+                self.spawn(op, completions, async move { watch::open_watch(&shared, start).await })
+            }
+            StoreRequest::ReadChanges(read) => {
+                let state = Arc::clone(self.watches.entry(read.watch).or_insert_with(|| Arc::new(WatchState::new())));
+                self.spawn(op, completions, async move { state.read(&shared, &read).await })
             }
         }
     }
 
     fn close_iterator(&mut self, iterator: u64) {
         lock(&self.iterators).remove(&iterator);
+    }
+
+    fn close_watch(&mut self, watch: u64) {
+        if let Some(state) = self.watches.remove(&watch) {
+            state.close();
+        }
+    }
+}
+
+impl Drop for EtcdConnection {
+    fn drop(&mut self) {
+        // Reads still waiting answer now, and let go of their etcd streams.
+        for state in self.watches.values() {
+            state.close();
+        }
     }
 }
 
