@@ -46,6 +46,21 @@
 //!   its keys with an etcd `DESCEND` range, which costs the whole range once.
 //! - **Iterators** take the current revision at open; each batch is a range at that revision.
 //!   See [the cost of reverse iteration](#reverse-iteration).
+//! - **Watches** (the change feed): a position is the etcd revision of a commit (one write,
+//!   or one group of a session's writes, is one transaction, so one revision); a change's
+//!   index is its place among that revision's events in the watched range, in transaction
+//!   order (session records live under another prefix and never appear). `OpenWatch` from
+//!   now answers the cursor after the current revision (a linearizable read). Each watch's
+//!   reads share one etcd watch stream over `namespace ‖ 0x00 ‖ range`, opened at the read's
+//!   cursor and reopened when a read asks from elsewhere or the stream fails (another member
+//!   serves it); the stream is read only when a read finds nothing buffered, and at most one
+//!   etcd response is buffered per watch. A read with nothing new waits until a commit or
+//!   [`Executor::close_watch`]. etcd's progress notifications (every 10 minutes by default)
+//!   move a quiet watch's cursor on. History lasts until compaction: etcd keeps the state
+//!   at its compaction revision `C` but not all of `C`'s events, so a feed from a position
+//!   `<= C` fails with [`StoreError::Compacted`] naming `C + 1`. With
+//!   [`EtcdOptions::compaction`], an open watch holds compaction at its cursor like an
+//!   iterator (and, idle longer than [`Compaction::idle_timeout`], no more).
 //! - **Stats**: `entries` (keys in the namespace, a count-only range) and `revision`.
 //! - **Read-only**: writes are refused with [`StoreError::ReadOnly`] without contacting
 //!   etcd. **Hooks**: [`multilevel_proto::hooks::verdict`] runs before a write is applied;

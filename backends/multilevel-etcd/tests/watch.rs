@@ -315,6 +315,9 @@ fn a_small_budget_splits_a_clear_with_exact_cursors() {
     assert_eq!(events.iter().map(|e| e.index).collect::<Vec<_>>(), vec![2, 3, 4]);
 }
 
+/// Kills the leader, then each other member in turn (restarting the one before), so that the
+/// member serving the watch's stream dies at least once: the waiting read is answered by the
+/// writes made meanwhile, each once, in order.
 #[test]
 fn a_watch_survives_the_loss_of_the_leader() {
     let Some(mut cluster) = common::cluster() else { return };
@@ -330,27 +333,39 @@ fn a_watch_survives_the_loss_of_the_leader() {
     let mut from = open(&mut watcher, 1, WatchStart::Now).unwrap();
     db.write(1, 1, put("k", "1")).unwrap();
     let (events, next) = read(&mut watcher, 1, from, 1 << 20).unwrap();
-    assert_eq!(events.len(), 1);
+    assert_eq!(events, vec![ev(from.position, 0, true, p("k", b"1"))]);
     from = next;
 
-    let op = watcher.send(request(1, from, &KeyRange::all(), true, 1 << 20)).expect("queued");
     let leader = cluster.leader().expect("a leader");
-    cluster.kill(leader);
-    let mut written = Vec::new();
-    for request in 2..=4 {
-        db.write(1, request, put("k", request.to_string())).expect("a write after the leader died");
-        written.push(request.to_string());
+    let mut request = 1;
+    for victim in [leader, (leader + 1) % 3, (leader + 2) % 3] {
+        let op = watcher.send(request_for(from)).expect("queued");
+        cluster.kill(victim);
+        let mut written = Vec::new();
+        for _ in 0..3 {
+            request += 1;
+            db.write(1, request, put("k", request.to_string())).expect("a write with a member down");
+            written.push(request.to_string());
+        }
+        let (answered, result) = watcher.answer_within(Duration::from_secs(20)).expect("the waiting read is answered");
+        assert_eq!(answered, op);
+        let (mut events, mut next) = changes(result).unwrap();
+        while events.len() < written.len() {
+            let (more, after) = read(&mut watcher, 1, next, 1 << 20).expect("a read with a member down");
+            events.extend(more);
+            next = after;
+        }
+        let values: Vec<String> =
+            events.iter().map(|e| String::from_utf8(e.change.value().unwrap().to_vec()).unwrap()).collect();
+        assert_eq!(values, written, "every write once, in order (member {victim} down)");
+        assert!(events.iter().all(|e| e.position >= from.position && e.index == 0 && e.commit_end));
+        assert!(events.windows(2).all(|w| w[0].position < w[1].position));
+        from = next;
+        cluster.restart(victim);
+        std::thread::sleep(Duration::from_secs(1));
     }
-    let (answered, result) = watcher.answer_within(Duration::from_secs(20)).expect("the waiting read is answered");
-    assert_eq!(answered, op);
-    let (mut events, mut next) = changes(result).unwrap();
-    while events.len() < written.len() {
-        let (more, after) = read(&mut watcher, 1, next, 1 << 20).expect("a read after the leader died");
-        events.extend(more);
-        next = after;
-    }
-    let values: Vec<String> =
-        events.iter().map(|e| String::from_utf8(e.change.value().unwrap().to_vec()).unwrap()).collect();
-    assert_eq!(values, written, "every write once, in order");
-    assert!(events.windows(2).all(|w| w[0].position < w[1].position));
+}
+
+fn request_for(from: Cursor) -> StoreRequest {
+    request(1, from, &KeyRange::all(), true, 1 << 20)
 }
