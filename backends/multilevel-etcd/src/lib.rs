@@ -535,8 +535,8 @@ impl Executor for EtcdConnection {
                 })
             }
             StoreRequest::OpenWatch { watch, start } => {
-                self.watches.entry(watch).or_insert_with(|| Arc::new(WatchState::new()));
-                self.spawn(op, completions, async move { watch::open_watch(&shared, start).await })
+                let state = Arc::clone(self.watches.entry(watch).or_insert_with(|| Arc::new(WatchState::new())));
+                self.spawn(op, completions, async move { state.open(&shared, start).await })
             }
             StoreRequest::ReadChanges(read) => {
                 let state = Arc::clone(self.watches.entry(read.watch).or_insert_with(|| Arc::new(WatchState::new())));

@@ -49,6 +49,16 @@ impl WatchState {
         self.closed.send_replace(true);
     }
 
+    /// Answers [`StoreRequest::OpenWatch`](multilevel_proto::StoreRequest::OpenWatch), and
+    /// holds compaction at the start until the first read.
+    pub(crate) async fn open(&self, shared: &Shared, start: WatchStart) -> Result<Outcome, StoreError> {
+        let outcome = open_watch(shared, start).await?;
+        if let Outcome::WatchOpened(cursor) = &outcome {
+            self.feed.lock().await.hold(shared, *cursor);
+        }
+        Ok(outcome)
+    }
+
     /// Answers a [`ChangeRead`]: the buffered events from `read.from`, or the next ones etcd
     /// sends, or no events once the watch is closed.
     pub(crate) async fn read(&self, shared: &Shared, read: &ChangeRead) -> Result<Outcome, StoreError> {
@@ -107,16 +117,21 @@ fn start_revision(from: Cursor) -> i64 {
 }
 
 impl Feed {
+    /// Holds compaction where a feed at `from` needs history from.
+    fn hold(&mut self, shared: &Shared, from: Cursor) {
+        let revision = start_revision(from);
+        match &self.registration {
+            Some(registration) => registration.move_to(revision),
+            None => self.registration = Some(Registration::new(&shared.snapshots, revision)),
+        }
+    }
+
     async fn read(&mut self, shared: &Shared, read: &ChangeRead) -> Result<Outcome, StoreError> {
         let Some(range) = shared.layout.range(&read.range) else {
             // No key can change in an empty range: such a read never finds anything.
             return std::future::pending().await;
         };
-        let revision = start_revision(read.from);
-        match &self.registration {
-            Some(registration) => registration.move_to(revision),
-            None => self.registration = Some(Registration::new(&shared.snapshots, revision)),
-        }
+        self.hold(shared, read.from);
         if self.stream.as_ref().is_some_and(|s| s.next != read.from || s.range != range) {
             self.stream = None;
         }
@@ -260,7 +275,7 @@ impl Stream {
 
 /// Answers [`StoreRequest::OpenWatch`](multilevel_proto::StoreRequest::OpenWatch): the
 /// cursor after the current revision, or the given cursor if its history is still kept.
-pub(crate) async fn open_watch(shared: &Shared, start: WatchStart) -> Result<Outcome, StoreError> {
+async fn open_watch(shared: &Shared, start: WatchStart) -> Result<Outcome, StoreError> {
     match start {
         WatchStart::Now => {
             let revision = shared.current_revision().await?;

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{Conn, backend, backend_with, bput, put};
-use multilevel_etcd::EtcdOptions;
+use multilevel_etcd::testing::EtcdCluster;
+use multilevel_etcd::{Compaction, EtcdOptions};
 use multilevel_proto::backend::{Backend, Executor};
 use multilevel_proto::change::{Change, ChangeEvent, ChangeRead, Cursor, WatchStart};
 use multilevel_proto::{KeyRange, Outcome, StoreError, StoreRequest, WriteOp};
@@ -368,4 +369,98 @@ fn a_watch_survives_the_loss_of_the_leader() {
 
 fn request_for(from: Cursor) -> StoreRequest {
     request(1, from, &KeyRange::all(), true, 1 << 20)
+}
+
+/// A watch of keys nobody writes still moves on: etcd's progress notifications (every 300 ms
+/// here) answer its reads with no events and a cursor past the commits elsewhere.
+#[test]
+fn a_quiet_watch_moves_on_with_progress_notifications() {
+    let Some(cluster) = EtcdCluster::start_with(&["--experimental-watch-progress-notify-interval=300ms"]) else {
+        return;
+    };
+    let backend = backend(&cluster, "progress");
+    let mut db = Conn::new(&backend);
+    let quiet = KeyRange::all().gte("q").lt("r");
+    let mut from = open(&mut db, 1, WatchStart::Now).unwrap();
+    for request in 1..=3 {
+        db.write(1, request, put("a", "busy")).unwrap();
+    }
+    let written = revision(&mut db);
+    let mut reads = 0;
+    while from.position <= written {
+        reads += 1;
+        assert!(reads <= 40, "progress within 40 reads: at {from:?}, writes up to {written}");
+        let (events, next) = changes(db.run(request(1, from, &quiet, true, 1 << 20))).unwrap();
+        assert_eq!(events, vec![], "nothing in the quiet range");
+        assert!(next >= from);
+        from = next;
+    }
+    // Still exact: the next write in the range comes with its own position.
+    db.write(1, 4, put("q1", "x")).unwrap();
+    let r = revision(&mut db);
+    let (events, next) = changes(db.run(request(1, from, &quiet, true, 1 << 20))).unwrap();
+    assert_eq!(events, vec![ev(r, 0, true, p("q1", b"x"))]);
+    assert_eq!(next, Cursor::after(r));
+}
+
+/// With the backend's compaction on, a watch in use holds compaction before its cursor, like
+/// an iterator; idle past the timeout it no longer does, and its live stream goes on anyway;
+/// once closed, its old position is refused as compacted.
+#[test]
+fn compaction_spares_watches_in_use() {
+    let Some(cluster) = common::cluster() else { return };
+    let compaction = Compaction { interval: Duration::from_millis(200), idle_timeout: Duration::from_secs(2) };
+    let options =
+        EtcdOptions { namespace: b"compacting".to_vec(), compaction: Some(compaction), ..EtcdOptions::default() };
+    let backend = backend_with(&cluster, options);
+    let mut db = Conn::new(&backend);
+    let mut watcher = Conn::new(&backend);
+    let start = open(&mut watcher, 1, WatchStart::Now).unwrap();
+    for request in 1..=5 {
+        db.write(1, request, put(format!("k{request}"), "v")).unwrap();
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let endpoints = cluster.endpoints();
+    let oldest_readable = move || {
+        let endpoints = endpoints.clone();
+        runtime.block_on(async move {
+            let mut client = etcd_client::Client::connect(&endpoints, None).await.unwrap();
+            let mut revision = 1;
+            while client.get("x", Some(etcd_client::GetOptions::new().with_revision(revision))).await.is_err() {
+                revision += 1;
+            }
+            revision as u64
+        })
+    };
+    // Read one event every 300 ms: compaction never passes the revision before the cursor.
+    let mut from = start;
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(300));
+        let (events, next) = read(&mut watcher, 1, from, 1).expect("a watch in use is spared");
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].position, from.position);
+        from = next;
+    }
+    let spared = oldest_readable();
+    assert!(spared > 1, "compaction ran: oldest readable revision {spared}");
+    // The last read was from the last write's revision; its stream needs the one before.
+    assert!(spared < from.position - 1, "compaction stopped before the cursor: {spared}, {from:?}");
+
+    // A read waiting past the idle timeout: compaction moves on, the stream is live anyway.
+    let op = watcher.send(request(1, from, &KeyRange::all(), true, 1 << 20)).expect("queued");
+    std::thread::sleep(Duration::from_millis(2600));
+    assert!(oldest_readable() >= from.position, "compaction moved on");
+    db.write(1, 6, put("k6", "v")).unwrap();
+    let (answered, result) = watcher.answer_within(Duration::from_secs(10)).expect("answered");
+    assert_eq!(answered, op);
+    let (events, _) = changes(result).unwrap();
+    assert_eq!(events.iter().map(|e| e.change.key().clone()).collect::<Vec<_>>(), vec![Bytes::from("k6")]);
+
+    // Closed, nothing holds its place: resuming at it is refused.
+    watcher.conn.close_watch(1);
+    std::thread::sleep(Duration::from_millis(600));
+    match open(&mut watcher, 2, WatchStart::At(from)) {
+        Err(StoreError::Compacted { oldest }) => assert!(oldest > from.position, "{oldest} > {from:?}"),
+        other => panic!("expected compacted: {other:?}"),
+    }
 }
