@@ -49,7 +49,10 @@
 //! - **Watches** (the change feed): a position is the etcd revision of a commit (one write,
 //!   or one group of a session's writes, is one transaction, so one revision); a change's
 //!   index is its place among that revision's events in the watched range, in transaction
-//!   order (session records live under another prefix and never appear). `OpenWatch` from
+//!   order (session records live under another prefix and never appear). As etcd refuses a
+//!   key twice in a transaction, a batch's events are those of its last operation per key,
+//!   and writes of one session committed as a group share one revision (one commit, holding
+//!   the last operation per key across the group). `OpenWatch` from
 //!   now answers the cursor after the current revision (a linearizable read). Each watch's
 //!   reads share one etcd watch stream over `namespace ‖ 0x00 ‖ range`, opened at the read's
 //!   cursor and reopened when a read asks from elsewhere or the stream fails (another member

@@ -122,7 +122,10 @@ fn every_write_makes_its_events() {
     let r6 = revision(&mut db);
     db.write(1, 8, clear(KeyRange::all(), Some(1))).unwrap(); // removes "b", the first key
     let r7 = revision(&mut db);
-    assert!(r1 < r2 && r2 < r4 && r4 < r5 && r5 < r6 && r6 < r7);
+    // etcd refuses a key twice in one transaction: a batch keeps the last operation per key.
+    db.write(1, 9, WriteOp::Batch(vec![bput("e", "1"), bput("e", "2")])).unwrap();
+    let r8 = revision(&mut db);
+    assert!(r1 < r2 && r2 < r4 && r4 < r5 && r5 < r6 && r6 < r7 && r7 < r8);
 
     let counter = multilevel_proto::condition::encode_counter(5);
     let expected = vec![
@@ -135,13 +138,14 @@ fn every_write_makes_its_events() {
         ev(r5, 1, true, d("d")),
         ev(r6, 0, true, p("n", &counter)),
         ev(r7, 0, true, d("b")),
+        ev(r8, 0, true, p("e", b"2")),
     ];
-    let (events, next) = read_through(&mut watcher, 1, start, &KeyRange::all(), true, r7);
+    let (events, next) = read_through(&mut watcher, 1, start, &KeyRange::all(), true, r8);
     assert_eq!(events, expected);
-    assert_eq!(next, Cursor::after(r7));
+    assert_eq!(next, Cursor::after(r8));
 
     // Keys only: the same events, values empty.
-    let (events, _) = read_through(&mut watcher, 2, start, &KeyRange::all(), false, r7);
+    let (events, _) = read_through(&mut watcher, 2, start, &KeyRange::all(), false, r8);
     let keys_only: Vec<ChangeEvent> =
         expected.iter().cloned().map(|e| ChangeEvent { change: e.change.without_value(), ..e }).collect();
     assert_eq!(events, keys_only);
