@@ -14,7 +14,7 @@ use crate::keys::Layout;
 
 /// The largest answer accepted from etcd (tonic's default is 4 MiB; iterator batches and
 /// `GetMany` of large values need more).
-const MAX_DECODING: usize = 512 << 20;
+pub(crate) const MAX_DECODING: usize = 512 << 20;
 /// First pause before retrying a call that did not reach a member; doubles up to a second.
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(20);
 

@@ -72,6 +72,13 @@ impl Registration {
             entry.1 = Instant::now();
         }
     }
+
+    /// Marks the entry used now, reading at `revision` (a watch that moved on).
+    pub(crate) fn move_to(&self, revision: i64) {
+        if let Some(entry) = lock(&self.snapshots).open.get_mut(&self.id) {
+            *entry = (revision, Instant::now());
+        }
+    }
 }
 
 impl Drop for Registration {

@@ -46,6 +46,24 @@
 //!   its keys with an etcd `DESCEND` range, which costs the whole range once.
 //! - **Iterators** take the current revision at open; each batch is a range at that revision.
 //!   See [the cost of reverse iteration](#reverse-iteration).
+//! - **Watches** (the change feed): a position is the etcd revision of a commit (one write,
+//!   or one group of a session's writes, is one transaction, so one revision); a change's
+//!   index is its place among that revision's events in the watched range, in transaction
+//!   order (session records live under another prefix and never appear). As etcd refuses a
+//!   key twice in a transaction, a batch's events are those of its last operation per key,
+//!   and writes of one session committed as a group share one revision (one commit, holding
+//!   the last operation per key across the group). `OpenWatch` from
+//!   now answers the cursor after the current revision (a linearizable read). Each watch's
+//!   reads share one etcd watch stream over `namespace ‖ 0x00 ‖ range`, opened at the read's
+//!   cursor and reopened when a read asks from elsewhere or the stream fails (another member
+//!   serves it); the stream is read only when a read finds nothing buffered, and at most one
+//!   etcd response is buffered per watch. A read with nothing new waits until a commit or
+//!   [`Executor::close_watch`]. etcd's progress notifications (every 10 minutes by default)
+//!   move a quiet watch's cursor on. History lasts until compaction: etcd keeps the state
+//!   at its compaction revision `C` but not all of `C`'s events, so a feed from a position
+//!   `<= C` fails with [`StoreError::Compacted`] naming `C + 1`. With
+//!   [`EtcdOptions::compaction`], an open watch holds compaction at its cursor like an
+//!   iterator (and, idle longer than [`Compaction::idle_timeout`], no more).
 //! - **Stats**: `entries` (keys in the namespace, a count-only range) and `revision`.
 //! - **Read-only**: writes are refused with [`StoreError::ReadOnly`] without contacting
 //!   etcd. **Hooks**: [`multilevel_proto::hooks::verdict`] runs before a write is applied;
@@ -98,6 +116,7 @@ mod keys;
 mod sweep;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod watch;
 mod write;
 
 use std::collections::HashMap;
@@ -115,6 +134,7 @@ pub use crate::compact::Compaction;
 pub use crate::error::EtcdError;
 use crate::iter::IterState;
 use crate::keys::Layout;
+use crate::watch::WatchState;
 
 /// Request ids whose outcomes each session record remembers by default; see
 /// [`SessionRecord`](multilevel_proto::store::SessionRecord).
@@ -374,6 +394,7 @@ impl Backend for EtcdBackend {
             shared: Arc::clone(&self.shared),
             runtime: Arc::clone(&self.runtime),
             iterators: Arc::new(Mutex::new(HashMap::new())),
+            watches: HashMap::new(),
             writer: None,
         }
     }
@@ -400,12 +421,13 @@ struct WriteJob {
     completions: Arc<dyn Completions>,
 }
 
-/// One connection's view of an [`EtcdBackend`]: its iterators' revisions, and the task that
-/// applies its writes in order.
+/// One connection's view of an [`EtcdBackend`]: its iterators' revisions, its watches, and
+/// the task that applies its writes in order.
 pub struct EtcdConnection {
     shared: Arc<Shared>,
     runtime: Arc<Runtime>,
     iterators: Iterators,
+    watches: HashMap<u64, Arc<WatchState>>,
     writer: Option<mpsc::UnboundedSender<WriteJob>>,
 }
 
@@ -515,15 +537,34 @@ impl Executor for EtcdConnection {
                     iter::read_batch(&shared, &mut state, &read).await
                 })
             }
-            // TODO(watch): etcd's watch.
-            StoreRequest::OpenWatch { .. } | StoreRequest::ReadChanges(_) => {
-                Execution::Ready(Err(StoreError::Internal("watches are not implemented on etcd yet".into())))
+            StoreRequest::OpenWatch { watch, start } => {
+                let state = Arc::clone(self.watches.entry(watch).or_insert_with(|| Arc::new(WatchState::new())));
+                self.spawn(op, completions, async move { state.open(&shared, start).await })
+            }
+            StoreRequest::ReadChanges(read) => {
+                let state = Arc::clone(self.watches.entry(read.watch).or_insert_with(|| Arc::new(WatchState::new())));
+                self.spawn(op, completions, async move { state.read(&shared, &read).await })
             }
         }
     }
 
     fn close_iterator(&mut self, iterator: u64) {
         lock(&self.iterators).remove(&iterator);
+    }
+
+    fn close_watch(&mut self, watch: u64) {
+        if let Some(state) = self.watches.remove(&watch) {
+            state.close();
+        }
+    }
+}
+
+impl Drop for EtcdConnection {
+    fn drop(&mut self) {
+        // Reads still waiting answer now, and let go of their etcd streams.
+        for state in self.watches.values() {
+            state.close();
+        }
     }
 }
 

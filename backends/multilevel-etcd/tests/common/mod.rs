@@ -62,6 +62,11 @@ impl Conn {
         self.answers.recv_timeout(Duration::from_secs(30)).expect("an answer within 30 s")
     }
 
+    /// The next answer, if one arrives within `wait`.
+    pub fn answer_within(&mut self, wait: Duration) -> Option<(OpId, Result<Outcome, StoreError>)> {
+        self.answers.recv_timeout(wait).ok()
+    }
+
     pub fn run(&mut self, request: StoreRequest) -> Result<Outcome, StoreError> {
         match self.send(request) {
             Err(ready) => ready,
