@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use multilevel_proto::backend::Backend;
-use multilevel_store::{Store, StoreOptions};
+use multilevel_store::{ChangeRetention, Store, StoreOptions};
 use multilevel_tokio::Server;
 use tracing::{info, warn};
 
@@ -38,6 +38,14 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), Failure> {
     if let Some(size) = args.map_size {
         options = options.map_size(size);
     }
+    let mut retention = ChangeRetention::default().max_age(args.history_age);
+    if let Some(commits) = args.history_commits {
+        retention = retention.max_commits(commits);
+    }
+    if let Some(size) = args.history_size {
+        retention = retention.max_bytes(size as u64);
+    }
+    options = options.change_retention(retention);
     let store = Store::open(&path, options).map_err(|err| Failure::new(format!("cannot open the database: {err}")))?;
     serve_backend(store, &path.display().to_string(), args).await
 }

@@ -24,13 +24,14 @@ impl WatchCommand {
     /// Prints events as they arrive, each line flushed at once so a pipe sees it. A watch
     /// from a trimmed position fails naming the oldest one kept.
     pub(crate) async fn run(self, db: &Connection) -> Result<(), Failure> {
+        let values = self.options.values;
         let mut watch = db.db.watch(self.options).map_err(|err| db.failure(err))?;
         let mut out = io::stdout().lock();
         let mut printed = 0u64;
         while self.limit.is_none_or(|limit| printed < limit) {
             let Some(event) = watch.next().await else { return Ok(()) };
             let event = event.map_err(|err| watch_failure(db, err))?;
-            write_event(&mut out, self.format, &event).and_then(|()| out.flush()).map_err(Failure::output)?;
+            write_event(&mut out, self.format, &event, values).and_then(|()| out.flush()).map_err(Failure::output)?;
             printed += 1;
         }
         Ok(())
@@ -45,11 +46,11 @@ fn watch_failure(db: &Connection, err: Error) -> Failure {
 }
 
 /// One event: `POSITION<TAB>put<TAB>KEY<TAB>VALUE` or `POSITION<TAB>del<TAB>KEY` (keys and
-/// values escaped text or hex), or a JSON object with `position`, `index`, `op`, `key`,
-/// `value` and `commit_end`.
-pub(crate) fn write_event(out: &mut impl Write, format: Format, event: &ChangeEvent) -> io::Result<()> {
+/// values escaped text or hex; no value when `values` is off), or a JSON object with
+/// `position`, `index`, `op`, `key`, `value` and `commit_end`.
+pub(crate) fn write_event(out: &mut impl Write, format: Format, event: &ChangeEvent, values: bool) -> io::Result<()> {
     let (op, key, value) = match &event.change {
-        Change::Put { key, value } => ("put", key, Some(value)),
+        Change::Put { key, value } => ("put", key, Some(value).filter(|_| values)),
         Change::Del { key } => ("del", key, None),
     };
     if format == Format::Json {
@@ -92,8 +93,8 @@ mod tests {
         };
         let print = |format| {
             let mut out = Vec::new();
-            write_event(&mut out, format, &put).unwrap();
-            write_event(&mut out, format, &del).unwrap();
+            write_event(&mut out, format, &put, true).unwrap();
+            write_event(&mut out, format, &del, true).unwrap();
             String::from_utf8(out).unwrap()
         };
         assert_eq!(print(Format::Text), "7\tput\tk\\t1\tv\n7\tdel\t\\xff\n");

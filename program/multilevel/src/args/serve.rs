@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::parse::parse_addr;
+use super::parse::{parse_addr, parse_duration};
 use super::{DEFAULT_ADDR, DEFAULT_PATH};
 
 /// Where a server listens.
@@ -102,6 +102,16 @@ pub(crate) struct ServeOptions {
     /// The data file is sparse: a large map costs address space, not disk.
     #[arg(long, value_parser = multilevel_store::parse_size, value_name = "SIZE", conflicts_with = "etcd")]
     pub(crate) map_size: Option<usize>,
+    /// Commits of history kept for watches (`multilevel watch --from`); older ones are
+    /// dropped [default: 100000]
+    #[arg(long, value_name = "N", conflicts_with = "etcd")]
+    pub(crate) history_commits: Option<u64>,
+    /// Bytes of history kept for watches, e.g. 64MiB [default: 64MiB]
+    #[arg(long, value_parser = multilevel_store::parse_size, value_name = "SIZE", conflicts_with = "etcd")]
+    pub(crate) history_size: Option<usize>,
+    /// Drop history older than this for watches, e.g. 7d, 12h [default: no age limit]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION", conflicts_with = "etcd")]
+    pub(crate) history_age: Option<std::time::Duration>,
     /// Let in only clients presenting a token from FILE: lines of `read-write TOKEN` or
     /// `read-only TOKEN` (also read from $MULTILEVEL_TOKENS)
     ///
