@@ -182,3 +182,27 @@ fn a_seek_outside_the_scope_fails_the_iterator_and_reads_nothing() {
     assert!(error.message.contains("seek's range [\"!users\"..end) reaches outside it"), "{}", error.message);
     assert!(!server.is_closed());
 }
+
+#[test]
+fn a_scoped_token_watches_inside_its_sublevel_and_a_read_only_token_may_watch() {
+    use multilevel_proto::{Change, SublevelPrefix, WatchOptions, WatchPoll};
+    let users = SublevelPrefix::root().sublevel("users");
+    let mut sim = with_scoped_token();
+    sim.settle();
+    let outside = sim.client.open_watch(WatchOptions::new()).unwrap();
+    let inside = sim.client.open_watch_in(&users, WatchOptions::new()).unwrap();
+    sim.settle();
+    let write = issue(&mut sim, users.request(put(b"a", b"1")));
+    sim.settle();
+    assert_eq!(answer(&sim, write), Ok(Response::Done));
+    let Err(RequestError::Remote(err)) = sim.watch_events(outside, 1) else { panic!("a watch of everything") };
+    assert_eq!(err.code, ErrorCode::OutOfScope, "{}", err.message);
+    let events = sim.watch_events(inside, 1).unwrap();
+    assert_eq!(events[0].change, Change::Put { key: b(b"a"), value: b(b"1") }, "the sublevel's key");
+
+    let mut sim = with_tokens(Some("0123456789abcdef-reader"));
+    sim.settle();
+    let watch = sim.client.open_watch(WatchOptions::new().after(0)).unwrap();
+    sim.settle();
+    assert!(matches!(sim.client.watch_next(watch), WatchPoll::Pending), "a reader's watch is open and waits");
+}
