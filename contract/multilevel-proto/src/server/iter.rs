@@ -1,11 +1,12 @@
-//! One iterator as the server sees it: where it stands, its credit and its limit.
+//! The iterators of one connection, as the server sees them: where each stands, its credit and
+//! its limit, and the batch reads asked of the store.
 
 use bytes::Bytes;
 
-use super::ServerConfig;
+use super::{Pending, Phase, ServerConfig, ServerConnection};
 use crate::message::{IterOptions, ServerMessage, WireEntry, entry_cost};
 use crate::range::KeyRange;
-use crate::store::BatchRead;
+use crate::store::{BatchRead, StoreRequest};
 
 #[derive(Debug)]
 pub(super) struct ServerIterator {
@@ -135,5 +136,80 @@ impl ServerIterator {
         self.credit = self.credit.saturating_sub(cost);
         self.ended = ended;
         Some(ServerMessage::IterData { id, epoch: self.epoch, entries: wire, last_key })
+    }
+}
+
+impl ServerConnection {
+    /// Whether `id` names an iterator or a watch of this connection, or one still closing.
+    pub(super) fn stream_id_in_use(&self, id: u64) -> bool {
+        self.iterators.contains_key(&id) || self.closing.contains(&id) || self.watches.contains_key(&id)
+    }
+
+    /// Iterators and watches that count against `max_iterators`.
+    pub(super) fn streams_open(&self) -> usize {
+        self.iterators.len() + self.closing.len() + self.watches.len()
+    }
+
+    /// Lets every iterator that waited for output room read on.
+    pub(super) fn resume_iterators(&mut self) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        let ids: Vec<u64> = self.iterators.keys().copied().collect();
+        for id in ids {
+            self.read_next_batch(id);
+        }
+    }
+
+    /// Asks the store for an iterator's next batch if it has credit and no read outstanding,
+    /// or tells the client it ended.
+    pub(super) fn read_next_batch(&mut self, id: u64) {
+        // Counting the reads already asked for keeps many iterators from overshooting at once.
+        if self.out.len() as u64 + self.reading_bytes >= self.config.output_high_water as u64 {
+            return; // resumed from poll_transmit once the output drains
+        }
+        let Some(iter) = self.iterators.get_mut(&id) else { return };
+        let epoch = iter.epoch;
+        match iter.next_step(id, &self.config, self.client_max_frame) {
+            Some(Step::Read(read)) => {
+                let bytes = read.max_bytes;
+                self.reading_bytes += bytes;
+                self.scheduler.emit_unordered(Pending::ReadBatch { id, epoch, bytes }, StoreRequest::ReadBatch(read));
+            }
+            Some(Step::End) => self.send(&ServerMessage::IterEnd { id, epoch }),
+            None => {}
+        }
+    }
+
+    pub(super) fn handle_batch(&mut self, id: u64, epoch: u32, entries: Vec<(Bytes, Option<Bytes>)>, exhausted: bool) {
+        let Some(iter) = self.iterators.get_mut(&id) else { return };
+        if epoch != iter.epoch {
+            // A seek arrived while this batch was read; it belongs to the old position.
+            iter.reading = false;
+        } else if let Some(data) = iter.take_batch(id, entries, exhausted) {
+            self.send(&data);
+        }
+        // This read's bytes are no longer reserved: any iterator may go on, not only this one.
+        self.resume_iterators();
+    }
+
+    /// Forgets iterator `id` and releases its snapshot: now if the store has taken it, else
+    /// when its open completes (until then it keeps its place under `max_iterators`, so the
+    /// snapshots held never exceed the limit).
+    pub(super) fn forget_iterator(&mut self, id: u64) {
+        let Some(iter) = self.iterators.remove(&id) else { return };
+        if iter.is_open() {
+            self.scheduler.close_iterator(id);
+        } else {
+            self.closing.insert(id);
+        }
+    }
+
+    pub(super) fn release_iterators(&mut self) {
+        for id in std::mem::take(&mut self.iterators).into_keys() {
+            self.scheduler.close_iterator(id);
+        }
+        self.release_watches();
+        self.scheduler.clear_queue();
     }
 }

@@ -32,7 +32,7 @@ use bytes::{Bytes, BytesMut};
 pub use config::ServerConfig;
 pub use error::ServerError;
 pub use event::{OpId, ServerEvent};
-use iter::{ServerIterator, Step};
+use iter::ServerIterator;
 use scheduler::Scheduler;
 use watch::ServerWatch;
 
@@ -262,11 +262,10 @@ impl ServerConnection {
                 }
             }
             ClientMessage::IterOpen { id, options, credit } => {
-                if self.iterators.contains_key(&id) || self.closing.contains(&id) || self.has_watch(id) {
+                if self.stream_id_in_use(id) {
                     return Err(ServerError::IteratorIdInUse(id));
                 }
-                if self.iterators.len() + self.closing.len() + self.watches.len() >= self.config.max_iterators as usize
-                {
+                if self.streams_open() >= self.config.max_iterators as usize {
                     let message = format!("at most {} iterators may be open per connection", self.config.max_iterators);
                     self.send(&ServerMessage::IterError {
                         id,
@@ -306,7 +305,7 @@ impl ServerConnection {
             }
             ClientMessage::IterClose { id } => self.forget_iterator(id),
             ClientMessage::Watch { id, range, start, values, credit } => {
-                if self.iterators.contains_key(&id) || self.closing.contains(&id) || self.has_watch(id) {
+                if self.stream_id_in_use(id) {
                     return Err(ServerError::IteratorIdInUse(id));
                 }
                 self.open_watch(id, range, start, values, credit);
@@ -367,37 +366,6 @@ impl ServerConnection {
 
     fn enqueue(&mut self, pending: Pending, request: StoreRequest) {
         self.scheduler.enqueue(pending, request);
-    }
-
-    /// Lets every iterator that waited for output room read on.
-    fn resume_iterators(&mut self) {
-        if self.phase == Phase::Closed {
-            return;
-        }
-        let ids: Vec<u64> = self.iterators.keys().copied().collect();
-        for id in ids {
-            self.read_next_batch(id);
-        }
-    }
-
-    /// Asks the store for an iterator's next batch if it has credit and no read outstanding,
-    /// or tells the client it ended.
-    fn read_next_batch(&mut self, id: u64) {
-        // Counting the reads already asked for keeps many iterators from overshooting at once.
-        if self.out.len() as u64 + self.reading_bytes >= self.config.output_high_water as u64 {
-            return; // resumed from poll_transmit once the output drains
-        }
-        let Some(iter) = self.iterators.get_mut(&id) else { return };
-        let epoch = iter.epoch;
-        match iter.next_step(id, &self.config, self.client_max_frame) {
-            Some(Step::Read(read)) => {
-                let bytes = read.max_bytes;
-                self.reading_bytes += bytes;
-                self.scheduler.emit_unordered(Pending::ReadBatch { id, epoch, bytes }, StoreRequest::ReadBatch(read));
-            }
-            Some(Step::End) => self.send(&ServerMessage::IterEnd { id, epoch }),
-            None => {}
-        }
     }
 
     /// Passes the store's answer to the request emitted with `op`.
@@ -497,18 +465,6 @@ impl ServerConnection {
         self.process_buffered()
     }
 
-    fn handle_batch(&mut self, id: u64, epoch: u32, entries: Vec<(Bytes, Option<Bytes>)>, exhausted: bool) {
-        let Some(iter) = self.iterators.get_mut(&id) else { return };
-        if epoch != iter.epoch {
-            // A seek arrived while this batch was read; it belongs to the old position.
-            iter.reading = false;
-        } else if let Some(data) = iter.take_batch(id, entries, exhausted) {
-            self.send(&data);
-        }
-        // This read's bytes are no longer reserved: any iterator may go on, not only this one.
-        self.resume_iterators();
-    }
-
     /// Tells the machine the time; call it when [`poll_timeout`](Self::poll_timeout) passes.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.phase == Phase::Closed {
@@ -570,26 +526,6 @@ impl ServerConnection {
         self.close(reason, &err.to_string());
         self.error = Some(err.clone());
         err
-    }
-
-    /// Forgets iterator `id` and releases its snapshot: now if the store has taken it, else
-    /// when its open completes (until then it keeps its place under `max_iterators`, so the
-    /// snapshots held never exceed the limit).
-    fn forget_iterator(&mut self, id: u64) {
-        let Some(iter) = self.iterators.remove(&id) else { return };
-        if iter.is_open() {
-            self.scheduler.close_iterator(id);
-        } else {
-            self.closing.insert(id);
-        }
-    }
-
-    fn release_iterators(&mut self) {
-        for id in std::mem::take(&mut self.iterators).into_keys() {
-            self.scheduler.close_iterator(id);
-        }
-        self.release_watches();
-        self.scheduler.clear_queue();
     }
 
     /// Queues `msg`, or, if it would not fit the client's largest frame, the error that says

@@ -41,7 +41,7 @@ impl ServerConnection {
             self.fail_watch(id, RemoteError::new(ErrorCode::Unsupported, message), None);
             return;
         }
-        if self.iterators.len() + self.closing.len() + self.watches.len() >= self.config.max_iterators as usize {
+        if self.streams_open() >= self.config.max_iterators as usize {
             let message =
                 format!("at most {} iterators and watches may be open per connection", self.config.max_iterators);
             self.fail_watch(id, RemoteError::new(ErrorCode::TooManyIterators, message), None);
@@ -63,11 +63,6 @@ impl ServerConnection {
         self.watches.insert(id, watch);
         // Ordered like a read, so "now" comes after this connection's earlier writes.
         self.enqueue(Pending::OpenWatch { id }, StoreRequest::OpenWatch { watch: id, start });
-    }
-
-    /// Whether `id` names a watch of this connection.
-    pub(super) fn has_watch(&self, id: u64) -> bool {
-        self.watches.contains_key(&id)
     }
 
     /// Adds credit to a watch (`ClientMessage::WatchCredit`).
