@@ -17,6 +17,7 @@
 //! - [`ManyLevelServer`]: the same for Node `many-level` guests ([`manylevel`]); both machines
 //!   implement [`ServerMachine`], so an adapter can drive either ([`Protocol`]).
 //! - [`store`]: the contract a store keeps, including at-most-once writes.
+//! - [`change`]: the change feed a watch delivers, and where a watch resumes.
 //! - [`MemoryStore`]: an in-memory store keeping that contract.
 //!
 //! # The rule for every caller
