@@ -1,6 +1,7 @@
 //! The harness behind `multilevel bench`: workloads against a real server, each printed as a
 //! ratio to an anchor measured in the same run (raw heed in-process, a loopback ping-pong of the
-//! same sizes, and Redis when `redis-server` and `redis-benchmark` are installed).
+//! same sizes, and Redis when `redis-server` and `redis-benchmark` are installed), then the watch
+//! workloads, each next to the same writes without the watch.
 //!
 //! Placement matters on small VMs (waking the other CPU costs tens of microseconds): run it as
 //! `taskset -c 0 multilevel bench` for the pinned figures; the server and anchors inherit the
@@ -11,6 +12,7 @@ mod anchors;
 mod etcd;
 mod report;
 mod targets;
+mod watch;
 mod workloads;
 
 use std::io;
@@ -76,5 +78,6 @@ pub async fn run(config: &BenchConfig) -> io::Result<Report> {
     let dir = tempfile::Builder::new().prefix("multilevel-bench-").tempdir()?;
     let mut report = Report::new(anchors::placement());
     workloads::run_all(config, dir.path(), &mut report).await?;
+    watch::run_all(config, dir.path(), &mut report).await?;
     Ok(report)
 }

@@ -50,11 +50,16 @@ pub struct Report {
     pub placement: String,
     /// The figures, in the order measured.
     pub figures: Vec<Figure>,
+    /// What a reader needs to read some figures right (e.g. how a delay was clamped).
+    pub notes: Vec<String>,
+    /// Checks a workload made that failed (e.g. a watcher that missed events): the figures
+    /// next to them are not to be trusted.
+    pub failures: Vec<String>,
 }
 
 impl Report {
     pub(crate) fn new(placement: String) -> Self {
-        Self { placement, figures: Vec::new() }
+        Self { placement, figures: Vec::new(), notes: Vec::new(), failures: Vec::new() }
     }
 
     /// A table for humans.
@@ -90,6 +95,18 @@ impl Report {
             if let Some(mb) = f.mb_per_sec {
                 let _ = writeln!(out, "{:<46} {:>12.1} MB/s", "", mb);
             }
+        }
+        if !self.notes.is_empty() {
+            let _ = writeln!(out, "\nnotes:");
+        }
+        for note in &self.notes {
+            let _ = writeln!(out, "  {note}");
+        }
+        if !self.failures.is_empty() {
+            let _ = writeln!(out, "\nFAILURES:");
+        }
+        for failure in &self.failures {
+            let _ = writeln!(out, "  {failure}");
         }
         let judged: Vec<(&Figure, Verdict)> = self.figures.iter().filter_map(|f| Some((f, f.verdict()?))).collect();
         if !judged.is_empty() {
@@ -129,7 +146,13 @@ impl Report {
                 })
             })
             .collect();
-        serde_json::json!({ "placement": self.placement, "figures": figures }).to_string()
+        serde_json::json!({
+            "placement": self.placement,
+            "figures": figures,
+            "notes": self.notes,
+            "failures": self.failures,
+        })
+        .to_string()
     }
 }
 

@@ -17,11 +17,13 @@ use super::targets::Goal;
 use super::{BenchConfig, Report, key};
 use multilevel_tokio::Client;
 
-fn io_err(err: impl std::fmt::Display) -> io::Error {
+/// A client error (or any other) as an io error, as the bench returns them.
+pub(super) fn io_err(err: impl std::fmt::Display) -> io::Error {
     io::Error::other(err.to_string())
 }
 
-fn per_sec(ops: u64, elapsed: std::time::Duration) -> f64 {
+/// `ops` over `elapsed`, per second.
+pub(super) fn per_sec(ops: u64, elapsed: std::time::Duration) -> f64 {
     ops as f64 / elapsed.as_secs_f64().max(1e-9)
 }
 
@@ -29,7 +31,8 @@ fn heed_rate(m: &Measurement) -> f64 {
     per_sec(m.ops, m.elapsed)
 }
 
-async fn connect(addr: SocketAddr) -> io::Result<Client> {
+/// A tokio client of the bench server at `addr`, once connected.
+pub(super) async fn connect(addr: SocketAddr) -> io::Result<Client> {
     let client = Client::tcp(addr, ClientOptions::default());
     if !client.connected().await {
         return Err(io::Error::other("the bench server closed"));
@@ -43,7 +46,7 @@ async fn connect(addr: SocketAddr) -> io::Result<Client> {
 /// Each client is driven by one task that keeps its `depth` requests in flight (as
 /// `redis-benchmark -P` drives each connection from one event loop), rather than by `depth`
 /// tasks of one request each.
-async fn load<F, Fut>(
+pub(super) async fn load<F, Fut>(
     clients: &[Client],
     depth: usize,
     ops: u64,
@@ -89,7 +92,8 @@ where
     Ok((start.elapsed(), all))
 }
 
-fn figure(name: &str, elapsed: std::time::Duration, latencies: Latencies) -> Figure {
+/// A figure of `latencies.len()` requests over `elapsed`, with their latency percentiles.
+pub(super) fn figure(name: &str, elapsed: std::time::Duration, latencies: Latencies) -> Figure {
     Figure {
         name: name.to_owned(),
         per_sec: per_sec(latencies.len(), elapsed),
