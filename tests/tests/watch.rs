@@ -279,3 +279,42 @@ fn a_watcher_that_does_not_read_costs_the_writers_nothing_and_misses_nothing() {
     let want: Vec<String> = (writes..2 * writes).map(|i| format!("k{i:06}")).collect();
     assert_eq!(keys, want);
 }
+
+/// A watcher that falls behind the history LMDB keeps is told so, after the events it had
+/// received, with the oldest position still kept; it is never silently skipped ahead.
+#[test]
+fn a_watcher_that_falls_behind_the_retention_is_told_so() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let retention = multilevel_store::ChangeRetention::default().max_commits(50);
+    let store = Store::open(dir.path(), StoreOptions::default().change_retention(retention)).expect("the store opens");
+    let server = BackendServer::start(Adapter::Tokio, store);
+    let writer = AnyClient::connect(Adapter::Tokio, server.addr, ClientOptions::default());
+    let AnyClient::Tokio(slow) = AnyClient::connect(Adapter::Tokio, server.addr, ClientOptions::default()) else {
+        unreachable!()
+    };
+    // Values of 100 KiB: the watcher's 256 KiB window holds two or three of them.
+    let mut watch = slow.watch(WatchOptions::new()).unwrap();
+    runtime().block_on(slow.get("sync")).unwrap();
+    let value = vec![b'v'; 100 << 10];
+    for i in 0..200 {
+        writer.put(format!("k{i:03}"), &value).unwrap();
+    }
+    use futures_util::StreamExt;
+    let (events, error) = runtime().block_on(async {
+        let mut events = Vec::new();
+        loop {
+            match tokio::time::timeout(WAIT, watch.next()).await.expect("an event or the error in time") {
+                Some(Ok(event)) => events.push(event.position),
+                Some(Err(err)) => return (events, err),
+                None => panic!("the watch ended without an error"),
+            }
+        }
+    });
+    assert!(!events.is_empty() && events.len() < 150, "{} events before the error", events.len());
+    assert!(events.windows(2).all(|w| w[1] == w[0] + 1), "no event skipped before the error: {events:?}");
+    assert_eq!(error.kind(), ErrorKind::Compacted, "{error}");
+    let multilevel_proto::CallError::Request(multilevel_proto::RequestError::Compacted { oldest }) = error else {
+        panic!("{error:?}")
+    };
+    assert!(oldest > events.last().unwrap() + 1, "the oldest kept ({oldest}) is past what the watcher had");
+}
