@@ -14,7 +14,9 @@
 //! - every iterator that completed on one snapshot (it was served by a single connection, or no
 //!   write was issued while it was open) yielded exactly the model's entries of its range, in
 //!   order, across seeks and limits; iterators never fail;
-//! - once every iterator is closed and the pipes are quiet, the connection holds no snapshot.
+//! - once every iterator is closed and the pipes are quiet, the connection holds no snapshot;
+//! - every watch (from the start of the history or from the head when it was opened) yields
+//!   exactly the store's commits in its range after its start, in order, across cuts.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -24,7 +26,8 @@ use std::time::Duration;
 use arbitrary::{Arbitrary, Unstructured};
 use bytes::Bytes;
 use multilevel_proto::{
-    BatchOp, ClientConfig, Condition, IterOptions, IterPoll, KeyRange, Request, RequestError, ServerConfig, WireEntry,
+    BatchOp, ChangeEvent, ClientConfig, Condition, IterOptions, IterPoll, KeyRange, Request, RequestError,
+    ServerConfig, WatchOptions, WatchPoll, WatchStart, WireEntry,
 };
 
 use multilevel_proto::sim::reference::{Model, ModelIter, apply_write, read, write_answer};
@@ -33,8 +36,8 @@ use multilevel_proto::sim::{self, Sim};
 
 /// Counters over every run in this process, to see that the checks are not vacuous:
 /// cases, cases with a cut, iterators checked against the model, iterators skipped (they read
-/// more than one snapshot), reads checked.
-pub static STATS: [AtomicUsize; 5] = [const { AtomicUsize::new(0) }; 5];
+/// more than one snapshot), reads checked, watch events checked.
+pub static STATS: [AtomicUsize; 6] = [const { AtomicUsize::new(0) }; 6];
 
 fn count(i: usize, n: usize) {
     STATS[i].fetch_add(n, Ordering::Relaxed);
@@ -169,6 +172,30 @@ pub enum Op {
     Conditional(Vec<(bool, Key, Value)>, Vec<(bool, Key, Value)>),
     /// Adds `by` to the counter at the key.
     Increment(Key, i8),
+    /// Starts a watch of the range: after the current head if `from_head`, else from the start
+    /// of the history.
+    Watch {
+        range: Range,
+        values: bool,
+        from_head: bool,
+    },
+    /// Reads up to `n % 8 + 1` events of an open watch, without pumping.
+    WatchRead {
+        which: u8,
+        n: u8,
+    },
+}
+
+/// Most watches open at once.
+pub const MAX_WATCHES: usize = 3;
+
+struct OpenWatch {
+    id: u64,
+    range: KeyRange,
+    values: bool,
+    /// The position it starts after.
+    after: u64,
+    got: Vec<ChangeEvent>,
 }
 
 /// A whole test case: the setup, then operations until the data runs out (at most
@@ -220,6 +247,7 @@ struct Sut {
     writes: BTreeMap<u64, Request>,
     reads: BTreeMap<u64, Request>,
     iterators: Vec<OpenIter>,
+    watches: Vec<OpenWatch>,
 }
 
 impl Sut {
@@ -235,7 +263,7 @@ impl Sut {
         };
         let mut sim = Sim::new(client, server, std::time::Instant::now());
         sim.pipe_capacity = 8 + usize::from(setup.pipe_capacity % 2048);
-        Self { sim, writes: BTreeMap::new(), reads: BTreeMap::new(), iterators: Vec::new() }
+        Self { sim, writes: BTreeMap::new(), reads: BTreeMap::new(), iterators: Vec::new(), watches: Vec::new() }
     }
 
     fn issue(&mut self, request: Request) {
@@ -436,6 +464,55 @@ impl Sut {
                 self.issue(Request::Conditional { conditions, ops });
             }
             Op::Increment(k, by) => self.issue(Request::Increment { key: k.0, by: i64::from(by) }),
+            Op::Watch { range, values, from_head } => {
+                if self.watches.len() >= MAX_WATCHES {
+                    return;
+                }
+                let after = if from_head { self.sim.store.change_log().head() } else { 0 };
+                let options = WatchOptions { range: range.key_range(), start: WatchStart::after(after), values };
+                let id = self.sim.client.open_watch(options).expect("watches open");
+                self.sim.collect();
+                self.watches.push(OpenWatch { id, range: range.key_range(), values, after, got: Vec::new() });
+            }
+            Op::WatchRead { which, n } => {
+                if self.watches.is_empty() {
+                    return;
+                }
+                let index = usize::from(which) % self.watches.len();
+                for _ in 0..=(n % 8) {
+                    match self.sim.client.watch_next(self.watches[index].id) {
+                        WatchPoll::Event(event) => self.watches[index].got.push(event),
+                        WatchPoll::Pending => break,
+                        WatchPoll::Error(err) => panic!("watch {} failed with retry on: {err}", self.watches[index].id),
+                    }
+                }
+                self.sim.collect();
+            }
+        }
+    }
+
+    /// Reads every watch to its end and checks it against the store's commits.
+    fn check_watches(&mut self) {
+        for mut watch in std::mem::take(&mut self.watches) {
+            let rest = self.sim.watch_events(watch.id, usize::MAX).expect("a watch never fails with retry on");
+            watch.got.extend(rest);
+            let mut want: Vec<ChangeEvent> = Vec::new();
+            for (position, changes) in self.sim.store.change_log().commits().filter(|(p, _)| *p > watch.after) {
+                let start = want.len();
+                for (index, change) in changes.iter().enumerate() {
+                    if watch.range.contains(change.key()) {
+                        let change = if watch.values { change.clone() } else { change.clone().without_value() };
+                        want.push(ChangeEvent { position, index: index as u32, commit_end: false, change });
+                    }
+                }
+                if let Some(last) = want[start..].last_mut() {
+                    last.commit_end = true;
+                }
+            }
+            assert_eq!(watch.got, want, "watch {} of {:?} after {}", watch.id, watch.range, watch.after);
+            count(5, want.len());
+            self.sim.client.close_watch(watch.id);
+            self.sim.collect();
         }
     }
 
@@ -457,6 +534,7 @@ impl Sut {
         }
         self.sim.settle();
         self.check_applied_order();
+        self.check_watches();
 
         assert_eq!(self.sim.client.pending(), 0, "requests left unanswered");
         assert_eq!(self.sim.answers.len(), self.writes.len() + self.reads.len(), "every request gets one answer");

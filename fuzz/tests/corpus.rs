@@ -77,7 +77,8 @@ fn print_model_stats() {
     let stats: Vec<usize> =
         multilevel_fuzz::model::STATS.iter().map(|s| s.load(std::sync::atomic::Ordering::Relaxed)).collect();
     eprintln!(
-        "model: {} cases, {} with a cut, {} iterators checked, {} skipped (several snapshots), {} reads checked",
-        stats[0], stats[1], stats[2], stats[3], stats[4]
+        "model: {} cases, {} with a cut, {} iterators checked, {} skipped (several snapshots), {} reads checked, \
+         {} watch events checked",
+        stats[0], stats[1], stats[2], stats[3], stats[4], stats[5]
     );
 }
