@@ -252,3 +252,53 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+/// A watch ended while its open is still with the store keeps its id until the open comes
+/// back: a new watch of the same id meanwhile is a protocol error, not a watch that takes the
+/// old one's outcome (and its start).
+#[test]
+fn a_watch_id_is_not_reused_while_the_closed_watchs_open_is_in_flight() {
+    use multilevel_proto::message::{ClientHello, MAGIC, encode};
+    use multilevel_proto::{
+        ClientMessage, PROTOCOL_VERSION, ServerConnection, ServerError, ServerEvent, ServerMessage, WatchStart,
+    };
+    let now = std::time::Instant::now();
+    let mut server = ServerConnection::new(ServerConfig::default(), now);
+    let mut bytes = bytes::BytesMut::new();
+    let features = multilevel_proto::FEATURE_WATCH;
+    encode(
+        &ClientMessage::Hello(ClientHello {
+            magic: MAGIC,
+            version: PROTOCOL_VERSION,
+            features,
+            session: 3,
+            max_frame: 1 << 20,
+        }),
+        &mut bytes,
+    );
+    let watch = |start| ClientMessage::Watch { id: 2, range: KeyRange::all(), start, values: true, credit: 100 };
+    encode(&watch(WatchStart::Now), &mut bytes);
+    encode(&ClientMessage::WatchClose { id: 2 }, &mut bytes);
+    server.handle_input(&bytes, now).unwrap();
+    let events: Vec<ServerEvent> = std::iter::from_fn(|| server.poll_event()).collect();
+    assert!(matches!(events[0], ServerEvent::Store { request: multilevel_proto::StoreRequest::OpenWatch { .. }, .. }));
+    let mut again = bytes::BytesMut::new();
+    encode(&watch(WatchStart::after(7)), &mut again);
+    assert_eq!(server.handle_input(&again, now), Err(ServerError::IteratorIdInUse(2)));
+
+    // Once the open came back, the id is free; the new watch gets its own open and start.
+    let mut server = ServerConnection::new(ServerConfig::default(), now);
+    server.handle_input(&bytes, now).unwrap();
+    let Some(ServerEvent::Store { op, .. }) = server.poll_event() else { panic!("no open") };
+    let opened = multilevel_proto::Outcome::WatchOpened(multilevel_proto::Cursor::at(1));
+    server.handle_outcome(op, Ok(opened), now).unwrap();
+    let events: Vec<ServerEvent> = std::iter::from_fn(|| server.poll_event()).collect();
+    assert_eq!(events, vec![ServerEvent::CloseWatch { watch: 2 }; 2], "closed, and closed again once opened");
+    server.handle_input(&again, now).unwrap();
+    let Some(ServerEvent::Store { request, .. }) = server.poll_event() else { panic!("no second open") };
+    assert_eq!(request, multilevel_proto::StoreRequest::OpenWatch { watch: 2, start: WatchStart::after(7) });
+    let sent: Vec<u8> = std::iter::from_fn(|| server.poll_transmit()).flat_map(|b| b.to_vec()).collect();
+    let opened_messages =
+        common::server_messages(&sent).into_iter().filter(|m| matches!(m, ServerMessage::WatchOpened { .. })).count();
+    assert_eq!(opened_messages, 0, "nothing is said of the closed watch's open");
+}

@@ -142,12 +142,15 @@ impl ServerIterator {
 impl ServerConnection {
     /// Whether `id` names an iterator or a watch of this connection, or one still closing.
     pub(super) fn stream_id_in_use(&self, id: u64) -> bool {
-        self.iterators.contains_key(&id) || self.closing.contains(&id) || self.watches.contains_key(&id)
+        self.iterators.contains_key(&id)
+            || self.closing.contains(&id)
+            || self.watches.contains_key(&id)
+            || self.closing_watches.contains(&id)
     }
 
     /// Iterators and watches that count against `max_iterators`.
     pub(super) fn streams_open(&self) -> usize {
-        self.iterators.len() + self.closing.len() + self.watches.len()
+        self.iterators.len() + self.closing.len() + self.watches.len() + self.closing_watches.len()
     }
 
     /// Lets every iterator that waited for output room read on.

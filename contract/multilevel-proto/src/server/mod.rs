@@ -96,6 +96,10 @@ pub struct ServerConnection {
     /// `max_iterators` until the open completes and its snapshot is released.
     closing: BTreeSet<u64>,
     watches: BTreeMap<u64, ServerWatch>,
+    /// Watches ended while their open or a read was with the store: each keeps its id (and its
+    /// place under `max_iterators`) until that outcome comes back, so it cannot be taken for
+    /// a new watch of the same id.
+    closing_watches: BTreeSet<u64>,
     last_input: Instant,
     error: Option<ServerError>,
 }
@@ -118,6 +122,7 @@ impl ServerConnection {
             iterators: BTreeMap::new(),
             closing: BTreeSet::new(),
             watches: BTreeMap::new(),
+            closing_watches: BTreeSet::new(),
             last_input: now,
             error: None,
         }

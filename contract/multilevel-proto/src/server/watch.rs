@@ -76,9 +76,16 @@ impl ServerConnection {
     /// Ends a watch (`ClientMessage::WatchClose`, or its failure): the store answers a read
     /// still waiting, and forgets the watch.
     pub(super) fn close_watch(&mut self, id: u64) {
-        if self.watches.remove(&id).is_some() {
-            self.scheduler.close_watch(id);
+        let Some(watch) = self.watches.remove(&id) else { return };
+        if !watch.open || watch.reading {
+            self.closing_watches.insert(id);
         }
+        self.scheduler.close_watch(id);
+    }
+
+    /// Whether an outcome for watch `id` belongs to a watch already ended (and frees its id).
+    fn outcome_of_ended_watch(&mut self, id: u64) -> bool {
+        self.closing_watches.remove(&id)
     }
 
     /// Ends every watch (the connection closed).
@@ -90,11 +97,12 @@ impl ServerConnection {
 
     /// The store resolved where watch `id` starts.
     pub(super) fn watch_opened(&mut self, id: u64, cursor: Cursor) {
-        let Some(watch) = self.watches.get_mut(&id) else {
+        if self.outcome_of_ended_watch(id) {
             // Closed while its open waited: the store may keep something for it.
             self.scheduler.close_watch(id);
             return;
-        };
+        }
+        let Some(watch) = self.watches.get_mut(&id) else { return };
         watch.open = true;
         watch.cursor = cursor;
         watch.told = cursor;
@@ -104,6 +112,9 @@ impl ServerConnection {
 
     /// The store's answer to a read of watch `id`.
     pub(super) fn watch_changes(&mut self, id: u64, events: Vec<ChangeEvent>, next: Cursor) {
+        if self.outcome_of_ended_watch(id) {
+            return;
+        }
         let Some(watch) = self.watches.get_mut(&id) else { return };
         watch.reading = false;
         if next < watch.cursor
@@ -126,7 +137,12 @@ impl ServerConnection {
 
     /// A read or open of watch `id` failed: the watch ends with the store's error.
     pub(super) fn watch_failed(&mut self, id: u64, error: &StoreError) {
-        if self.watches.contains_key(&id) {
+        if self.outcome_of_ended_watch(id) {
+            return;
+        }
+        if let Some(watch) = self.watches.get_mut(&id) {
+            // This was its outstanding open or read: nothing of it is with the store any more.
+            (watch.open, watch.reading) = (true, false);
             let oldest = match error {
                 StoreError::Compacted { oldest } => Some(*oldest),
                 _ => None,
