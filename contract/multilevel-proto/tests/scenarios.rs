@@ -504,3 +504,46 @@ fn a_server_cut_mid_handshake_is_a_lost_transport_not_an_impostor() {
         assert_eq!(lost, vec![ConnectionError::TransportClosed], "cut at {cut}");
     }
 }
+
+/// A link that drops every connection after 400 bytes, fewer than one batch of entries: the
+/// iterator offers less credit on each connection that delivered nothing, so the server's
+/// batches shrink until they get through, and the iteration is still exact.
+#[test]
+fn an_iterator_gets_through_a_link_that_drops_every_few_hundred_bytes() {
+    let mut sim = Sim::new_now(ClientConfig::new(5).with_retry(true), ServerConfig::default());
+    sim.settle();
+    let keys: Vec<Bytes> = (0..300u32).map(|i| Bytes::from(format!("key {i:05}"))).collect();
+    for key in &keys {
+        issue(&mut sim, Request::Put { key: key.clone(), value: Bytes::from(vec![b'v'; 20]) });
+        sim.settle();
+    }
+    let iter = sim.client.open_iterator(IterOptions::default()).unwrap();
+    let mut got = Vec::new();
+    let mut ended = false;
+    while !ended && sim.connects < 2000 {
+        let mut budget = 400;
+        loop {
+            sim.deliver_c2s(usize::MAX);
+            let moved = sim.deliver_s2c(budget);
+            budget -= moved;
+            loop {
+                match sim.client.iterator_next(iter) {
+                    IterPoll::Entry(entry) => got.push(entry.key.unwrap_or_default()),
+                    IterPoll::End => ended = true,
+                    IterPoll::Pending => break,
+                    IterPoll::Error(err) => panic!("{err}"),
+                }
+                if ended {
+                    break;
+                }
+            }
+            if ended || moved == 0 || budget == 0 {
+                break;
+            }
+        }
+        sim.cut();
+        sim.connect();
+    }
+    assert!(ended, "the iteration ended within {} connections", sim.connects);
+    assert_eq!(got, keys);
+}
