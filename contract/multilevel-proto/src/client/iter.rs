@@ -48,12 +48,13 @@ pub(super) struct ClientIterator {
     /// The sublevel prefix of every key, removed as entries are handed out (the server's
     /// flow control counts the keys as sent).
     prefix: Bytes,
-    /// Most credit offered when the iterator is opened on a connection: cut to a quarter after
-    /// a connection that delivered no entry, doubled after one that did, so that on a link that
-    /// drops every few kilobytes the server's batches shrink until they get through.
+    /// Most credit the server holds for this iterator: cut to a quarter when a connection
+    /// ended in the middle of a frame before any entry arrived, so that on a link that drops
+    /// every few kilobytes the server's batches shrink until they get through; doubled with
+    /// each grant after that, back to the window.
     credit_cap: u64,
-    /// The iterator was opened on a connection before.
-    opened: bool,
+    /// The last connection ended in the middle of a frame with no entry received on it.
+    shrink: bool,
     /// Entries arrived on the current connection.
     received: bool,
 }
@@ -85,7 +86,7 @@ impl ClientIterator {
             on_server: false,
             allowed: None,
             credit_cap: u64::MAX,
-            opened: false,
+            shrink: false,
             received: false,
         }
     }
@@ -99,17 +100,32 @@ impl ClientIterator {
         self.options.limit.map(|limit| limit.saturating_sub(self.yielded + self.buffer.len() as u64))
     }
 
+    /// The connection ended; `cut_mid_frame` says it ended in the middle of a frame from the
+    /// server.
+    pub(super) fn connection_lost(&mut self, cut_mid_frame: bool) {
+        if self.on_server {
+            self.shrink = cut_mid_frame && !self.received;
+        }
+        self.on_server = false;
+    }
+
+    /// Credit to add to a grant of consumed bytes while the cap is below the window: as much
+    /// again as the cap, so a shrunken credit grows back within the connection.
+    fn growth(&mut self, window: u64) -> u64 {
+        if self.credit_cap >= window {
+            return 0;
+        }
+        let growth = self.credit_cap.min(window - self.credit_cap);
+        self.credit_cap += growth;
+        growth
+    }
+
     /// The frame that opens this iterator where it stands, with credit for what the buffer
     /// leaves of the window.
     pub(super) fn open_message(&mut self, id: u64, window: u64) -> ClientMessage {
-        if self.opened {
-            self.credit_cap = if self.received {
-                self.credit_cap.saturating_mul(2)
-            } else {
-                (self.credit_cap.min(window) / 4).max(MIN_CREDIT_CAP)
-            };
+        if std::mem::take(&mut self.shrink) {
+            self.credit_cap = (self.credit_cap.min(window) / 4).max(MIN_CREDIT_CAP);
         }
-        self.opened = true;
         self.received = false;
         self.consumed = 0;
         self.on_server = true;
@@ -181,7 +197,7 @@ impl ClientIterator {
         // waiting on a large entry's overshoot never stalls.
         let grant =
             (self.state == State::Active && self.on_server) && (self.consumed >= window / 2 || self.buffer.is_empty());
-        let credit = grant.then(|| std::mem::take(&mut self.consumed));
+        let credit = grant.then(|| std::mem::take(&mut self.consumed) + self.growth(window));
         (IterPoll::Entry(unprefixed(entry, self.prefix.len())), credit)
     }
 
@@ -215,7 +231,7 @@ impl ClientIterator {
         self.consumed += cost;
         let grant =
             (self.state == State::Active && self.on_server) && (self.consumed >= window / 2 || self.buffer.is_empty());
-        (count, grant.then(|| std::mem::take(&mut self.consumed)))
+        (count, grant.then(|| std::mem::take(&mut self.consumed) + self.growth(window)))
     }
 
     /// Moves to `target`: drops what was buffered and returns the frame to send if the server
@@ -241,7 +257,7 @@ impl ClientIterator {
             epoch: self.epoch,
             range: self.range.clone(),
             limit: self.allowed,
-            credit: window,
+            credit: window.min(self.credit_cap),
         })
     }
 }

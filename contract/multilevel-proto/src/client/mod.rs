@@ -503,11 +503,14 @@ impl Client {
             ConnectionError::Connect(failure) => Some(RequestError::Unreachable(failure.clone())),
             _ => Some(RequestError::ConnectionLost),
         };
+        // A frame from the server cut in the middle: what the server sends may be too large for
+        // this link, and iterators and watches that got nothing ask for less.
+        let cut_mid_frame = self.decoder.buffered() > 0;
         for iter in self.iterators.values_mut() {
-            iter.on_server = false;
+            iter.connection_lost(cut_mid_frame);
         }
         for watch in self.watches.values_mut() {
-            watch.on_server = false;
+            watch.connection_lost(cut_mid_frame);
         }
         if let Some(failure) = failure {
             self.fail_all(failure);

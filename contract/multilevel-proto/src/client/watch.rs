@@ -36,12 +36,13 @@ pub(super) struct ClientWatch {
     pub(super) on_server: bool,
     /// The sublevel prefix of every key, removed as events are handed out.
     prefix: Bytes,
-    /// Most credit offered when the watch is opened on a connection: cut to a quarter after a
-    /// connection that delivered no event, doubled after one that did, so that on a link that
-    /// drops every few kilobytes the server's frames shrink until they get through.
+    /// Most credit the server holds for this watch: cut to a quarter when a connection ended in
+    /// the middle of a frame before any event arrived, so that on a link that drops every few
+    /// kilobytes the server's frames shrink until they get through; doubled with each grant
+    /// after that, back to the window.
     credit_cap: u64,
-    /// The watch was opened on a connection before.
-    opened: bool,
+    /// The last connection ended in the middle of a frame with no event received on it.
+    shrink: bool,
     /// Events arrived on the current connection.
     received: bool,
 }
@@ -62,7 +63,7 @@ impl ClientWatch {
             on_server: false,
             prefix,
             credit_cap: u64::MAX,
-            opened: false,
+            shrink: false,
             received: false,
         }
     }
@@ -72,17 +73,32 @@ impl ClientWatch {
         self.failed.is_none()
     }
 
+    /// The connection ended; `cut_mid_frame` says it ended in the middle of a frame from the
+    /// server.
+    pub(super) fn connection_lost(&mut self, cut_mid_frame: bool) {
+        if self.on_server {
+            self.shrink = cut_mid_frame && !self.received;
+        }
+        self.on_server = false;
+    }
+
+    /// Credit to add to a grant of consumed bytes while the cap is below the window: as much
+    /// again as the cap, so a shrunken credit grows back within the connection.
+    fn growth(&mut self, window: u64) -> u64 {
+        if self.credit_cap >= window {
+            return 0;
+        }
+        let growth = self.credit_cap.min(window - self.credit_cap);
+        self.credit_cap += growth;
+        growth
+    }
+
     /// The frame that starts this watch where it stands, with credit for what the buffer
     /// leaves of the window.
     pub(super) fn open_message(&mut self, id: u64, window: u64) -> ClientMessage {
-        if self.opened {
-            self.credit_cap = if self.received {
-                self.credit_cap.saturating_mul(2)
-            } else {
-                (self.credit_cap.min(window) / 4).max(MIN_CREDIT_CAP)
-            };
+        if std::mem::take(&mut self.shrink) {
+            self.credit_cap = (self.credit_cap.min(window) / 4).max(MIN_CREDIT_CAP);
         }
-        self.opened = true;
         self.received = false;
         self.consumed = 0;
         self.on_server = true;
@@ -162,7 +178,7 @@ impl ClientWatch {
         self.buffered_bytes -= cost;
         self.consumed += cost;
         let grant = self.failed.is_none() && self.on_server && (self.consumed >= window / 2 || self.buffer.is_empty());
-        let credit = grant.then(|| std::mem::take(&mut self.consumed));
+        let credit = grant.then(|| std::mem::take(&mut self.consumed) + self.growth(window));
         event.change = event.change.strip_key(self.prefix.len());
         (WatchPoll::Event(event), credit)
     }
