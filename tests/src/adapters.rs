@@ -320,41 +320,11 @@ impl AnyClient {
     /// Starts a watch whose events a background reader passes to the returned receiver, so a
     /// test waits for them with a deadline whatever the adapter (a blocking watch blocks).
     pub fn watch(&self, options: WatchOptions) -> Result<AnyWatch, CallError> {
-        let (events, receiver) = std::sync::mpsc::channel();
-        match self {
-            AnyClient::Blocking(c) => {
-                let watch = c.watch(options)?;
-                std::thread::spawn(move || {
-                    for event in watch {
-                        if events.send(event).is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-            AnyClient::Tokio(c) => {
-                let mut watch = c.watch(options)?;
-                runtime().spawn(async move {
-                    while let Some(event) = watch.next().await {
-                        if events.send(event).is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-            AnyClient::Smol(c) => {
-                let mut watch = c.watch(options)?;
-                smol::spawn(async move {
-                    while let Some(event) = watch.next().await {
-                        if events.send(event).is_err() {
-                            return;
-                        }
-                    }
-                })
-                .detach();
-            }
-        }
-        Ok(AnyWatch { receiver })
+        Ok(match self {
+            AnyClient::Blocking(c) => AnyWatch::blocking(c.watch(options)?),
+            AnyClient::Tokio(c) => AnyWatch::tokio(c.watch(options)?),
+            AnyClient::Smol(c) => AnyWatch::smol(c.watch(options)?),
+        })
     }
 }
 
@@ -364,7 +334,46 @@ pub struct AnyWatch {
     receiver: std::sync::mpsc::Receiver<Result<ChangeEvent, CallError>>,
 }
 
+/// Passes the events of an async watch to `events` until the receiver goes.
+async fn forward(
+    mut watch: impl futures_util::Stream<Item = Result<ChangeEvent, CallError>> + Unpin,
+    events: std::sync::mpsc::Sender<Result<ChangeEvent, CallError>>,
+) {
+    while let Some(event) = watch.next().await {
+        if events.send(event).is_err() {
+            return;
+        }
+    }
+}
+
 impl AnyWatch {
+    /// The events of a blocking client's watch, read on a thread of their own.
+    pub fn blocking(watch: multilevel_blocking::Watch) -> Self {
+        let (events, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for event in watch {
+                if events.send(event).is_err() {
+                    return;
+                }
+            }
+        });
+        Self { receiver }
+    }
+
+    /// The events of a tokio client's watch, read on [`runtime`].
+    pub fn tokio(watch: multilevel_tokio::Watch) -> Self {
+        let (events, receiver) = std::sync::mpsc::channel();
+        runtime().spawn(forward(watch, events));
+        Self { receiver }
+    }
+
+    /// The events of a smol client's watch, read on smol.
+    pub fn smol(watch: multilevel_async_std::Watch) -> Self {
+        let (events, receiver) = std::sync::mpsc::channel();
+        smol::spawn(forward(watch, events)).detach();
+        Self { receiver }
+    }
+
     /// The next event, waiting at most `within`; `None` if none came.
     pub fn next_within(&self, within: std::time::Duration) -> Option<Result<ChangeEvent, CallError>> {
         self.receiver.recv_timeout(within).ok()

@@ -9,7 +9,7 @@ use multilevel_proto::{
     BatchOp, Change, ChangeEvent, ClientOptions, ErrorKind, KeyRange, MemoryBackend, MemoryStore, WatchOptions,
 };
 use multilevel_store::{Store, StoreOptions};
-use multilevel_tests::adapters::{ALL, Adapter, AnyClient, BackendServer, runtime};
+use multilevel_tests::adapters::{ALL, Adapter, AnyClient, AnyWatch, BackendServer, runtime};
 use multilevel_tests::knob;
 use multilevel_tests::proxy::CuttingProxy;
 
@@ -114,65 +114,18 @@ fn a_sublevel_watch_sees_its_keys_without_the_prefix_and_replays_from_a_position
         db.put("ann", "root").unwrap();
         runtime().block_on(users.del("ann")).unwrap();
         // Replayed from the start of the history kept, then live.
+        let options = WatchOptions::new().after(0);
         let watch = match &db {
-            AnyClient::Tokio(c) => {
-                let sub = c.sublevel("users");
-                watch_of(sub.watch(WatchOptions::new().after(0)).unwrap())
-            }
-            AnyClient::Smol(c) => {
-                let sub = c.sublevel("users");
-                watch_of_smol(sub.watch(WatchOptions::new().after(0)).unwrap())
-            }
-            AnyClient::Blocking(c) => {
-                let sub = c.sublevel("users");
-                let watch = sub.watch(WatchOptions::new().after(0)).unwrap();
-                let (tx, rx) = std::sync::mpsc::channel();
-                std::thread::spawn(move || {
-                    for event in watch {
-                        if tx.send(event).is_err() {
-                            return;
-                        }
-                    }
-                });
-                rx
-            }
+            AnyClient::Tokio(c) => AnyWatch::tokio(c.sublevel("users").watch(options).unwrap()),
+            AnyClient::Smol(c) => AnyWatch::smol(c.sublevel("users").watch(options).unwrap()),
+            AnyClient::Blocking(c) => AnyWatch::blocking(c.sublevel("users").watch(options).unwrap()),
         };
         runtime().block_on(users.put("bob", "2")).unwrap();
-        let changes: Vec<Change> =
-            (0..3).map(|_| watch.recv_timeout(WAIT).expect("an event").expect("no error").change).collect();
+        let changes: Vec<Change> = watch.take(3, WAIT).into_iter().map(|event| event.change).collect();
         assert_eq!(changes[..2], [put(b"ann", b"1"), del(b"ann")], "{adapter:?}");
         assert_eq!(changes[2], put(b"bob", b"2"), "{adapter:?}");
         runtime().block_on(client.clear_with(KeyRange::all(), false, None)).unwrap();
     }
-}
-
-type Events = std::sync::mpsc::Receiver<Result<ChangeEvent, multilevel_proto::CallError>>;
-
-fn watch_of(mut watch: multilevel_tokio::Watch) -> Events {
-    use futures_util::StreamExt;
-    let (tx, rx) = std::sync::mpsc::channel();
-    runtime().spawn(async move {
-        while let Some(event) = watch.next().await {
-            if tx.send(event).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-fn watch_of_smol(mut watch: multilevel_async_std::Watch) -> Events {
-    use futures_util::StreamExt;
-    let (tx, rx) = std::sync::mpsc::channel();
-    smol::spawn(async move {
-        while let Some(event) = watch.next().await {
-            if tx.send(event).is_err() {
-                return;
-            }
-        }
-    })
-    .detach();
-    rx
 }
 
 /// With retry on, a watcher behind a proxy that cuts its connection every few hundred bytes

@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
+use super::credit::CreditCap;
 use super::error::{PeerMisbehaved, RequestError};
 use crate::message::{ClientMessage, IterOptions, WireEntry, entry_cost};
 use crate::range::KeyRange;
@@ -48,19 +49,9 @@ pub(super) struct ClientIterator {
     /// The sublevel prefix of every key, removed as entries are handed out (the server's
     /// flow control counts the keys as sent).
     prefix: Bytes,
-    /// Most credit the server holds for this iterator: cut to a quarter when a connection
-    /// ended in the middle of a frame before any entry arrived, so that on a link that drops
-    /// every few kilobytes the server's batches shrink until they get through; doubled with
-    /// each grant after that, back to the window.
-    credit_cap: u64,
-    /// The last connection ended in the middle of a frame with no entry received on it.
-    shrink: bool,
-    /// Entries arrived on the current connection.
-    received: bool,
+    /// The most credit offered on a connection.
+    credit_cap: CreditCap,
 }
-
-/// The least credit a reopened iterator offers, whatever the connections before it delivered.
-const MIN_CREDIT_CAP: u64 = 256;
 
 /// `entry` with its key's first `strip` bytes removed.
 fn unprefixed(mut entry: WireEntry, strip: usize) -> WireEntry {
@@ -85,9 +76,7 @@ impl ClientIterator {
             state: State::Active,
             on_server: false,
             allowed: None,
-            credit_cap: u64::MAX,
-            shrink: false,
-            received: false,
+            credit_cap: CreditCap::default(),
         }
     }
 
@@ -104,29 +93,14 @@ impl ClientIterator {
     /// server.
     pub(super) fn connection_lost(&mut self, cut_mid_frame: bool) {
         if self.on_server {
-            self.shrink = cut_mid_frame && !self.received;
+            self.credit_cap.connection_lost(cut_mid_frame);
         }
         self.on_server = false;
-    }
-
-    /// Credit to add to a grant of consumed bytes while the cap is below the window: as much
-    /// again as the cap, so a shrunken credit grows back within the connection.
-    fn growth(&mut self, window: u64) -> u64 {
-        if self.credit_cap >= window {
-            return 0;
-        }
-        let growth = self.credit_cap.min(window - self.credit_cap);
-        self.credit_cap += growth;
-        growth
     }
 
     /// The frame that opens this iterator where it stands, with credit for what the buffer
     /// leaves of the window.
     pub(super) fn open_message(&mut self, id: u64, window: u64) -> ClientMessage {
-        if std::mem::take(&mut self.shrink) {
-            self.credit_cap = (self.credit_cap.min(window) / 4).max(MIN_CREDIT_CAP);
-        }
-        self.received = false;
         self.consumed = 0;
         self.on_server = true;
         // The server starts a newly opened iterator at epoch 0; nothing of older epochs can
@@ -134,7 +108,7 @@ impl ClientIterator {
         self.epoch = 0;
         self.allowed = self.remaining_limit();
         let options = IterOptions { range: self.range.clone(), limit: self.allowed, ..self.options.clone() };
-        let credit = window.saturating_sub(self.buffered_bytes).min(self.credit_cap);
+        let credit = self.credit_cap.reopen(window.saturating_sub(self.buffered_bytes), window);
         ClientMessage::IterOpen { id, options, credit }
     }
 
@@ -155,7 +129,9 @@ impl ClientIterator {
         if !self.range.contains(&last_key) {
             return Err(PeerMisbehaved::IteratorOutsideRange);
         }
-        self.received |= !entries.is_empty();
+        if !entries.is_empty() {
+            self.credit_cap.received();
+        }
         for entry in entries {
             self.buffered_bytes += entry_cost(&entry);
             self.buffer.push_back(entry);
@@ -197,7 +173,7 @@ impl ClientIterator {
         // waiting on a large entry's overshoot never stalls.
         let grant =
             (self.state == State::Active && self.on_server) && (self.consumed >= window / 2 || self.buffer.is_empty());
-        let credit = grant.then(|| std::mem::take(&mut self.consumed) + self.growth(window));
+        let credit = grant.then(|| std::mem::take(&mut self.consumed) + self.credit_cap.growth(window));
         (IterPoll::Entry(unprefixed(entry, self.prefix.len())), credit)
     }
 
@@ -231,7 +207,7 @@ impl ClientIterator {
         self.consumed += cost;
         let grant =
             (self.state == State::Active && self.on_server) && (self.consumed >= window / 2 || self.buffer.is_empty());
-        (count, grant.then(|| std::mem::take(&mut self.consumed) + self.growth(window)))
+        (count, grant.then(|| std::mem::take(&mut self.consumed) + self.credit_cap.growth(window)))
     }
 
     /// Moves to `target`: drops what was buffered and returns the frame to send if the server
@@ -257,7 +233,7 @@ impl ClientIterator {
             epoch: self.epoch,
             range: self.range.clone(),
             limit: self.allowed,
-            credit: window.min(self.credit_cap),
+            credit: self.credit_cap.limit(window),
         })
     }
 }

@@ -18,6 +18,7 @@
 //! counter and are never reused.
 
 mod config;
+mod credit;
 mod error;
 mod event;
 mod handshake;

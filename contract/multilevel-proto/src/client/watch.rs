@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
+use super::credit::CreditCap;
 use super::error::{PeerMisbehaved, RequestError};
 use crate::change::{ChangeEvent, Cursor, WatchOptions, WatchStart};
 use crate::message::ClientMessage;
@@ -36,19 +37,9 @@ pub(super) struct ClientWatch {
     pub(super) on_server: bool,
     /// The sublevel prefix of every key, removed as events are handed out.
     prefix: Bytes,
-    /// Most credit the server holds for this watch: cut to a quarter when a connection ended in
-    /// the middle of a frame before any event arrived, so that on a link that drops every few
-    /// kilobytes the server's frames shrink until they get through; doubled with each grant
-    /// after that, back to the window.
-    credit_cap: u64,
-    /// The last connection ended in the middle of a frame with no event received on it.
-    shrink: bool,
-    /// Events arrived on the current connection.
-    received: bool,
+    /// The most credit offered on a connection.
+    credit_cap: CreditCap,
 }
-
-/// The least credit a reopened watch offers, whatever the connections before it delivered.
-const MIN_CREDIT_CAP: u64 = 256;
 
 impl ClientWatch {
     /// A watch of `options`, whose keys all start with `prefix` (empty for none).
@@ -62,9 +53,7 @@ impl ClientWatch {
             failed: None,
             on_server: false,
             prefix,
-            credit_cap: u64::MAX,
-            shrink: false,
-            received: false,
+            credit_cap: CreditCap::default(),
         }
     }
 
@@ -77,29 +66,14 @@ impl ClientWatch {
     /// server.
     pub(super) fn connection_lost(&mut self, cut_mid_frame: bool) {
         if self.on_server {
-            self.shrink = cut_mid_frame && !self.received;
+            self.credit_cap.connection_lost(cut_mid_frame);
         }
         self.on_server = false;
-    }
-
-    /// Credit to add to a grant of consumed bytes while the cap is below the window: as much
-    /// again as the cap, so a shrunken credit grows back within the connection.
-    fn growth(&mut self, window: u64) -> u64 {
-        if self.credit_cap >= window {
-            return 0;
-        }
-        let growth = self.credit_cap.min(window - self.credit_cap);
-        self.credit_cap += growth;
-        growth
     }
 
     /// The frame that starts this watch where it stands, with credit for what the buffer
     /// leaves of the window.
     pub(super) fn open_message(&mut self, id: u64, window: u64) -> ClientMessage {
-        if std::mem::take(&mut self.shrink) {
-            self.credit_cap = (self.credit_cap.min(window) / 4).max(MIN_CREDIT_CAP);
-        }
-        self.received = false;
         self.consumed = 0;
         self.on_server = true;
         ClientMessage::Watch {
@@ -107,7 +81,7 @@ impl ClientWatch {
             range: self.options.range.clone(),
             start: self.resume,
             values: self.options.values,
-            credit: window.saturating_sub(self.buffered_bytes).min(self.credit_cap).max(1),
+            credit: self.credit_cap.reopen(window.saturating_sub(self.buffered_bytes), window).max(1),
         }
     }
 
@@ -150,7 +124,9 @@ impl ClientWatch {
         if next < cursor {
             return Err(PeerMisbehaved::WatchOutOfOrder);
         }
-        self.received |= !events.is_empty();
+        if !events.is_empty() {
+            self.credit_cap.received();
+        }
         for event in events {
             self.buffered_bytes += event.cost();
             self.buffer.push_back(event);
@@ -178,7 +154,7 @@ impl ClientWatch {
         self.buffered_bytes -= cost;
         self.consumed += cost;
         let grant = self.failed.is_none() && self.on_server && (self.consumed >= window / 2 || self.buffer.is_empty());
-        let credit = grant.then(|| std::mem::take(&mut self.consumed) + self.growth(window));
+        let credit = grant.then(|| std::mem::take(&mut self.consumed) + self.credit_cap.growth(window));
         event.change = event.change.strip_key(self.prefix.len());
         (WatchPoll::Event(event), credit)
     }
