@@ -8,8 +8,8 @@ use bytes::{Bytes, BytesMut};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use multilevel_proto::message::{decode, encode};
 use multilevel_proto::{
-    Client, ClientConfig, ClientEvent, ClientMessage, FrameDecoder, IterOptions, IterPoll, MemorySnapshots,
-    MemoryStore, Request, ServerConfig, ServerConnection, ServerEvent, ServerMessage, WireEntry,
+    BatchOp, Client, ClientConfig, ClientEvent, ClientMessage, FrameDecoder, IterOptions, IterPoll, KeyRange,
+    MemorySnapshots, MemoryStore, Request, ServerConfig, ServerConnection, ServerEvent, ServerMessage, WireEntry,
 };
 
 fn codec(c: &mut Criterion) {
@@ -97,6 +97,34 @@ fn round_trip(c: &mut Criterion) {
             pump(&mut client, &mut server);
             while client.poll_event().is_some() {}
             black_box(entry)
+        })
+    });
+    // A scan: the server encodes each batch straight from the store's entries.
+    let batch = (0..256u32).map(|i| BatchOp::Put { key: format!("s{i:015}").into(), value: vec![1u8; 100].into() });
+    client.issue(Request::Batch { ops: batch.collect() }, now).unwrap();
+    pump(&mut client, &mut server);
+    while client.poll_event().is_some() {}
+    group.throughput(Throughput::Elements(256));
+    group.bench_function("scan 256 entries of 16/100 (client + server + memory store)", |b| {
+        b.iter(|| {
+            let range = KeyRange::all().gte("s").lt("t");
+            let id = client.open_iterator(IterOptions { range, ..IterOptions::default() }).unwrap();
+            let mut read = 0;
+            loop {
+                match client.iterator_next(id) {
+                    IterPoll::Entry(entry) => {
+                        read += 1;
+                        black_box(entry);
+                    }
+                    IterPoll::Pending => pump(&mut client, &mut server),
+                    IterPoll::End => break,
+                    IterPoll::Error(err) => panic!("scan failed: {err}"),
+                }
+            }
+            assert_eq!(read, 256);
+            client.close_iterator(id);
+            pump(&mut client, &mut server);
+            while client.poll_event().is_some() {}
         })
     });
     group.finish();

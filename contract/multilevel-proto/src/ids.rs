@@ -2,9 +2,10 @@
 
 /// Hashes the `u64` ids that key the state machines' maps (request, iterator and store
 /// operation ids): one multiplication instead of SipHash. Ids are chosen by this process or
-/// increase by one, so there is no hash flooding to defend against.
+/// increase by one, so there is no hash flooding to defend against. Public for the adapters'
+/// own id-keyed maps; do not use it for keys a peer chooses freely.
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct IdHasher(u64);
+pub struct IdHasher(u64);
 
 impl std::hash::Hasher for IdHasher {
     fn finish(&self) -> u64 {
@@ -24,4 +25,4 @@ impl std::hash::Hasher for IdHasher {
 }
 
 /// A map keyed by ids, hashed with [`IdHasher`].
-pub(crate) type IdMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
+pub type IdMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;

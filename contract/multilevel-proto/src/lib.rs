@@ -126,6 +126,7 @@ pub use driver::{ClientDriver, Connector, DriverTask, Runtime};
 pub use endpoints::Endpoints;
 pub use entry::Entry;
 pub use frame::{FrameDecoder, FrameError};
+pub use ids::{IdHasher, IdMap};
 pub use machine::{Protocol, ServerMachine};
 pub use manylevel::ManyLevelServer;
 pub use memory::{MemoryBackend, MemoryConnection, MemorySnapshots, MemoryStore};

@@ -6,7 +6,6 @@
 //! increment (and, with [`set_request_timing`] on, a clock read and a histogram sample); only a
 //! failed request builds its labels.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -14,7 +13,7 @@ use ::metrics::{
     Counter, Gauge, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge,
 };
 use multilevel_proto::store::{StoreRequest, WriteOp};
-use multilevel_proto::{ErrorCode, OpId, Outcome, StoreError};
+use multilevel_proto::{ErrorCode, IdMap, OpId, Outcome, StoreError};
 
 /// Requests answered, labelled `kind` and `outcome` (`ok` or the error's code).
 pub const REQUESTS: &str = "multilevel_requests_total";
@@ -174,7 +173,8 @@ pub(crate) struct ConnectionMetrics {
     connections: Gauge,
     iterators: Gauge,
     /// Requests the backend answers later.
-    queued: HashMap<OpId, Queued>,
+    /// Keyed by the connection's own op ids, which a peer cannot choose.
+    queued: IdMap<OpId, Queued>,
     /// Whether requests are timed ([`set_request_timing`] when the connection opened).
     timing: bool,
     /// Iterators opened and not closed, to take off the gauge when the connection ends.
@@ -197,7 +197,7 @@ impl ConnectionMetrics {
             sent: counter!(SENT_BYTES),
             connections,
             iterators: gauge!(ITERATORS),
-            queued: HashMap::new(),
+            queued: IdMap::default(),
             timing: TIMING.load(Ordering::Relaxed),
             open_iterators: Vec::new(),
         }

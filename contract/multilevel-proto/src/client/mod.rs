@@ -55,9 +55,10 @@ use crate::frame::FrameDecoder;
 /// Why a conditional write or an increment fails against a server that does not offer them.
 const UNSUPPORTED_CONDITIONS: &str =
     "the server does not support conditional writes and increments (it did not announce them in its hello)";
+use crate::message::direct;
 use crate::message::{
     ClientHello, ClientMessage, ErrorCode, Goodbye, GoodbyeReason, IdMap, MAGIC, NO_REPLAY_SESSION, PROTOCOL_VERSION,
-    RemoteError, ServerHello, ServerMessage, decode_server, encode_within, encoded_len,
+    RemoteError, ServerHello, ServerMessage, decode_server, encoded_len,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,7 +197,7 @@ impl Client {
         if self.phase == Phase::Connected {
             // Encoding checks the frame size on its way (one size pass, not two).
             let max = self.server.as_ref().map_or(usize::MAX, |server| server.max_frame as usize);
-            encode_within(&msg, max, &mut self.held).map_err(|len| IssueError::TooLarge { len, max })?;
+            direct::encode_client(&msg, max, &mut self.held).map_err(|len| IssueError::TooLarge { len, max })?;
             self.held_count += 1;
         } else {
             self.check_frame(&msg)?;

@@ -9,6 +9,7 @@
 //! re-exported here.
 
 mod codec;
+pub(crate) mod direct;
 mod schema;
 mod zero_copy;
 

@@ -4,9 +4,13 @@
 use bytes::Bytes;
 
 use super::{Pending, Phase, ServerConfig, ServerConnection};
-use crate::message::{IterOptions, ServerMessage, WireEntry, entry_cost};
+use crate::message::direct::{IterBatch, encode_iter_data};
+use crate::message::{ENTRY_OVERHEAD, IterOptions, ServerMessage};
 use crate::range::KeyRange;
 use crate::store::{BatchRead, StoreRequest};
+
+/// A batch's entries as the store read them: each key, and its value when values were read.
+type BatchEntries = Vec<(Bytes, Option<Bytes>)>;
 
 #[derive(Debug)]
 pub(super) struct ServerIterator {
@@ -100,15 +104,14 @@ impl ServerIterator {
         }))
     }
 
-    /// Turns a batch from the store into the frame to send, if it holds any entry. Never lets
-    /// more entries through than the limit allows; whether the iterator ended shows in the
-    /// next [`next_step`](Self::next_step).
+    /// Takes a batch from the store, keeping only the entries the limit allows; returns them
+    /// and the last key to send, if any is left. Whether the iterator ended shows in the next
+    /// [`next_step`](Self::next_step).
     pub(super) fn take_batch(
         &mut self,
-        id: u64,
         mut entries: Vec<(Bytes, Option<Bytes>)>,
         exhausted: bool,
-    ) -> Option<ServerMessage> {
+    ) -> Option<(BatchEntries, Bytes)> {
         self.reading = false;
         if let Some(remaining) = self.remaining {
             entries.truncate(usize::try_from(remaining).unwrap_or(usize::MAX));
@@ -125,17 +128,19 @@ impl ServerIterator {
         };
         self.range = if self.options.reverse { self.range.before(&last_key) } else { self.range.after(&last_key) };
         ended |= self.range.is_empty();
-        let wire: Vec<WireEntry> = entries
-            .into_iter()
-            .map(|(key, value)| WireEntry {
-                key: self.options.keys.then_some(key),
-                value: if self.options.values { Some(value.unwrap_or_default()) } else { None },
+        let (keys, values) = (self.options.keys, self.options.values);
+        // What `entry_cost` charges for each entry as sent (an absent value is sent empty).
+        let cost: u64 = entries
+            .iter()
+            .map(|(key, value)| {
+                let key = if keys { key.len() } else { 0 };
+                let value = if values { value.as_ref().map_or(0, Bytes::len) } else { 0 };
+                (key + value) as u64 + ENTRY_OVERHEAD
             })
-            .collect();
-        let cost: u64 = wire.iter().map(entry_cost).sum();
+            .sum();
         self.credit = self.credit.saturating_sub(cost);
         self.ended = ended;
-        Some(ServerMessage::IterData { id, epoch: self.epoch, entries: wire, last_key })
+        Some((entries, last_key))
     }
 }
 
@@ -189,8 +194,19 @@ impl ServerConnection {
         if epoch != iter.epoch {
             // A seek arrived while this batch was read; it belongs to the old position.
             iter.reading = false;
-        } else if let Some(data) = iter.take_batch(id, entries, exhausted) {
-            self.send(&data);
+        } else if let Some((entries, last_key)) = iter.take_batch(entries, exhausted) {
+            let batch = IterBatch {
+                id,
+                epoch,
+                entries: &entries,
+                keys: iter.options.keys,
+                values: iter.options.values,
+                last_key: &last_key,
+            };
+            if let Err(len) = encode_iter_data(&batch, self.client_max_frame as usize, &mut self.out) {
+                let error = self.too_large(len);
+                self.refuse_iter_data(id, error);
+            }
         }
         // This read's bytes are no longer reserved: any iterator may go on, not only this one.
         self.resume_iterators();

@@ -38,9 +38,10 @@ use watch::ServerWatch;
 
 use crate::condition::{Condition, ConditionFailed, FEATURE_CONDITIONS};
 use crate::frame::FrameDecoder;
+use crate::message::direct;
 use crate::message::{
     BatchOp, ClientMessage, ErrorCode, Goodbye, GoodbyeReason, RemoteError, ServerMessage, SessionId, decode_client,
-    encode, encode_within,
+    encode,
 };
 use crate::store::{Outcome, StoreError, StoreRequest, WriteOp, WriteRequest};
 use crate::sublevel::SublevelPrefix;
@@ -537,20 +538,13 @@ impl ServerConnection {
     /// so in its place: a frame the client cannot take would cost it the connection, and with
     /// retry it would ask again forever.
     fn send(&mut self, msg: &ServerMessage) {
-        let Err(len) = encode_within(msg, self.client_max_frame as usize, &mut self.out) else { return };
-        let message =
-            format!("an answer of {len} bytes exceeds the client's maximum frame of {} bytes", self.client_max_frame);
-        let error = RemoteError::new(ErrorCode::TooLarge, message);
+        let Err(len) = direct::encode_server(msg, self.client_max_frame as usize, &mut self.out) else { return };
+        let error = self.too_large(len);
         match msg {
             ServerMessage::Value { id, .. } | ServerMessage::Values { id, .. } | ServerMessage::Stats { id, .. } => {
                 encode(&ServerMessage::Error { id: *id, error }, &mut self.out);
             }
-            ServerMessage::IterData { id, .. } => {
-                if self.iterators.remove(id).is_some() {
-                    self.scheduler.close_iterator(*id);
-                }
-                encode(&ServerMessage::IterError { id: *id, error }, &mut self.out);
-            }
+            ServerMessage::IterData { id, .. } => self.refuse_iter_data(*id, error),
             ServerMessage::WatchData { id, .. } => {
                 // Only a single event over half the client's frame gets here.
                 self.close_watch(*id);
@@ -566,5 +560,20 @@ impl ServerConnection {
             }
             other => encode(other, &mut self.out),
         }
+    }
+
+    /// The error that replaces an answer of `len` bytes the client could not take.
+    fn too_large(&self, len: usize) -> RemoteError {
+        let message =
+            format!("an answer of {len} bytes exceeds the client's maximum frame of {} bytes", self.client_max_frame);
+        RemoteError::new(ErrorCode::TooLarge, message)
+    }
+
+    /// Ends iterator `id` with `error` instead of a batch that could not be sent.
+    fn refuse_iter_data(&mut self, id: u64, error: RemoteError) {
+        if self.iterators.remove(&id).is_some() {
+            self.scheduler.close_iterator(id);
+        }
+        encode(&ServerMessage::IterError { id, error }, &mut self.out);
     }
 }

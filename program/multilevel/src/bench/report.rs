@@ -57,6 +57,12 @@ pub struct Report {
     pub failures: Vec<String>,
 }
 
+/// A figure for the table: whole numbers for rates, two decimals for small figures (µs of CPU
+/// per request, KiB per connection) that would otherwise print as 0 or 1.
+fn figure_value(value: f64) -> String {
+    if value.abs() < 100.0 { format!("{value:.2}") } else { format!("{value:.0}") }
+}
+
 impl Report {
     pub(crate) fn new(placement: String) -> Self {
         Self { placement, figures: Vec::new(), notes: Vec::new(), failures: Vec::new() }
@@ -73,7 +79,7 @@ impl Report {
         for f in &self.figures {
             let lat = |i: usize| f.latency_us.map_or("-".to_owned(), |l| format!("{:.1}", l[i]));
             let (anchor, value) = match &f.anchor {
-                Some((name, value)) => (name.clone(), format!("{value:.0}")),
+                Some((name, value)) => (name.clone(), figure_value(*value)),
                 None => ("-".to_owned(), "-".to_owned()),
             };
             let mut ratio = f.ratio().map_or("-".to_owned(), |r| format!("{r:.2}x"));
@@ -82,9 +88,9 @@ impl Report {
             }
             let _ = writeln!(
                 out,
-                "{:<46} {:>12.0} {:>9} {:>9} {:>9}  {:<34} {:>12} {:>8}",
+                "{:<46} {:>12} {:>9} {:>9} {:>9}  {:<34} {:>12} {:>8}",
                 f.name,
-                f.per_sec,
+                figure_value(f.per_sec),
                 lat(0),
                 lat(1),
                 lat(2),
