@@ -5,8 +5,9 @@
 //! `cargo run --release -p multilevel-tokio --example pipelined_load -- get 300000`
 //!
 //! Workloads: `get` and `put` (50 clients x 64 requests in flight, each driven from one task as
-//! `multilevel bench` does), `scan` (whole scans of the 100,000 entries, one iterator at a time, until the count is read).
-//! Keys are 16 bytes, values 100 bytes.
+//! `multilevel bench` does), `put1` (50 clients x 1 put in flight), `scan` (whole scans of the 100,000 entries, one iterator at a time, until the count is read).
+//! Keys are 16 bytes, values 100 bytes. A third argument, an address, drives that server
+//! instead of one in this process (e.g. `multilevel serve` under `perf record`).
 
 use std::time::Instant;
 
@@ -27,20 +28,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let workload = args.next().unwrap_or_else(|| "get".into());
     let ops: u64 = args.next().map_or(Ok(300_000), |n| n.parse())?;
+    let server: Option<std::net::SocketAddr> = args.next().map(|a| a.parse()).transpose()?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(run(&workload, ops))
+    runtime.block_on(run(&workload, ops, server))
 }
 
-async fn run(workload: &str, ops: u64) -> Result<(), Box<dyn std::error::Error>> {
+async fn run(workload: &str, ops: u64, server: Option<std::net::SocketAddr>) -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
-    // A 1 GiB map (it grows if needed) so that valgrind, which refuses the default 64 GiB, can run it.
-    let store = Store::open(dir.path(), StoreOptions::default().no_sync(true).map_size(1 << 30))?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let server = Server::new(store);
-    let serving = server.clone();
-    tokio::spawn(async move { serving.serve_tcp(listener).await });
-
+    let addr = match server {
+        Some(addr) => addr,
+        None => start_server(dir.path()).await?,
+    };
     let clients: Vec<Client> = (0..CLIENTS).map(|_| Client::tcp(addr, ClientOptions::default())).collect();
     let value = vec![b'v'; 100];
     for chunk in (0..KEYS).collect::<Vec<_>>().chunks(1000) {
@@ -63,12 +61,14 @@ async fn run(workload: &str, ops: u64) -> Result<(), Box<dyn std::error::Error>>
             }
             n
         }
-        "get" | "put" => {
-            let put = workload == "put";
+        "get" | "put" | "put1" => {
+            let put = workload != "get";
+            // `put1`: one request in flight per client, as a durable server's group commit sees it.
+            let depth = if workload == "put1" { 1 } else { DEPTH };
             let tasks = clients.iter().enumerate().map(|(c, client)| {
                 let (client, value) = (client.clone(), value.clone());
                 tokio::spawn(async move {
-                    let lanes = (0..DEPTH).map(|lane| {
+                    let lanes = (0..depth).map(|lane| {
                         let (client, value) = (client.clone(), value.clone());
                         async move {
                             let mut i = lane * CLIENTS + c as u64;
@@ -78,7 +78,7 @@ async fn run(workload: &str, ops: u64) -> Result<(), Box<dyn std::error::Error>>
                                 } else {
                                     client.get(key(i % KEYS)).await?;
                                 }
-                                i += CLIENTS * DEPTH;
+                                i += CLIENTS * depth;
                             }
                             Ok::<_, multilevel_tokio::Error>(())
                         }
@@ -94,11 +94,23 @@ async fn run(workload: &str, ops: u64) -> Result<(), Box<dyn std::error::Error>>
         other => return Err(format!("unknown workload {other:?}: get, put or scan").into()),
     };
     let elapsed = start.elapsed();
-    println!("{workload}: {done} in {elapsed:.2?}, {:.0}/s", done as f64 / elapsed.as_secs_f64());
+    let mut line = format!("{workload}: {done} in {elapsed:.2?}, {:.0}/s", done as f64 / elapsed.as_secs_f64());
     for (name, value) in clients[0].stats().await? {
         if name == "writes" || name == "commits" {
-            println!("  {name}: {value}");
+            line += &format!(", {name} {value}");
         }
     }
+    println!("{line}");
     Ok(())
+}
+
+/// A server on a fresh no-sync store in `dir`, on this runtime; returns its address.
+async fn start_server(dir: &std::path::Path) -> Result<std::net::SocketAddr, Box<dyn std::error::Error>> {
+    // A 1 GiB map (it grows if needed) so that valgrind, which refuses the default 64 GiB, can run it.
+    let store = Store::open(dir, StoreOptions::default().no_sync(true).map_size(1 << 30))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = Server::new(store);
+    tokio::spawn(async move { server.serve_tcp(listener).await });
+    Ok(addr)
 }

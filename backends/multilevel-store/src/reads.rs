@@ -16,10 +16,8 @@ fn get_one(shared: &Shared, txn: &RoTxn<'_>, key: &[u8]) -> Result<Option<Bytes>
         return Ok(None);
     }
     // The stored key is built on the stack: no allocation per read.
-    let mut stored = [0u8; keys::MAX_KEY_SIZE + 1];
-    let stored = keys::encode_into(key, &mut stored);
-    let value = shared.data.get(txn, stored).map_err(|e| internal("reading a key", &e))?;
-    Ok(value.map(Bytes::copy_from_slice))
+    let value = keys::with_stored(key, |stored| shared.data.get(txn, stored));
+    Ok(value.map_err(|e| internal("reading a key", &e))?.map(Bytes::copy_from_slice))
 }
 
 /// `Get`: one key, in the read transaction `txn`.
