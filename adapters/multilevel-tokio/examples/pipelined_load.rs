@@ -5,9 +5,9 @@
 //! `cargo run --release -p multilevel-tokio --example pipelined_load -- get 300000`
 //!
 //! Workloads: `get` and `put` (50 clients x 64 requests in flight, each driven from one task as
-//! `multilevel bench` does), `put1` (50 clients x 1 put in flight), `scan` (whole scans of the 100,000 entries, one iterator at a time, until the count is read).
-//! Keys are 16 bytes, values 100 bytes. A third argument, an address, drives that server
-//! instead of one in this process (e.g. `multilevel serve` under `perf record`).
+//! `multilevel bench` does), `put1` (50 clients x 1 put in flight), `seq` (one get at a time), `scan` (whole scans of the 100,000 entries, one iterator at a time, until the count is read).
+//! Keys are 16 bytes, values 100 bytes. A third argument, an address (`HOST:PORT` or `unix:PATH`),
+//! drives that server instead of one in this process (e.g. `multilevel serve` under `perf record`).
 
 use std::time::Instant;
 
@@ -28,18 +28,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let workload = args.next().unwrap_or_else(|| "get".into());
     let ops: u64 = args.next().map_or(Ok(300_000), |n| n.parse())?;
-    let server: Option<std::net::SocketAddr> = args.next().map(|a| a.parse()).transpose()?;
+    let server = args.next();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(run(&workload, ops, server))
 }
 
-async fn run(workload: &str, ops: u64, server: Option<std::net::SocketAddr>) -> Result<(), Box<dyn std::error::Error>> {
+async fn run(workload: &str, ops: u64, server: Option<String>) -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
-    let addr = match server {
-        Some(addr) => addr,
-        None => start_server(dir.path()).await?,
+    let connect = |server: &str| match server.strip_prefix("unix:") {
+        Some(path) => Ok(Client::unix(path, ClientOptions::default())),
+        None => server.parse::<std::net::SocketAddr>().map(|addr| Client::tcp(addr, ClientOptions::default())),
     };
-    let clients: Vec<Client> = (0..CLIENTS).map(|_| Client::tcp(addr, ClientOptions::default())).collect();
+    let clients = match server {
+        Some(server) => (0..CLIENTS).map(|_| connect(&server)).collect::<Result<Vec<_>, _>>()?,
+        None => {
+            let addr = start_server(dir.path()).await?;
+            (0..CLIENTS).map(|_| Client::tcp(addr, ClientOptions::default())).collect()
+        }
+    };
     let value = vec![b'v'; 100];
     for chunk in (0..KEYS).collect::<Vec<_>>().chunks(1000) {
         let ops =
@@ -60,6 +66,13 @@ async fn run(workload: &str, ops: u64, server: Option<std::net::SocketAddr>) -> 
                 }
             }
             n
+        }
+        "seq" => {
+            // One get at a time from one client: the round trip's latency.
+            for i in 0..ops {
+                clients[0].get(key(i % KEYS)).await?;
+            }
+            ops
         }
         "get" | "put" | "put1" => {
             let put = workload != "get";

@@ -132,10 +132,8 @@ impl ClientIterator {
         if !entries.is_empty() {
             self.credit_cap.received();
         }
-        for entry in entries {
-            self.buffered_bytes += entry_cost(&entry);
-            self.buffer.push_back(entry);
-        }
+        self.buffered_bytes += entries.iter().map(entry_cost).sum::<u64>();
+        self.buffer.extend(entries);
         self.range = if self.options.reverse { self.range.before(&last_key) } else { self.range.after(&last_key) };
         Ok(())
     }
@@ -193,12 +191,16 @@ impl ClientIterator {
             .map_or(usize::MAX, |limit| usize::try_from(limit.saturating_sub(self.yielded)).unwrap_or(usize::MAX));
         let max_entries = max_entries.min(allowed);
         let (mut count, mut cost) = (0usize, 0u64);
-        while count < max_entries && cost < max_bytes {
-            let Some(entry) = self.buffer.pop_front() else { break };
-            cost += entry_cost(&entry);
+        for entry in self.buffer.iter() {
+            if count >= max_entries || cost >= max_bytes {
+                break;
+            }
+            cost += entry_cost(entry);
             count += 1;
-            out.push_back(unprefixed(entry, self.prefix.len()));
         }
+        // Moved in one go rather than popped and pushed one by one.
+        let strip = self.prefix.len();
+        out.extend(self.buffer.drain(..count).map(|entry| unprefixed(entry, strip)));
         if count == 0 {
             return (0, None);
         }
