@@ -31,8 +31,6 @@ pub(crate) fn get_many(shared: &Shared, txn: &ReadTxn<'_>, keys: &[Bytes]) -> Re
     Ok(Outcome::Values(values))
 }
 
-type Entries<'t> = Box<dyn Iterator<Item = heed::Result<(&'t [u8], &'t [u8])>> + 't>;
-
 /// One iterator batch from a snapshot, with the same caps and `exhausted` rule as
 /// [`multilevel_proto::memory::read_batch`]: at most `max_entries` entries, stopping after the
 /// entry that makes the key (and value, when asked for) bytes reach `max_bytes`, and
@@ -42,12 +40,24 @@ pub(crate) fn read_batch(data: Db, txn: &RoTxn<'_>, read: &BatchRead) -> Result<
         return Ok(Outcome::Batch { entries: Vec::new(), exhausted: true });
     };
     let bounds = keys::as_slices(&range);
-    let err = |e: heed::Error| internal("reading an iterator batch", &e);
-    let mut iter: Entries<'_> = if read.reverse {
-        Box::new(data.rev_range(txn, &bounds).map_err(err)?)
+    // Each direction's iterator has its own type: one copy of the loop each, no dynamic call
+    // per entry.
+    if read.reverse {
+        collect_batch(data.rev_range(txn, &bounds).map_err(batch_error)?, read)
     } else {
-        Box::new(data.range(txn, &bounds).map_err(err)?)
-    };
+        collect_batch(data.range(txn, &bounds).map_err(batch_error)?, read)
+    }
+}
+
+fn batch_error(e: heed::Error) -> StoreError {
+    internal("reading an iterator batch", &e)
+}
+
+/// Reads one batch from `iter` under `read`'s caps.
+fn collect_batch<'t>(
+    mut iter: impl Iterator<Item = heed::Result<(&'t [u8], &'t [u8])>>,
+    read: &BatchRead,
+) -> Result<Outcome, StoreError> {
     // Keys and values are copied into one buffer, and the entries are slices of it: one
     // allocation per batch rather than two per entry. The last entry may go past `max_bytes`:
     // leave room for a usual one so the buffer does not grow (and copy) for it.
@@ -57,9 +67,9 @@ pub(crate) fn read_batch(data: Db, txn: &RoTxn<'_>, read: &BatchRead) -> Result<
     let mut bytes = 0u64;
     let exhausted = loop {
         if spans.len() as u64 >= read.max_entries || bytes >= read.max_bytes {
-            break iter.next().transpose().map_err(err)?.is_none();
+            break iter.next().transpose().map_err(batch_error)?.is_none();
         }
-        let Some((key, value)) = iter.next().transpose().map_err(err)? else {
+        let Some((key, value)) = iter.next().transpose().map_err(batch_error)? else {
             break true;
         };
         let key = keys::decode(key);
