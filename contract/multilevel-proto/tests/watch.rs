@@ -325,5 +325,5 @@ fn a_quiet_watch_keeps_its_whole_window_across_clean_reconnects() {
     while let WatchPoll::Event(_) = sim.client.watch_next(watch) {
         buffered += 1;
     }
-    assert_eq!(buffered, 100, "a 256 KiB window holds all 100 events of 1 KB");
+    assert_eq!(buffered, 100, "the default window holds all 100 events of 1 KB");
 }
