@@ -55,10 +55,9 @@ use crate::frame::FrameDecoder;
 /// Why a conditional write or an increment fails against a server that does not offer them.
 const UNSUPPORTED_CONDITIONS: &str =
     "the server does not support conditional writes and increments (it did not announce them in its hello)";
-use crate::message::direct;
 use crate::message::{
     ClientHello, ClientMessage, ErrorCode, Goodbye, GoodbyeReason, IdMap, MAGIC, NO_REPLAY_SESSION, PROTOCOL_VERSION,
-    RemoteError, ServerHello, ServerMessage, decode_server, encoded_len,
+    RemoteError, ServerHello, ServerMessage, decode_server, direct, encoded_len,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

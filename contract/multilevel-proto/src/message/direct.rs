@@ -11,18 +11,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::codec::encode_within;
 use super::schema::{ClientMessage, ServerMessage};
+use super::tags::{DEL, GET, ITER_DATA, PUT, VALUE};
 use crate::frame::put_prefix;
-
-/// Variant index of [`ClientMessage::Get`].
-const GET: u64 = 4;
-/// Variant index of [`ClientMessage::Put`].
-const PUT: u64 = 6;
-/// Variant index of [`ClientMessage::Del`].
-const DEL: u64 = 7;
-/// Variant index of [`ServerMessage::Value`].
-const VALUE: u64 = 4;
-/// Variant index of [`ServerMessage::IterData`].
-const ITER_DATA: u64 = 8;
 
 /// Appends `msg` as one frame to `out` if its body is at most `max` bytes, as
 /// [`encode_within`] does; gets, puts and deletes without serde.

@@ -5,12 +5,14 @@
 //! their layout forever, so peers of different versions can still tell each other so.
 //!
 //! The schema (the message types) is in `schema`, the postcard encoding and strict decoding in
-//! `codec`, and the zero-copy decoders of the bulk messages in `zero_copy`; everything is
+//! `codec`, the zero-copy decoders of the bulk messages in `zero_copy` and the direct encoders of
+//! the most frequent ones in `direct` (their variant indices in `tags`); everything public is
 //! re-exported here.
 
 mod codec;
 pub(crate) mod direct;
 mod schema;
+mod tags;
 mod zero_copy;
 
 pub use codec::{DecodeError, WireMessage, copy, decode, decode_prefix, encode, encode_within, encoded_len};

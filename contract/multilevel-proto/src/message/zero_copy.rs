@@ -37,18 +37,7 @@ mod shared {
 
     use super::{ClientMessage, ServerMessage};
     use crate::message::WireEntry;
-
-    /// Variant index of [`ClientMessage::Get`].
-    const GET: u64 = 4;
-    /// Variant index of [`ClientMessage::Put`].
-    const PUT: u64 = 6;
-    /// Variant index of [`ClientMessage::Del`].
-    const DEL: u64 = 7;
-
-    /// Variant index of [`ServerMessage::Value`].
-    const VALUE: u64 = 4;
-    /// Variant index of [`ServerMessage::IterData`].
-    const ITER_DATA: u64 = 8;
+    use crate::message::tags::{DEL, GET, ITER_DATA, PUT, VALUE};
 
     struct Reader<'a> {
         body: &'a Bytes,

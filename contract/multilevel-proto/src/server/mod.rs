@@ -38,10 +38,9 @@ use watch::ServerWatch;
 
 use crate::condition::{Condition, ConditionFailed, FEATURE_CONDITIONS};
 use crate::frame::FrameDecoder;
-use crate::message::direct;
 use crate::message::{
     BatchOp, ClientMessage, ErrorCode, Goodbye, GoodbyeReason, RemoteError, ServerMessage, SessionId, decode_client,
-    encode,
+    direct, encode,
 };
 use crate::store::{Outcome, StoreError, StoreRequest, WriteOp, WriteRequest};
 use crate::sublevel::SublevelPrefix;
