@@ -18,7 +18,7 @@ use std::ops::Bound;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use heed::{MdbError, PutFlags, RoTxn, RwTxn};
-use multilevel_proto::change::{Change, ChangeEvent, ChangeRead, Cursor, WatchStart, select_changes};
+use multilevel_proto::change::{Change, ChangeEvent, ChangeRead, Cursor, LogSpan, WatchStart, select_changes};
 use multilevel_proto::{Outcome, StoreError};
 
 use crate::env::Db;
@@ -72,17 +72,14 @@ impl Meta {
         Some(Meta { head: field(0), trimmed: field(1), bytes: field(2) })
     }
 
-    /// The oldest position kept (`head + 1` when nothing is).
-    pub(crate) fn oldest(self) -> u64 {
-        self.trimmed.saturating_add(1)
+    /// The positions kept, by the rule every log shares.
+    pub(crate) fn span(self) -> LogSpan {
+        LogSpan { head: self.head, trimmed: self.trimmed }
     }
 
-    /// Fails with `Compacted` if `from` is older than the history kept.
-    fn check(self, from: Cursor) -> Result<(), StoreError> {
-        if from.position <= self.trimmed {
-            return Err(StoreError::Compacted { oldest: self.oldest() });
-        }
-        Ok(())
+    /// The oldest position kept (`head + 1` when nothing is).
+    pub(crate) fn oldest(self) -> u64 {
+        self.span().oldest()
     }
 }
 
@@ -216,14 +213,7 @@ impl Appender {
 /// Answers `OpenWatch`.
 pub(crate) fn open(db: Option<Db>, txn: &RoTxn<'_>, start: WatchStart) -> Result<Outcome, StoreError> {
     let meta = load_meta(db, txn).map_err(|e| internal("reading the change log", &e))?;
-    let cursor = match start {
-        WatchStart::Now => Cursor::after(meta.head),
-        WatchStart::At(cursor) => {
-            meta.check(cursor)?;
-            cursor
-        }
-    };
-    Ok(Outcome::WatchOpened(cursor))
+    meta.span().open(start).map(Outcome::WatchOpened)
 }
 
 /// Answers `ReadChanges` from `txn`, or `None` when no commit is at or after `read.from` yet
@@ -231,7 +221,7 @@ pub(crate) fn open(db: Option<Db>, txn: &RoTxn<'_>, start: WatchStart) -> Result
 pub(crate) fn read(db: Option<Db>, txn: &RoTxn<'_>, read: &ChangeRead) -> Result<Option<Outcome>, StoreError> {
     let err = |e: heed::Error| internal("reading the change log", &e);
     let meta = load_meta(db, txn).map_err(err)?;
-    meta.check(read.from)?;
+    meta.span().check(read.from)?;
     let Some(db) = db.filter(|_| read.from.position <= meta.head) else { return Ok(None) };
     let mut budget = read.max_bytes.max(1);
     let mut events: Vec<ChangeEvent> = Vec::new();
@@ -285,8 +275,8 @@ mod tests {
         assert_eq!(Meta::from_stored(&meta.to_stored()), Some(meta));
         assert_eq!(Meta::from_stored(&[META_VERSION]), None);
         assert_eq!(meta.oldest(), 4);
-        assert_eq!(meta.check(Cursor::at(3)), Err(StoreError::Compacted { oldest: 4 }));
-        assert_eq!(meta.check(Cursor::at(4)), Ok(()));
+        assert_eq!(meta.span().check(Cursor::at(3)), Err(StoreError::Compacted { oldest: 4 }));
+        assert_eq!(meta.span().check(Cursor::at(4)), Ok(()));
     }
 
     #[test]

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::iter_cost::ENTRY_OVERHEAD;
 use crate::range::KeyRange;
+use crate::store::StoreError;
 
 /// The hello feature bit for watches.
 pub const FEATURE_WATCH: u64 = 1 << 1;
@@ -98,6 +99,42 @@ impl Cursor {
     /// The start of the first commit after `position`.
     pub fn after(position: u64) -> Self {
         Self::at(position.saturating_add(1))
+    }
+}
+
+/// The commits a change log still holds, as a backend with positions of its own (the memory
+/// log, LMDB) answers `OpenWatch` and checks the cursor of a `ReadChanges` from it: the same
+/// rule everywhere, written once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogSpan {
+    /// The newest commit's position (0 before the first).
+    pub head: u64,
+    /// The highest position dropped by the retention (0 when none was): the log holds exactly
+    /// `trimmed + 1 ..= head`.
+    pub trimmed: u64,
+}
+
+impl LogSpan {
+    /// The oldest position a watch may still start at.
+    pub fn oldest(self) -> u64 {
+        self.trimmed.saturating_add(1)
+    }
+
+    /// Fails with [`StoreError::Compacted`] if a read from `from` would miss trimmed commits.
+    pub fn check(self, from: Cursor) -> Result<(), StoreError> {
+        if from.position <= self.trimmed {
+            return Err(StoreError::Compacted { oldest: self.oldest() });
+        }
+        Ok(())
+    }
+
+    /// Where a watch starting at `start` begins: after the head for [`WatchStart::Now`], else
+    /// the cursor given, if the log still holds it.
+    pub fn open(self, start: WatchStart) -> Result<Cursor, StoreError> {
+        match start {
+            WatchStart::Now => Ok(Cursor::after(self.head)),
+            WatchStart::At(cursor) => self.check(cursor).map(|()| cursor),
+        }
     }
 }
 
@@ -250,4 +287,19 @@ pub fn select_changes(
         last.commit_end = true;
     }
     next
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_span_opens_and_checks_by_one_rule() {
+        let span = LogSpan { head: 9, trimmed: 3 };
+        assert_eq!(span.open(WatchStart::Now), Ok(Cursor::at(10)));
+        assert_eq!(span.open(WatchStart::At(Cursor::at(4))), Ok(Cursor::at(4)));
+        assert_eq!(span.open(WatchStart::At(Cursor::at(3))), Err(StoreError::Compacted { oldest: 4 }));
+        assert_eq!(span.check(Cursor { position: 3, index: 2 }), Err(StoreError::Compacted { oldest: 4 }));
+        assert_eq!(LogSpan::default().open(WatchStart::At(Cursor::at(1))), Ok(Cursor::at(1)));
+    }
 }

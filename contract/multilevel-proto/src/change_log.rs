@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use crate::change::{Change, ChangeEvent, ChangeRead, Cursor, WatchStart, select_changes};
+use crate::change::{Change, ChangeEvent, ChangeRead, Cursor, LogSpan, WatchStart, select_changes};
 use crate::store::{Outcome, StoreError};
 
 /// Commits kept by default.
@@ -67,29 +67,20 @@ impl ChangeLog {
         }
     }
 
-    fn check(&self, from: Cursor) -> Result<(), StoreError> {
-        if from.position <= self.trimmed {
-            return Err(StoreError::Compacted { oldest: self.trimmed + 1 });
-        }
-        Ok(())
+    /// The positions the log still holds.
+    fn span(&self) -> LogSpan {
+        LogSpan { head: self.head, trimmed: self.trimmed }
     }
 
     /// Answers [`StoreRequest::OpenWatch`](crate::StoreRequest::OpenWatch).
     pub fn open(&self, start: WatchStart) -> Result<Outcome, StoreError> {
-        let cursor = match start {
-            WatchStart::Now => Cursor::after(self.head),
-            WatchStart::At(cursor) => {
-                self.check(cursor)?;
-                cursor
-            }
-        };
-        Ok(Outcome::WatchOpened(cursor))
+        self.span().open(start).map(Outcome::WatchOpened)
     }
 
     /// Answers [`StoreRequest::ReadChanges`](crate::StoreRequest::ReadChanges), or `None`
     /// when no commit is at or after `read.from` yet (the read must wait for one).
     pub fn read(&self, read: &ChangeRead) -> Result<Option<Outcome>, StoreError> {
-        self.check(read.from)?;
+        self.span().check(read.from)?;
         if read.from.position > self.head {
             return Ok(None);
         }

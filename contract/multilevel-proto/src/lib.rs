@@ -116,7 +116,7 @@ pub use serde as __serde;
 
 pub use auth::{Grant, Role, Tokens, TokensError};
 pub use backoff::Backoff;
-pub use change::{Change, ChangeEvent, ChangeRead, Cursor, FEATURE_WATCH, WatchOptions, WatchStart};
+pub use change::{Change, ChangeEvent, ChangeRead, Cursor, FEATURE_WATCH, LogSpan, WatchOptions, WatchStart};
 pub use client::{
     CallError, Client, ClientConfig, ClientEvent, ClientOptions, ConnectFailure, ConnectionError, ConnectionState,
     ErrorKind, IssueError, IterPoll, Request, RequestError, Response, WatchPoll,
